@@ -1,0 +1,1 @@
+"""posd: the serial-tracking POS terminal daemon."""

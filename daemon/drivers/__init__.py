@@ -1,0 +1,1 @@
+"""Device drivers: bytes and key events in, domain events out; commands in, bytes out."""

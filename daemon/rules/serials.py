@@ -1,0 +1,68 @@
+"""Serial numbers: the key uniqueness is judged on, and what a serial may contain.
+
+A serial is stored exactly as the supplier printed it. Uniqueness and look-up use
+its key: Unicode NFKC, trimmed, upper-cased, so a full-width "ＳＮ１" scanned from one
+label and "sn1" typed by hand find the same unit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_SERIAL_LENGTH = 64
+_ALLOWED_PUNCTUATION = frozenset("-_./:")
+
+
+class SerialProblem(ValueError):
+    """A serial that cannot be accepted; the message says why and what is allowed."""
+
+
+def serial_key(serial: str) -> str:
+    """The normalised key of a serial: NFKC, trimmed, upper-cased."""
+    return unicodedata.normalize("NFKC", serial).strip().upper()
+
+
+def check_serial(serial: str) -> str:
+    """Return the serial's key, or raise SerialProblem quoting the bad value."""
+    key = serial_key(serial)
+    if not key:
+        raise SerialProblem(f"serial {serial!r} is empty")
+    if len(key) > MAX_SERIAL_LENGTH:
+        raise SerialProblem(
+            f"serial {serial[:20]!r}… is {len(key)} characters; the most is {MAX_SERIAL_LENGTH}"
+        )
+    for ch in key:
+        if ch.isalnum() or ch in _ALLOWED_PUNCTUATION:
+            continue
+        if unicodedata.category(ch)[0] == "C":
+            what = f"a control character (U+{ord(ch):04X})"
+        elif ch.isspace():
+            what = "a space"
+        else:
+            what = f"the character {ch!r}"
+        raise SerialProblem(
+            f"serial {serial!r} has {what}; serials are letters, digits and - _ . / : only"
+        )
+    return key
+
+
+def compile_serial_rule(pattern: str) -> re.Pattern[str]:
+    """Compile a product's serial format rule (a regular expression over the key)."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise SerialProblem(f"serial rule {pattern!r} is not a valid pattern: {exc}") from None
+
+
+def check_serial_rule(key: str, rule: re.Pattern[str] | None, product: str) -> None:
+    """Raise SerialProblem when the key does not match the product's format rule."""
+    if rule is not None and rule.fullmatch(key) is None:
+        raise SerialProblem(
+            f"serial {key!r} does not match the format of {product} ({rule.pattern})"
+        )
+
+
+def serial_prefix(key: str, length: int) -> str:
+    """The prefix under which a unit is counted on the dashboard."""
+    return key[:length]
