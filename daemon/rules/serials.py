@@ -1,8 +1,8 @@
 """Serial numbers: the key uniqueness is judged on, and what a serial may contain.
 
 A serial is stored exactly as the supplier printed it. Uniqueness and look-up use
-its key: Unicode NFKC, trimmed, upper-cased, so a full-width "ＳＮ１" scanned from one
-label and "sn1" typed by hand find the same unit.
+its key: Unicode NFKC, trimmed, upper-cased, so a full-width serial scanned from one
+label and the same serial typed in lower case by hand find the same unit.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import unicodedata
 
 MAX_SERIAL_LENGTH = 64
 _ALLOWED_PUNCTUATION = frozenset("-_./:")
+# Most serials are plain ASCII; those need no Unicode normalisation.
+_PLAIN_KEY = re.compile(r"[A-Z0-9._/:-]{1,%d}" % MAX_SERIAL_LENGTH)
 
 
 class SerialProblem(ValueError):
@@ -25,6 +27,10 @@ def serial_key(serial: str) -> str:
 
 def check_serial(serial: str) -> str:
     """Return the serial's key, or raise SerialProblem quoting the bad value."""
+    if serial.isascii():
+        key = serial.strip().upper()
+        if _PLAIN_KEY.fullmatch(key):
+            return key
     key = serial_key(serial)
     if not key:
         raise SerialProblem(f"serial {serial!r} is empty")

@@ -255,9 +255,7 @@ def decide(unit: UnitView | None, request: Request) -> Allowed | Refused:
     return Allowed(target, branch, tuple(overridden))
 
 
-def _choose_target(
-    unit: UnitView, request: Request, targets: frozenset[State]
-) -> State | Refused:
+def _choose_target(unit: UnitView, request: Request, targets: frozenset[State]) -> State | Refused:
     if len(targets) == 1:
         return next(iter(targets))
     if request.op is Op.REPAIR_CLOSE and request.disposition is None:
@@ -278,7 +276,9 @@ def _refuse_state(unit: UnitView, request: Request) -> Refused:
     if op in _SALE_OPS and unit.state is S.SOLD:
         return Refused("already_sold", f"{unit.label} is already {where(unit)}")
     if op is Op.RETURN:
-        return Refused("not_sold", f"{unit.label} is {where(unit)}; only a sold unit can be returned")
+        return Refused(
+            "not_sold", f"{unit.label} is {where(unit)}; only a sold unit can be returned"
+        )
     action = op.value.replace("_", " ")
     allowed = ", ".join(sorted(_STATE_WORDS[s] for s in TRANSITIONS[op] if s is not None))
     return Refused(

@@ -1,0 +1,153 @@
+"""Proving the ledger has not been edited: the hash chain and a replay of the log.
+
+`verify_chain` recomputes every terminal's chain and names the first event whose
+stored bytes no longer match; `verify_projection` replays the whole log into a
+fresh in-memory projection and names the first unit whose current state differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import zip_longest
+
+from sqlite_utils import Database
+
+from daemon.ledger.events import body_hash, genesis_hash
+from daemon.ledger.projection import UNIT_FIELDS, Projection
+from daemon.ledger.schema import MIGRATIONS
+from daemon.ledger.store import LedgerStore
+
+REQUIRED_TRIGGERS = ("events_no_update", "events_no_delete", "products_tracking_stays_on")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first thing found wrong; `event` names the event (uuid) when there is one."""
+
+    message: str
+    event: str | None = None
+    seq: int | None = None
+    terminal: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    streams: int
+    finding: Finding | None
+
+    @property
+    def ok(self) -> bool:
+        return self.finding is None
+
+
+def verify_chain(store: LedgerStore) -> ChainReport:
+    """Recompute each (terminal, epoch) chain; stop at the first bad event."""
+    db = store.db
+    present = {
+        row["name"] for row in db.query("SELECT name FROM sqlite_master WHERE type='trigger'")
+    }
+    missing = [name for name in REQUIRED_TRIGGERS if name not in present]
+    count = 0
+    streams: set[tuple[str, str]] = set()
+    if missing:
+        return ChainReport(0, 0, Finding(f"protective trigger {missing[0]} was removed"))
+    stream: tuple[str, str] | None = None
+    expected_prev = ""
+    expected_seq = 0
+    for row in db.conn.execute(
+        "SELECT uuid, terminal, epoch, seq, kind, body, hash FROM events"
+        " ORDER BY terminal, epoch, seq"
+    ):
+        event_uuid, terminal, epoch, seq, kind, body, digest = row
+        count += 1
+        if (terminal, epoch) != stream:
+            stream = (terminal, epoch)
+            streams.add(stream)
+            expected_prev = genesis_hash(terminal, epoch)
+            expected_seq = 1
+        where = {"event": event_uuid, "seq": seq, "terminal": terminal}
+        label = f"terminal {terminal} seq {seq}"
+        problem = None
+        if seq != expected_seq:
+            problem = f"terminal {terminal}: event seq {expected_seq} is missing (found {seq} next)"
+        elif body_hash(body) != digest:
+            problem = f"{label}: stored event does not match its hash (edited after it was written)"
+        else:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = {}
+            indexed = (event_uuid, terminal, epoch, seq, kind)
+            if parsed.get("prev") != expected_prev:
+                problem = f"{label}: does not follow the event before it"
+            elif (
+                tuple(parsed.get(k) for k in ("uuid", "terminal", "epoch", "seq", "kind"))
+                != indexed
+            ):
+                problem = f"{label}: index columns disagree with the event body"
+        if problem:
+            return ChainReport(count, len(streams), Finding(problem, **where))
+        expected_prev = digest
+        expected_seq += 1
+    return ChainReport(count, len(streams), None)
+
+
+def replay(store: LedgerStore) -> Database:
+    """A fresh in-memory projection built from nothing but the event log."""
+    fresh = Database(memory=True)
+    MIGRATIONS.apply(fresh)
+    projection = Projection(fresh, store.prefix_length)
+    with fresh.atomic():
+        for (body,) in store.db.conn.execute("SELECT body FROM events ORDER BY id"):
+            projection.apply(json.loads(body))
+        projection.flush_counts()
+    return fresh
+
+
+_COMPARED = (
+    "p.code",
+    "u.serial_key",
+    "u.serial",
+    *(f"u.{name}" for name in UNIT_FIELDS),
+    "u.last_event",
+)
+
+
+def _units(db: Database) -> Iterator[tuple[object, ...]]:
+    yield from db.conn.execute(
+        f"SELECT {', '.join(_COMPARED)} FROM units u JOIN products p ON p.id = u.product_id"
+        " ORDER BY u.serial_key, p.code"
+    )
+
+
+def _counts(db: Database) -> list[tuple[object, ...]]:
+    return list(
+        db.conn.execute(
+            "SELECT p.code, c.branch, c.state, c.prefix, c.n FROM unit_counts c"
+            " JOIN products p ON p.id = c.product_id WHERE c.n != 0 ORDER BY 1, 2, 3, 4"
+        )
+    )
+
+
+def verify_projection(store: LedgerStore) -> Finding | None:
+    """Compare the stored projection with a replay of the log; None when they agree."""
+    fresh = replay(store)
+    names = [c.split(".")[1] for c in _COMPARED]
+    for stored, replayed in zip_longest(_units(store.db), _units(fresh)):
+        if stored is None or replayed is None:
+            row = stored or replayed
+            assert row is not None
+            side = "projection" if stored else "log"
+            return Finding(f"unit {row[0]} {row[2]!r} is only in the {side}")
+        if stored != replayed:
+            field = next(n for n, a, b in zip(names, stored, replayed, strict=True) if a != b)
+            return Finding(
+                f"unit {stored[0]} {stored[2]!r}: {field} is {stored[names.index(field)]!r}"
+                f" but the log says {replayed[names.index(field)]!r}"
+            )
+    if _counts(store.db) != _counts(fresh):
+        return Finding("the kept unit counts disagree with a recount from the log")
+    return None

@@ -1,0 +1,352 @@
+"""Bulk import of serials from CSV: all rows or none, every bad row reported.
+
+Columns: serial, product, po, supplier, branch, cost (and optionally received_on,
+lot, expiry). The whole file is checked in one pass (serial format, product rule,
+duplicates within the file, duplicates of active units: one indexed query per 500
+serials) before anything is written; then every row becomes a `receive` event in
+the hash chain, written in a single transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.events import BodyTemplate, ChainHead, Change, Stamp
+from daemon.ledger.ledger import Ledger
+from daemon.ledger.store import Product, Unit
+from daemon.rules.serials import (
+    SerialProblem,
+    check_serial,
+    check_serial_rule,
+    compile_serial_rule,
+)
+from daemon.rules.units import Op, Refused, Request, decide
+
+REQUIRED_COLUMNS = ("serial", "product", "po", "supplier", "branch", "cost")
+OPTIONAL_COLUMNS = ("received_on", "lot", "expiry")
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ImportRow:
+    line: int
+    serial: str
+    key: str
+    product: Product
+    po: str
+    supplier: str
+    branch: str
+    cost_cents: int
+    received_on: str
+    lot: str | None
+    expiry: str | None
+    existing: Unit | None = None
+
+
+@dataclass
+class ImportReport:
+    rows: int
+    units: int
+    documents: list[str] = field(default_factory=list)
+
+
+def import_csv(
+    ledger: Ledger, stream: IO[str], *, actor: str, progress: Progress | None = None
+) -> ImportReport:
+    """Import every row of a CSV, or none: raises Refusal listing each bad row."""
+    reader = csv.reader(stream)
+    header = [name.strip() for name in next(reader, [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing or unknown:
+        columns = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        problems = [Problem("bad_header", f"missing column {name!r}", line=1) for name in missing]
+        problems += [
+            Problem("bad_header", f"unknown column {name!r}; columns are {columns}", line=1)
+            for name in unknown
+        ]
+        raise Refusal(problems)
+    rows, problems = _check_rows(ledger, reader, header)
+    _check_against_ledger(ledger, rows, problems)
+    if problems:
+        raise Refusal(sorted(problems, key=lambda p: p.line or 0))
+    return _write(ledger, rows, actor, progress)
+
+
+def _check_rows(
+    ledger: Ledger, reader: Any, header: list[str]
+) -> tuple[list[ImportRow], list[Problem]]:
+    """Check each row on its own and against the rows before it."""
+    today = ledger.clock().date().isoformat()
+    at = {name: header.index(name) for name in header}
+    optional = [(name, at.get(name)) for name in OPTIONAL_COLUMNS]
+    products: dict[str, Product | None] = {}
+    rules: dict[str, Any] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    rows: list[ImportRow] = []
+    problems: list[Problem] = []
+    for fields in reader:
+        line = reader.line_num
+        if not fields:
+            continue  # a blank line
+        if len(fields) != len(header):
+            problems.append(
+                Problem(
+                    "malformed_row",
+                    f"has {len(fields)} fields; the header has {len(header)}",
+                    line=line,
+                )
+            )
+            continue
+        serial, code, po, supplier, branch, cost_text = (
+            fields[at[name]].strip() for name in REQUIRED_COLUMNS
+        )
+        extra = {name: fields[index].strip() for name, index in optional if index is not None}
+        if code not in products:
+            product = products[code] = ledger.product(code)
+            if product and product.serial_rule:
+                rules[code] = compile_serial_rule(product.serial_rule)
+        product = products[code]
+        problem = _row_problem(product, code, serial, po, supplier, branch)
+        if problem is None:
+            assert product is not None
+            try:
+                key = check_serial(serial)
+                check_serial_rule(key, rules.get(code), code)
+            except SerialProblem as exc:
+                problem = ("bad_serial", str(exc))
+        if problem is None and (code, key) in first_line:
+            problem = (
+                "duplicate_in_file",
+                f'serial "{serial}" of {code} is already on line {first_line[(code, key)]}',
+            )
+        cost = _cents(cost_text)
+        if problem is None and cost is None:
+            problem = ("bad_cost", f"cost {cost_text!r} is not an amount like 12.50")
+        dates = {}
+        for name in ("received_on", "expiry"):
+            if extra.get(name) and problem is None:
+                try:
+                    dates[name] = date.fromisoformat(extra[name]).isoformat()
+                except ValueError:
+                    problem = ("bad_date", f"{name} {extra[name]!r} is not a date like 2026-11-23")
+        if problem is not None:
+            problems.append(Problem(problem[0], problem[1], serial, line))
+            continue
+        assert product is not None and cost is not None
+        first_line[(code, key)] = line
+        rows.append(
+            ImportRow(
+                line=line,
+                serial=serial,
+                key=key,
+                product=product,
+                po=po,
+                supplier=supplier,
+                branch=branch,
+                cost_cents=cost,
+                received_on=dates.get("received_on", today),
+                lot=extra.get("lot") or None,
+                expiry=dates.get("expiry"),
+            )
+        )
+    return rows, problems
+
+
+def _row_problem(
+    product: Product | None, code: str, serial: str, po: str, supplier: str, branch: str
+) -> tuple[str, str] | None:
+    if product is None:
+        return ("unknown_product", f"unknown product {code!r}")
+    if not product.serial_tracked:
+        return ("not_serialized", f"{code} is not tracked by serial")
+    if not (serial and po and supplier and branch):
+        return ("missing_value", "serial, po, supplier and branch must not be empty")
+    return None
+
+
+def _cents(text: str) -> int | None:
+    if text.isdigit():
+        return int(text) * 100
+    try:
+        amount = Decimal(text.strip() or "0")
+    except InvalidOperation:
+        return None
+    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        return None
+    return int(amount * 100)
+
+
+def _check_against_ledger(ledger: Ledger, rows: list[ImportRow], problems: list[Problem]) -> None:
+    existing = ledger.units_by_key(row.key for row in rows)
+    for row in rows:
+        unit = existing.get((row.product.code, row.key))
+        if unit is None:
+            continue
+        verdict = decide(unit.view(), Request(Op.RECEIVE, row.branch))
+        if isinstance(verdict, Refused):
+            problems.append(Problem(verdict.code, verdict.message, row.serial, row.line))
+        row.existing = unit
+
+
+def _write(
+    ledger: Ledger, rows: list[ImportRow], actor: str, progress: Progress | None
+) -> ImportReport:
+    """Write all rows in one transaction: new units in bulk, units coming back one by one."""
+    stamp = ledger.stamp(actor)
+    documents: dict[str, int] = {}
+    templates: dict[tuple[bool, bool], BodyTemplate] = {}
+    with ledger.writing(stamp) as writer:
+        db = writer.db
+        head = writer.head
+        next_id = (db.execute("SELECT max(id) FROM units").fetchone()[0] or 0) + 1
+        unit_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        counts: Counter[tuple[int, str, str, str]] = Counter()
+        prefix_length = ledger.prefix_length
+        for done, row in enumerate(rows, start=1):
+            doc_id = _po_document(db, row, stamp, documents)
+            if row.existing is not None:
+                # Back from the supplier: through the general path, like `receive`.
+                writer.record(_receive_change(row))
+                continue
+            shape = (row.lot is not None, row.expiry is not None)
+            template = templates.get(shape)
+            if template is None:
+                template = templates[shape] = _template(_receive_change(row), stamp, head)
+            event_uuid, seq, text, digest = template.seal(head, _template_values(row))
+            unit_rows.append(
+                (
+                    next_id,
+                    row.product.id,
+                    row.serial,
+                    row.key,
+                    row.branch,
+                    row.po,
+                    row.supplier,
+                    row.cost_cents,
+                    row.lot,
+                    row.expiry,
+                    event_uuid,
+                    stamp.at,
+                )
+            )
+            event_rows.append(
+                (event_uuid, head.terminal, head.epoch, seq, next_id, doc_id, text, digest)
+            )
+            counts[(row.product.id, row.branch, "in_stock", row.key[:prefix_length])] += 1
+            next_id += 1
+            if progress and done % 10_000 == 0:
+                progress(10_000)
+        db.conn.executemany(
+            "INSERT INTO units (id, product_id, serial, serial_key, state, branch, po, supplier,"
+            " cost_cents, lot, expiry, last_event, updated_at)"
+            " VALUES (?, ?, ?, ?, 'in_stock', ?, ?, ?, ?, ?, ?, ?, ?)",
+            unit_rows,
+        )
+        db.conn.executemany(
+            "INSERT INTO events (uuid, terminal, epoch, seq, kind, unit_id, doc_id, body, hash)"
+            " VALUES (?, ?, ?, ?, 'receive', ?, ?, ?, ?)",
+            event_rows,
+        )
+        writer.projection.count_deltas.update(counts)
+    if progress:
+        progress(len(rows) % 10_000)
+    return ImportReport(rows=len(rows), units=len(rows), documents=list(documents))
+
+
+_VARIABLES = (
+    "product",
+    "serial",
+    "branch",
+    "doc.no",
+    "set.branch",
+    "set.po",
+    "set.supplier",
+    "set.cost_cents",
+    "data.party",
+    "data.received_on",
+    "set.lot",
+    "set.expiry",
+)
+
+
+def _template(example: Change, stamp: Stamp, head: ChainHead) -> BodyTemplate:
+    return BodyTemplate(example, stamp, head, _VARIABLES)
+
+
+def _template_values(row: ImportRow) -> tuple[Any, ...]:
+    """Values in the order of `_VARIABLES`."""
+    return (
+        row.product.code,
+        row.serial,
+        row.branch,
+        row.po,
+        row.branch,
+        row.po,
+        row.supplier,
+        row.cost_cents,
+        row.supplier,
+        row.received_on,
+        row.lot,
+        row.expiry,
+    )
+
+
+def _receive_change(row: ImportRow) -> Change:
+    new: dict[str, Any] = {
+        "state": "in_stock",
+        "branch": row.branch,
+        "po": row.po,
+        "supplier": row.supplier,
+        "cost_cents": row.cost_cents,
+        "lot": row.lot,
+        "expiry": row.expiry,
+        "dest_branch": None,
+        "pre_repair_state": None,
+        "repair_ticket": None,
+        "invoice": None,
+        "customer": None,
+        "sold_on": None,
+        "warranty_until": None,
+    }
+    unit = row.existing
+    if unit is None:
+        new = {name: value for name, value in new.items() if value is not None}
+    was = {name: unit.row[name] for name in new} if unit else {}
+    return Change(
+        "receive",
+        {"party": row.supplier, "received_on": row.received_on},
+        product=row.product.code,
+        serial=row.serial,
+        doc=("po", row.po),
+        set=new,
+        was=was,
+        unit_prev=unit.last_event if unit else None,
+    )
+
+
+def _po_document(db: Any, row: ImportRow, stamp: Stamp, known: dict[str, int]) -> int:
+    """The document id of a row's PO, created on its first row (as the projection would)."""
+    if row.po in known:
+        return known[row.po]
+    found = db.execute(
+        "SELECT id FROM documents WHERE type = 'po' AND number = ?", [row.po]
+    ).fetchone()
+    if found is None:
+        found = (
+            db.execute(
+                "INSERT INTO documents (type, number, branch, party, status, opened_at, updated_at)"
+                " VALUES ('po', ?, ?, ?, NULL, ?, ?)",
+                [row.po, row.branch, row.supplier, stamp.at, stamp.at],
+            ).lastrowid,
+        )
+    known[row.po] = int(found[0])
+    return known[row.po]

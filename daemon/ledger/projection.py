@@ -1,0 +1,192 @@
+"""The projection: current state of units, products and documents, from events.
+
+The same `Projection.apply` runs when an event is written and when the log is
+replayed, so the projection cannot drift from the log. Each event carries the
+unit's fields after it (`set`); applying it is a plain write of those fields.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlite_utils import Database
+
+from daemon.rules.serials import serial_key, serial_prefix
+
+# Unit fields an event may set; everything else about a unit is fixed at creation.
+UNIT_FIELDS = (
+    "state",
+    "branch",
+    "flags",
+    "dest_branch",
+    "invoice",
+    "customer",
+    "sold_on",
+    "warranty_until",
+    "pre_repair_state",
+    "repair_ticket",
+    "po",
+    "supplier",
+    "cost_cents",
+    "lot",
+    "expiry",
+)
+PRODUCT_FIELDS = (
+    "name",
+    "gtin",
+    "serial_tracked",
+    "serial_rule",
+    "warranty_months",
+    "mask_serial",
+    "price_cents",
+)
+
+CountKey = tuple[int, str, str, str]  # product_id, branch, state, prefix
+
+
+def flags_text(flags: list[str] | tuple[str, ...]) -> str:
+    return ",".join(sorted(flags))
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name == "flags":
+        return flags_text(value)
+    return value
+
+
+class Projection:
+    """Applies events to the projection tables inside the caller's transaction."""
+
+    def __init__(self, db: Database, prefix_length: int) -> None:
+        self.db = db
+        self.prefix_length = prefix_length
+        self._product_ids: dict[str, int] = {}
+        self.count_deltas: Counter[CountKey] = Counter()
+
+    def product_id(self, code: str) -> int | None:
+        pid = self._product_ids.get(code)
+        if pid is None:
+            row = self.db.execute("SELECT id FROM products WHERE code = ?", [code]).fetchone()
+            if row is None:
+                return None
+            pid = self._product_ids[code] = int(row[0])
+        return pid
+
+    def apply(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
+        """Apply one event body; return the (unit id, document id) it touched."""
+        if body["kind"] == "product":
+            self._apply_product(body["data"])
+        doc_id = self._apply_document(body) if "doc" in body else None
+        unit_id = self._apply_unit(body) if "product" in body else None
+        return unit_id, doc_id
+
+    def _apply_product(self, data: dict[str, Any]) -> None:
+        code = data["code"]
+        values = {name: data[name] for name in PRODUCT_FIELDS if name in data}
+        if self.product_id(code) is None:
+            columns = ["code", *values]
+            self.db.execute(
+                f"INSERT INTO products ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)})",
+                [code, *values.values()],
+            )
+        elif values:
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            self.db.execute(
+                f"UPDATE products SET {assignments} WHERE code = ?", [*values.values(), code]
+            )
+
+    def _apply_document(self, body: dict[str, Any]) -> int:
+        doc = body["doc"]
+        data = body["data"]
+        row = self.db.execute(
+            "SELECT id FROM documents WHERE type = ? AND number = ?", [doc["type"], doc["no"]]
+        ).fetchone()
+        if row is None:
+            cursor = self.db.execute(
+                "INSERT INTO documents (type, number, branch, party, status, opened_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    doc["type"],
+                    doc["no"],
+                    body["branch"],
+                    data.get("party"),
+                    data.get("doc_status"),
+                    body["at"],
+                    body["at"],
+                ],
+            )
+            return int(cursor.lastrowid or 0)
+        doc_id = int(row[0])
+        if "doc_status" in data:
+            self.db.execute(
+                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
+                [data["doc_status"], body["at"], doc_id],
+            )
+        return doc_id
+
+    def _apply_unit(self, body: dict[str, Any]) -> int:
+        code = body["product"]
+        product_id = self.product_id(code)
+        if product_id is None:
+            raise LookupError(f"event {body['uuid']} names unknown product {code!r}")
+        key = serial_key(body["serial"])
+        changes = {name: body["set"][name] for name in UNIT_FIELDS if name in body["set"]}
+        row = self.db.execute(
+            "SELECT id, state, branch FROM units WHERE serial_key = ? AND product_id = ?",
+            [key, product_id],
+        ).fetchone()
+        prefix = serial_prefix(key, self.prefix_length)
+        if row is None:
+            columns = ["product_id", "serial", "serial_key", *changes, "last_event", "updated_at"]
+            values = [
+                product_id,
+                body["serial"],
+                key,
+                *(_column_value(n, v) for n, v in changes.items()),
+                body["uuid"],
+                body["at"],
+            ]
+            cursor = self.db.execute(
+                f"INSERT INTO units ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)})",
+                values,
+            )
+            self.count_deltas[(product_id, changes["branch"], changes["state"], prefix)] += 1
+            return int(cursor.lastrowid or 0)
+        unit_id, old_state, old_branch = int(row[0]), row[1], row[2]
+        assignments = [f"{name} = ?" for name in changes]
+        self.db.execute(
+            f"UPDATE units SET {', '.join([*assignments, 'last_event = ?', 'updated_at = ?'])}"
+            " WHERE id = ?",
+            [
+                *(_column_value(n, v) for n, v in changes.items()),
+                body["uuid"],
+                body["at"],
+                unit_id,
+            ],
+        )
+        new_state = changes.get("state", old_state)
+        new_branch = changes.get("branch", old_branch)
+        if (new_state, new_branch) != (old_state, old_branch):
+            self.count_deltas[(product_id, old_branch, old_state, prefix)] -= 1
+            self.count_deltas[(product_id, new_branch, new_state, prefix)] += 1
+        return unit_id
+
+    def flush_counts(self) -> None:
+        """Write the accumulated count changes; call once before commit."""
+        deltas = [(*key, n) for key, n in self.count_deltas.items() if n]
+        self.count_deltas.clear()
+        if not deltas:
+            return
+        self.db.conn.executemany(
+            "INSERT INTO unit_counts (product_id, branch, state, prefix, n) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (prefix, product_id, branch, state) DO UPDATE SET n = n + excluded.n",
+            deltas,
+        )
+        self.db.conn.executemany(
+            "DELETE FROM unit_counts WHERE product_id = ? AND branch = ? AND state = ?"
+            " AND prefix = ? AND n = 0",
+            [row[:4] for row in deltas if row[4] < 0],
+        )

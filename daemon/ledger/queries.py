@@ -1,0 +1,185 @@
+"""Finding units: the passport, searches and the counts a dashboard shows.
+
+Nothing here scans the units table: look-ups and prefix/range searches use the
+(serial_key, product) index, and counts come from `unit_counts`, which every write
+keeps current in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.ledger.store import UNIT_SELECT, LedgerStore, Unit, unit_from_row
+from daemon.rules.serials import serial_key
+
+# Sorts after every character a serial key may contain.
+_KEY_CEILING = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class PassportEvent:
+    uuid: str
+    seq: int
+    terminal: str
+    at: str
+    kind: str
+    actor: str
+    branch: str
+    document: str | None
+    state_from: str | None
+    state_to: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Passport:
+    unit: Unit
+    events: list[PassportEvent]
+
+    def as_dict(self) -> dict[str, Any]:
+        u = self.unit
+        return {
+            "product": u.product.code,
+            "product_name": u.product.name,
+            "serial": u.serial,
+            "state": u.state.value,
+            "branch": u.branch,
+            "flags": sorted(f.value for f in u.flags),
+            "dest_branch": u.dest_branch,
+            "invoice": u.invoice,
+            "customer": u.customer,
+            "sold_on": u.sold_on,
+            "warranty_until": u.warranty_until,
+            "repair_ticket": u.repair_ticket,
+            "events": [e.__dict__ for e in self.events],
+        }
+
+
+def passport(store: LedgerStore, unit: Unit) -> Passport:
+    """A unit's whole history, in order, each event with its document."""
+    events = []
+    for row in store.db.query("SELECT body FROM events WHERE unit_id = ? ORDER BY id", [unit.id]):
+        body = json.loads(row["body"])
+        doc = body.get("doc")
+        events.append(
+            PassportEvent(
+                uuid=body["uuid"],
+                seq=body["seq"],
+                terminal=body["terminal"],
+                at=body["at"],
+                kind=body["kind"],
+                actor=body["actor"],
+                branch=body["branch"],
+                document=f"{doc['type']} {doc['no']}" if doc else None,
+                state_from=body["was"].get("state"),
+                state_to=body["set"].get("state"),
+                data=body["data"],
+            )
+        )
+    return Passport(unit, events)
+
+
+def search(
+    store: LedgerStore,
+    *,
+    serial: str | None = None,
+    prefix: str | None = None,
+    first: str | None = None,
+    last: str | None = None,
+    state: str | None = None,
+    product: str | None = None,
+    branch: str | None = None,
+    limit: int = 100,
+) -> list[Unit]:
+    """Units by exact serial, prefix or range of serials, narrowed by state, product
+    and branch. At most `limit` units, in serial order."""
+    where: list[str] = []
+    params: list[Any] = []
+    if serial is not None:
+        where.append("u.serial_key = ?")
+        params.append(serial_key(serial))
+    if prefix is not None:
+        key = serial_key(prefix)
+        where.append("u.serial_key >= ? AND u.serial_key < ?")
+        params += [key, key + _KEY_CEILING]
+    if first is not None:
+        where.append("u.serial_key >= ?")
+        params.append(serial_key(first))
+    if last is not None:
+        where.append("u.serial_key <= ?")
+        params.append(serial_key(last))
+    for column, value in (("u.state", state), ("p.code", product), ("u.branch", branch)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    sql = UNIT_SELECT
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY u.serial_key, u.product_id LIMIT ?"
+    return [unit_from_row(row) for row in store.db.query(sql, [*params, limit])]
+
+
+_GROUPS = {"product": "p.code", "branch": "c.branch", "state": "c.state", "prefix": "c.prefix"}
+
+
+def counts(
+    store: LedgerStore,
+    *,
+    by: tuple[str, ...] = ("prefix", "state"),
+    prefix: str | None = None,
+    product: str | None = None,
+    branch: str | None = None,
+) -> list[dict[str, Any]]:
+    """Units per group (any of prefix, product, branch, state), from the kept counts.
+
+    A `prefix` up to the counted prefix length reads only the counts table; a longer
+    one counts the matching index range instead.
+    """
+    unknown = [name for name in by if name not in _GROUPS]
+    if unknown:
+        raise ValueError(f"cannot group by {unknown[0]!r}; choose from {', '.join(_GROUPS)}")
+    if prefix is not None and len(serial_key(prefix)) > store.prefix_length:
+        return _counts_from_index(store, by, serial_key(prefix), product, branch)
+    where: list[str] = []
+    params: list[Any] = []
+    if prefix is not None:
+        key = serial_key(prefix)
+        where.append("c.prefix >= ? AND c.prefix < ?")
+        params += [key, key + _KEY_CEILING]
+    if product is not None:
+        where.append("p.code = ?")
+        params.append(product)
+    if branch is not None:
+        where.append("c.branch = ?")
+        params.append(branch)
+    columns = [f"{_GROUPS[name]} AS {name}" for name in by]
+    sql = f"SELECT {', '.join([*columns, 'sum(c.n) AS units'])}"
+    sql += " FROM unit_counts c JOIN products p ON p.id = c.product_id"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if by:
+        sql += f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
+    return [row for row in store.db.query(sql, params) if row["units"]]
+
+
+def _counts_from_index(
+    store: LedgerStore, by: tuple[str, ...], key: str, product: str | None, branch: str | None
+) -> list[dict[str, Any]]:
+    groups = {"product": "p.code", "branch": "u.branch", "state": "u.state", "prefix": "?"}
+    columns = [f"{groups[name]} AS {name}" for name in by]
+    params: list[Any] = [key] if "prefix" in by else []
+    sql = f"SELECT {', '.join([*columns, 'count(*) AS units'])}"
+    sql += " FROM units u JOIN products p ON p.id = u.product_id"
+    sql += " WHERE u.serial_key >= ? AND u.serial_key < ?"
+    params += [key, key + _KEY_CEILING]
+    if product is not None:
+        sql += " AND p.code = ?"
+        params.append(product)
+    if branch is not None:
+        sql += " AND u.branch = ?"
+        params.append(branch)
+    if by:
+        sql += f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}"
+    return list(store.db.query(sql, params))

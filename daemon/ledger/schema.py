@@ -1,0 +1,129 @@
+"""The ledger's schema, as migrations applied in order, each in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("posd-ledger")
+
+
+def run_statements(db: Database, script: str) -> None:
+    """Run a script statement by statement, inside the caller's transaction.
+
+    `executescript` would commit the migration's transaction half-way.
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            db.execute(pending)
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:60]!r}")
+
+
+@MIGRATIONS()
+def m001_ledger(db: Database) -> None:
+    run_statements(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+        CREATE TABLE products (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            gtin TEXT UNIQUE,
+            serial_tracked INTEGER NOT NULL DEFAULT 1,
+            serial_rule TEXT,
+            warranty_months INTEGER NOT NULL DEFAULT 0,
+            mask_serial INTEGER NOT NULL DEFAULT 0,
+            price_cents INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TRIGGER products_tracking_stays_on BEFORE UPDATE OF serial_tracked ON products
+        WHEN OLD.serial_tracked = 1 AND NEW.serial_tracked = 0
+        BEGIN
+            SELECT RAISE(ABORT, 'serial tracking cannot be switched off once on');
+        END;
+
+        -- The append-only event log. `body` is the canonical JSON that was hashed
+        -- (it includes the previous event's hash); the other columns index into it.
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            terminal TEXT NOT NULL,
+            epoch TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            unit_id INTEGER,
+            doc_id INTEGER,
+            body TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            UNIQUE (terminal, epoch, seq)
+        );
+        CREATE INDEX events_unit ON events (unit_id) WHERE unit_id IS NOT NULL;
+        CREATE INDEX events_doc ON events (doc_id) WHERE doc_id IS NOT NULL;
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'the event log is append-only: write a correcting event');
+        END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'the event log is append-only: write a correcting event');
+        END;
+
+        -- Current state of every unit: a projection of the event log.
+        CREATE TABLE units (
+            id INTEGER PRIMARY KEY,
+            product_id INTEGER NOT NULL REFERENCES products (id),
+            serial TEXT NOT NULL,
+            serial_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            flags TEXT NOT NULL DEFAULT '',
+            dest_branch TEXT,
+            invoice TEXT,
+            customer TEXT,
+            sold_on TEXT,
+            warranty_until TEXT,
+            pre_repair_state TEXT,
+            repair_ticket TEXT,
+            po TEXT,
+            supplier TEXT,
+            cost_cents INTEGER,
+            lot TEXT,
+            expiry TEXT,
+            last_event TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- One index serves look-up by serial alone, by (serial, product), by prefix
+        -- and by range.
+        CREATE UNIQUE INDEX units_key ON units (serial_key, product_id);
+
+        -- Counts per product, branch, state and serial prefix, kept in the same
+        -- transaction as the units they count.
+        CREATE TABLE unit_counts (
+            product_id INTEGER NOT NULL,
+            branch TEXT NOT NULL,
+            state TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (prefix, product_id, branch, state)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            number TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            party TEXT,
+            status TEXT,
+            opened_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (type, number)
+        );
+        """,
+    )
