@@ -161,13 +161,39 @@ class _Glass:
 
 _EPSON_CODE_TABLES = {0: "cp437", 2: "cp850", 16: "cp1252", 19: "cp858"}
 _EPSON_US_ARGS = {
-    b"$": 2, b"C": 1, b"X": 1, b"E": 1, b"r": 1, b".": 1, b",": 1, b";": 1, b"#": 2,
-    b"\x01": 0, b"\x02": 0, b"\x03": 0, b"\n": 0, b"\r": 0, b"B": 0, b"@": 0,
+    b"$": 2,
+    b"C": 1,
+    b"X": 1,
+    b"E": 1,
+    b"r": 1,
+    b".": 1,
+    b",": 1,
+    b";": 1,
+    b"#": 2,
+    b"\x01": 0,
+    b"\x02": 0,
+    b"\x03": 0,
+    b"\n": 0,
+    b"\r": 0,
+    b"B": 0,
+    b"@": 0,
 }
 _EPSON_ESC_ARGS = {b"@": 0, b"t": 1, b"R": 1, b"=": 1, b"%": 1, b"?": 1}
 _CD5220_ESC_ARGS = {
-    b"@": 0, b"\x11": 0, b"\x12": 0, b"\x13": 0, b"l": 2, b"[": 1, b"_": 1, b"*": 1,
-    b"f": 1, b"c": 1, b"=": 1, b"W": 4, b"%": 1, b"?": 1,
+    b"@": 0,
+    b"\x11": 0,
+    b"\x12": 0,
+    b"\x13": 0,
+    b"l": 2,
+    b"[": 1,
+    b"_": 1,
+    b"*": 1,
+    b"f": 1,
+    b"c": 1,
+    b"=": 1,
+    b"W": 4,
+    b"%": 1,
+    b"?": 1,
 }
 
 
@@ -310,9 +336,7 @@ class DisplayDecoder:
 
     def __init__(self, model: str, lines: tuple[str, str] = ("", "")) -> None:
         if model not in _DECODERS:
-            raise ValueError(
-                f"display model {model!r} is unknown; use one of {sorted(_DECODERS)}"
-            )
+            raise ValueError(f"display model {model!r} is unknown; use one of {sorted(_DECODERS)}")
         self.unknown_commands: list[bytes] = []
         self._glass = _Glass(lines)
         self._decoder = _DECODERS[model](self._glass, self.unknown_commands)

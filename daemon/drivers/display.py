@@ -227,6 +227,15 @@ _FALLBACKS: Mapping[str, str] = {
 }
 
 
+def spell_out(char: str) -> str:
+    """A readable stand-in for ``char`` on a device that cannot show it
+    (``é`` -> ``e``, ``€`` -> ``EUR``, ``ﬁ`` -> ``fi``); ``?`` when there is none."""
+    if char in _FALLBACKS:
+        return _FALLBACKS[char]
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return base if base and base != char else "?"
+
+
 def _glyph(char: str, codec: str) -> bytes:
     if unicodedata.category(char).startswith("C"):
         return b"?"  # a control character would be taken as a display command
@@ -234,14 +243,7 @@ def _glyph(char: str, codec: str) -> bytes:
         return char.encode(codec)
     except UnicodeEncodeError:
         pass
-    if char in _FALLBACKS:
-        return _FALLBACKS[char].encode(codec, errors="replace")
-    base = "".join(
-        c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-    )
-    if base and base != char:
-        return b"".join(_glyph(c, codec) for c in base)
-    return b"?"
+    return spell_out(char).encode(codec, errors="replace")
 
 
 def fit_line(text: str, codec: str, width: int = COLUMNS) -> bytes:
@@ -431,8 +433,7 @@ class CustomerDisplay:
         with self._lock:
             if self._status is DisplayStatus.MISSING:
                 raise DisplayMissing(
-                    f"{self.command_set.name} display is missing; "
-                    "reconnect it before showing text"
+                    f"{self.command_set.name} display is missing; reconnect it before showing text"
                 )
             return new, self._connection
 
