@@ -177,12 +177,12 @@ class KeyboardLayout:
         else:
             options = self._all_candidates().get(char, [])
 
-        def preference(option: tuple[int, int]) -> tuple[int, bool, int]:
-            # Fewest modifiers first, Shift before AltGr, main keys before the keypad:
+        def preference(option: tuple[int, int]) -> tuple[bool, int, int]:
+            # Main keys before the keypad, then fewest modifiers with Shift before AltGr:
             # the keys a scanner set to this layout sends.
             keycode, mask = option
             effort = sum(1 if bit == _SHIFT_BIT else 2 for bit in _bits(mask))
-            return (effort, keycode - XKB_KEYCODE_OFFSET in _KEYPAD_KEYS, keycode)
+            return (keycode - XKB_KEYCODE_OFFSET in _KEYPAD_KEYS, effort, keycode)
 
         for keycode, mask in sorted(options, key=preference):
             hold: list[int] = []

@@ -164,10 +164,19 @@ class ScanAssembler:
         self._parts.clear()
         self._length = 0
         self._skipping = True
-        lost = (
-            f"the partial scan {_shown(partial)} was discarded" if partial else "no text was lost"
-        )
-        return ScanProblem(reason, f"scanner {self.source}: {advice} ({lost})", self.source)
+        lost = f" (the partial scan {_shown(partial)} was discarded)" if partial else ""
+        return ScanProblem(reason, f"scanner {self.source}: {advice}{lost}", self.source)
+
+    def skip_to_end(self, key_time: float, now: float) -> None:
+        """Keep skipping up to the next end mark, counting pauses from `key_time` on.
+
+        For keys lost before the driver could look at them: even after a pause, what
+        follows them is the tail of a scan whose start is gone.
+        """
+        self._parts.clear()
+        self._length = 0
+        self._skipping = True
+        self._last_key_time, self._last_now = key_time, now
 
     def reset(self) -> None:
         """Forget any partial scan, e.g. when the device is opened afresh."""

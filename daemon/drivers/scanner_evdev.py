@@ -132,6 +132,7 @@ class EvdevScanner(ReadingScanner):
         self._decoder: KeyDecoder = layout.decoder()
         self._pending = b""
         self._dropping = False
+        self._swallowed_at: float | None = None
 
     def _connect(self) -> int:
         device = self._open_device()
@@ -185,9 +186,13 @@ class EvdevScanner(ReadingScanner):
             if self._dropping:
                 # After SYN_DROPPED the kernel's docs say: ignore everything up to and
                 # including the next SYN_REPORT, then resynchronise.
-                if kind == _EV_SYN and code == _SYN_REPORT:
+                if kind == _EV_KEY:
+                    self._swallowed_at = sec + usec * 1e-6
+                elif kind == _EV_SYN and code == _SYN_REPORT:
                     self._dropping = False
                     self._resync()
+                    if self._swallowed_at is not None:
+                        assembler.skip_to_end(self._swallowed_at, now)
                 continue
             if kind == _EV_KEY:
                 key_time = sec + usec * 1e-6
@@ -214,6 +219,7 @@ class EvdevScanner(ReadingScanner):
                         events.extend(assembler.typed(text, key_time, now))
             elif kind == _EV_SYN and code == _SYN_DROPPED:
                 self._dropping = True
+                self._swallowed_at = None
                 events.append(
                     assembler.drop(
                         Reason.SYN_DROPPED,

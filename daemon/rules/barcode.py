@@ -282,16 +282,56 @@ def _gs1_message(body: _Body, options: BarcodeOptions) -> ParseResult:
         shown = body.text.replace(GS, "<GS>")
         return Rejected(
             "malformed_gs1",
-            f"GS1 barcode {_quote(shown)} is malformed ({exc}); if the scanner drops the "
-            f"group separator, set gs_stand_in to the character it sends instead; {RESCAN}",
+            f"GS1 barcode {_quote(shown)} is malformed ({exc}); if the scanner cannot send "
+            f"the group separator, set gs_stand_in to the character it sends; {RESCAN}",
         )
+    hidden = _hidden_serial(text, message.element_strings, options)
+    if hidden is not None:
+        return hidden
     return _from_elements(message.element_strings, body, "GS1 barcode")
+
+
+def _hidden_serial(
+    text: str, elements: GS1ElementStrings, options: BarcodeOptions
+) -> Rejected | None:
+    """Refuse GS1 text that reads two ways because a group separator is missing.
+
+    A variable-length field such as the lot (10) runs to the next GS or the end. A
+    wedge scanner that cannot type GS turns `10ABC GS 21SN1` into `10ABC21SN1`, which
+    parses cleanly as lot `ABC21SN1` and no serial. When the last field could end
+    early and leave a valid serial (21), the reading is ambiguous and is refused.
+    """
+    if not elements or GS in text or (options.gs_stand_in or GS) in text:
+        return None
+    last = elements[-1]
+    if any(e.ai.ai == "21" for e in elements) or not last.ai.separator_required:
+        return None
+    start = len(text) - len(last.value)
+    for cut in range(1, len(last.value) - 2):
+        if not last.value.startswith("21", cut):
+            continue
+        try:
+            split = GS1Message.parse(
+                text[: start + cut] + GS + text[start + cut :], config=options._biip_config
+            )
+        except ParseError:
+            continue
+        serial = split.element_strings.get(ai="21")
+        if serial is not None:
+            return Rejected(
+                "missing_separator",
+                f"GS1 barcode {_quote(text)} has no group separator, so its ({last.ai.ai}) "
+                f"{last.value!r} may really be {last.value[:cut]!r} followed by serial "
+                f"{serial.value!r}; set the scanner to send GS, or set gs_stand_in to the "
+                "character it sends instead, then scan again",
+            )
+    return None
 
 
 def _digital_link(body: _Body, options: BarcodeOptions) -> ParseResult:
     try:
         link = GS1DigitalLinkURI.parse(body.text, config=options._biip_config)
-    except ParseError as exc:
+    except (ParseError, ValueError) as exc:  # ValueError: urllib refused the address
         return Rejected(
             "malformed_digital_link",
             f"web address {_quote(body.text)} is not a GS1 Digital Link for a product "
