@@ -16,6 +16,8 @@ from daemon.drivers.display import (
     EPSON,
     CustomerDisplay,
     DeviceError,
+    DeviceTimeout,
+    DeviceWorker,
     DisplayMissing,
     DisplayStatus,
     fit_line,
@@ -307,3 +309,38 @@ def test_the_async_show_paints_the_glass() -> None:
     glass = DisplayDecoder("cd5220")
     glass.feed(b"".join(port.writes))
     assert glass.lines == (pad("SN-1 OK"), pad("TOTAL 5.00"))
+
+
+# ------------------------------------------------------------- the device thread
+
+
+def test_after_a_hang_the_next_call_runs_on_a_fresh_thread() -> None:
+    worker = DeviceWorker("pole")
+    release = threading.Event()
+    try:
+        with pytest.raises(DeviceTimeout, match=r"pole: no answer within 0\.05 s"):
+            worker.call(0.05, release.wait)
+        assert worker.call(2.0, lambda: "answered") == "answered"
+    finally:
+        release.set()
+
+
+def test_a_call_that_timed_out_in_the_queue_never_runs_late() -> None:
+    worker = DeviceWorker("queued-worker")
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def both() -> tuple[object, ...]:
+        return await asyncio.gather(
+            worker.call_async(0.05, release.wait),
+            worker.call_async(0.05, ran.append, "late write"),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(both())
+    assert all(isinstance(outcome, DeviceTimeout) for outcome in outcomes)
+    release.set()
+    stuck = [t for t in threading.enumerate() if t.name == "queued-worker"]
+    for thread in stuck:
+        thread.join(2.0)
+    assert ran == []

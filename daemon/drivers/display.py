@@ -59,9 +59,9 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...], "concurrent.futures.Future[Any
 class DeviceWorker:
     """Runs one device's blocking calls in order on one daemon thread, each with a deadline.
 
-    When a call overruns its deadline the caller gets ``DeviceTimeout`` at once; the stuck
-    thread is abandoned (it is a daemon thread, so it never holds up shutdown) and the next
-    call starts on a fresh thread.
+    When a call overruns its deadline the caller gets ``DeviceTimeout`` at once. A call
+    still waiting behind it is cancelled, never run late; the stuck thread is abandoned
+    (a daemon thread, so it never holds up shutdown) and the next call gets a fresh one.
     """
 
     def __init__(self, name: str) -> None:
@@ -69,7 +69,32 @@ class DeviceWorker:
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[_Job | None] | None = None
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    def call(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the device thread and wait at most ``timeout_s`` for it."""
+        future, jobs = self._submit(fn, args)
+        try:
+            return future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise self._overran(future, jobs, timeout_s) from None
+
+    async def call_async(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
+        """Like ``call`` but awaitable: the event loop keeps running while the device works."""
+        future, jobs = self._submit(fn, args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except TimeoutError:
+            raise self._overran(future, jobs, timeout_s) from None
+
+    def close(self) -> None:
+        """Let the device thread finish its queued calls and end."""
+        with self._lock:
+            jobs, self._jobs = self._jobs, None
+        if jobs is not None:
+            jobs.put(None)
+
+    def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...]
+    ) -> tuple[concurrent.futures.Future[T], queue.SimpleQueue[_Job | None]]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._lock:
             if self._jobs is None:
@@ -78,40 +103,24 @@ class DeviceWorker:
                     target=_run_jobs, args=(self._jobs,), name=self._name, daemon=True
                 )
                 thread.start()
-            self._jobs.put((fn, args, future))
-        return future
+            jobs = self._jobs
+            jobs.put((fn, args, future))
+        return future, jobs
 
-    def call(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the device thread and wait at most ``timeout_s`` for it."""
-        future = self.submit(fn, *args)
-        try:
-            return future.result(timeout=timeout_s)
-        except concurrent.futures.TimeoutError:
-            self._abandon_thread()
-            raise DeviceTimeout(
-                f"{self._name}: no answer within {timeout_s:g} s; check the cable and power"
-            ) from None
-
-    async def call_async(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
-        """Like ``call`` but awaitable: the event loop keeps running while the device works."""
-        future = self.submit(fn, *args)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
-        except TimeoutError:
-            self._abandon_thread()
-            raise DeviceTimeout(
-                f"{self._name}: no answer within {timeout_s:g} s; check the cable and power"
-            ) from None
-
-    def close(self) -> None:
-        """Let the device thread finish its queued calls and end."""
-        self._abandon_thread()
-
-    def _abandon_thread(self) -> None:
+    def _overran(
+        self,
+        future: concurrent.futures.Future[Any],
+        jobs: queue.SimpleQueue[_Job | None],
+        timeout_s: float,
+    ) -> DeviceTimeout:
+        future.cancel()  # succeeds only if it had not started
         with self._lock:
-            jobs, self._jobs = self._jobs, None
-        if jobs is not None:
-            jobs.put(None)
+            if self._jobs is jobs:  # its thread is stuck: later calls get a fresh one
+                self._jobs = None
+                jobs.put(None)
+        return DeviceTimeout(
+            f"{self._name}: no answer within {timeout_s:g} s; check the cable and power"
+        )
 
 
 def _run_jobs(jobs: queue.SimpleQueue[_Job | None]) -> None:
