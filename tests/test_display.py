@@ -181,7 +181,8 @@ def test_every_sequence_of_updates_ends_with_the_right_text_on_the_glass(
     port = Recorder()
     display = CustomerDisplay(port, model)
     glass = DisplayDecoder(model, lines=("POWER ON", "GARBAGE"))
-    repaint = 1 + 1 + 20 + 2 + 20  # CLR, HOM, upper line, LF CR, lower line
+    # CLR, HOM, upper line, a 4-byte jump to the lower line (both sets), lower line.
+    repaint = 1 + 1 + 20 + 4 + 20
     for step, (line1, line2) in enumerate(sequence):
         display.show(line1, line2)
         glass.feed(b"".join(port.writes))

@@ -599,6 +599,8 @@ class Ledger(LedgerStore):
         }
         if old_allowed.state is State.IN_REPAIR:
             old_new["pre_repair_state"] = State.IN_STOCK.value
+        else:
+            old_new.update({"pre_repair_state": None, "repair_ticket": None})
         changes.append(
             self._unit_change(
                 "replace_old",

@@ -7,6 +7,7 @@ label and the same serial typed in lower case by hand find the same unit.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -14,6 +15,11 @@ MAX_SERIAL_LENGTH = 64
 _ALLOWED_PUNCTUATION = frozenset("-_./:")
 # Most serials are plain ASCII; those need no Unicode normalisation.
 _PLAIN_KEY = re.compile(r"[A-Z0-9._/:-]{1,%d}" % MAX_SERIAL_LENGTH)
+
+
+def quoted(text: str) -> str:
+    """A value in double quotes, with control characters made visible."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 class SerialProblem(ValueError):
@@ -33,10 +39,11 @@ def check_serial(serial: str) -> str:
             return key
     key = serial_key(serial)
     if not key:
-        raise SerialProblem(f"serial {serial!r} is empty")
+        raise SerialProblem(f"serial {quoted(serial)} is empty")
     if len(key) > MAX_SERIAL_LENGTH:
         raise SerialProblem(
-            f"serial {serial[:20]!r}… is {len(key)} characters; the most is {MAX_SERIAL_LENGTH}"
+            f"serial {quoted(serial[:20])}… is {len(key)} characters;"
+            f" the most is {MAX_SERIAL_LENGTH}"
         )
     for ch in key:
         if ch.isalnum() or ch in _ALLOWED_PUNCTUATION:
@@ -48,7 +55,7 @@ def check_serial(serial: str) -> str:
         else:
             what = f"the character {ch!r}"
         raise SerialProblem(
-            f"serial {serial!r} has {what}; serials are letters, digits and - _ . / : only"
+            f"serial {quoted(serial)} has {what}; serials are letters, digits and - _ . / : only"
         )
     return key
 
@@ -65,7 +72,7 @@ def check_serial_rule(key: str, rule: re.Pattern[str] | None, product: str) -> N
     """Raise SerialProblem when the key does not match the product's format rule."""
     if rule is not None and rule.fullmatch(key) is None:
         raise SerialProblem(
-            f"serial {key!r} does not match the format of {product} ({rule.pattern})"
+            f"serial {quoted(key)} does not match the format of {product} ({rule.pattern})"
         )
 
 

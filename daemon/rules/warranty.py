@@ -66,6 +66,9 @@ class ClaimDecision:
         return "partial" if any(covered) else "refused"
 
 
+_PLURAL = {LineKind.ACCESSORY: "accessories", LineKind.CONSUMABLE: "consumables"}
+
+
 def add_months(day: date, months: int) -> date:
     """The same day `months` later, clamped to the end of a shorter month."""
     month_index = day.month - 1 + months
@@ -105,7 +108,7 @@ def _decide_line(
     line: ClaimLine, claimed_on: date, warranty_until: date, parts_until: date, terms: SupplierTerms
 ) -> tuple[bool, str]:
     if line.kind in (LineKind.ACCESSORY, LineKind.CONSUMABLE):
-        return False, f"{line.kind.value}s are not covered by the warranty"
+        return False, f"{_PLURAL[line.kind]} are not covered by the warranty"
     if line.cause is Cause.DAMAGE:
         return False, "damage is not a defect; the warranty does not cover it"
     if line.cause is Cause.WEAR:

@@ -1,0 +1,27 @@
+"""The `posd` command line: a thin layer over the library.
+
+Library errors become messages (and exit status 1 for a refusal, 2 for a missing
+or unusable ledger) only here, at the edge. Every command takes `--json`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from daemon.cli.common import main_group
+from daemon.cli.ledger_commands import register as register_ledger
+from daemon.cli.query_commands import register as register_queries
+
+
+def build() -> click.Group:
+    group = main_group()
+    register_ledger(group)
+    register_queries(group)
+    from daemon.cli.tools import register as register_tools
+
+    register_tools(group)
+    return group
+
+
+def main() -> None:
+    build()(prog_name="posd")
