@@ -66,8 +66,13 @@ class KeyboardLayout:
         self.layout = layout
         self.variant = variant
         log: list[str] = []
+
+        def keep(_context: object, _level: int, message: str) -> None:
+            if len(log) < 20:  # xkbcommon's reasons, for the error below
+                log.append(message.strip())
+
         context = xkb.Context(no_environment_names=True)
-        context.set_log_fn(lambda _ctx, _level, message: log.append(message.strip()))
+        context.set_log_fn(keep)
         try:
             self._keymap: Any = context.keymap_new_from_names(
                 rules="evdev", model=model, layout=layout, variant=variant, options=options
@@ -79,9 +84,11 @@ class KeyboardLayout:
                 "layout name such as us, gb, de or fr "
                 "(`localectl list-x11-keymap-layouts` lists them)"
             ) from None
-        # Text for (xkb keycode, effective modifiers, layout group), filled as keys are seen:
-        # the text a key types depends on nothing else, so decoders share it.
-        self._text: dict[tuple[int, int, int], str] = {}
+        # What each key types in each state (effective modifiers and layout), filled as
+        # keys are seen; it depends on nothing else, so every decoder shares it. `_plain`
+        # holds the same keys-in-states once seen to change nothing in xkb.
+        self._text: dict[int, str] = {}
+        self._plain: set[int] = set()
         self._modifier_for_bit, self._caps_bit = self._probe_modifiers()
         self._strokes: dict[tuple[str, bool], Keystroke | None] = {}
         self._candidates: dict[str, list[tuple[int, int]]] | None = None
@@ -103,6 +110,8 @@ class KeyboardLayout:
 
     def keystrokes_for(self, char: str, *, caps_lock: bool = False) -> Keystroke:
         """The key and held modifiers that type `char`, given the Caps Lock state."""
+        if len(char) != 1:
+            raise LayoutProblem(f"{char!r} is not one character; give characters one at a time")
         if (char, caps_lock) not in self._strokes:
             self._strokes[(char, caps_lock)] = self._find_keystroke(char, caps_lock)
         found = self._strokes[(char, caps_lock)]
@@ -235,14 +244,21 @@ class KeyDecoder:
     def __init__(self, layout: KeyboardLayout) -> None:
         self._layout = layout
         self._state: Any = layout._keymap.state_new()
-        # The binding wraps each update_key result in a Python enum, which costs
-        # microseconds per key; the C function itself is cheap, so call it directly.
-        self._update_key = xkb.lib.xkb_state_update_key
+        # Scans arrive as bursts of key events, so this is a hot path. The binding wraps
+        # every call in Python objects (an enum per update_key, a buffer per string),
+        # costing microseconds a key; the C functions themselves are cheap, so the
+        # state-changing calls go to them directly and text is looked up in `_text`.
         self._c_state = self._state._state
+        self._update_key = xkb.lib.xkb_state_update_key
+        self._serialize_mods = xkb.lib.xkb_state_serialize_mods
+        self._serialize_layout = xkb.lib.xkb_state_serialize_layout
+        self._several_layouts = layout._keymap.num_layouts() > 1
         self._text = layout._text
-        self._mods = 0
-        self._group = 0
-        self._down: set[int] = set()
+        self._plain = layout._plain
+        self._state_key = 0  # effective modifiers and layout, shifted to sit above key codes
+        self._latched = False
+        # Keys held down, each with whether xkb was told (False for `_plain` keys).
+        self._down: dict[int, bool] = {}
         self.key(ecodes.KEY_NUMLOCK, 1)
         self.key(ecodes.KEY_NUMLOCK, 0)
 
@@ -257,22 +273,37 @@ class KeyDecoder:
     def is_down(self, code: int) -> bool:
         return code in self._down
 
+    def release(self, code: int) -> bool:
+        """A key went up; False if it was not down (its press was lost or never seen)."""
+        told = self._down.pop(code, None)
+        if told:
+            self._apply(code + XKB_KEYCODE_OFFSET, _KEY_UP)
+        return told is not None
+
     def key(self, code: int, value: int) -> str:
         """Feed one key event (value 1 press, 0 release, 2 autorepeat); return its text."""
-        keycode = code + XKB_KEYCODE_OFFSET
         if value == 0:
-            if code in self._down:
-                self._down.discard(code)
-                self._apply(keycode, xkb.XKB_KEY_UP)
+            if self._down.pop(code, False):
+                self._apply(code + XKB_KEYCODE_OFFSET, _KEY_UP)
             return ""
-        cache_key = (keycode, self._mods, self._group)
-        text = self._text.get(cache_key)
+        if not 0 <= code <= _KEY_MAX:
+            return ""
+        lookup = self._state_key | code
+        text = self._text.get(lookup)
         if text is None:
-            text = self._state.key_get_string(keycode)
-            self._text[cache_key] = text
-        if value == 1 and code not in self._down:
-            self._down.add(code)
-            self._apply(keycode, xkb.XKB_KEY_DOWN)
+            text = self._state.key_get_string(code + XKB_KEYCODE_OFFSET)
+            self._text[lookup] = text
+        if value != 1 or code in self._down:
+            return text  # autorepeat, or a press whose release was lost
+        if lookup in self._plain and not self._latched:
+            self._down[code] = False
+            return text
+        self._down[code] = True
+        changed = self._apply(code + XKB_KEYCODE_OFFSET, _KEY_DOWN)
+        if not changed and not self._latched and text.isprintable() and text:
+            # Typed a visible character and changed nothing: such a key has no action
+            # in this state, so xkb need not hear of it again here.
+            self._plain.add(lookup)
         return text
 
     def release_all(self) -> None:
@@ -280,7 +311,21 @@ class KeyDecoder:
         for code in sorted(self._down):
             self.key(code, 0)
 
-    def _apply(self, keycode: int, direction: int) -> None:
-        if self._update_key(self._c_state, keycode, direction):
-            self._mods = self._state.serialize_mods(xkb.XKB_STATE_MODS_EFFECTIVE)
-            self._group = self._state.serialize_layout(xkb.XKB_STATE_LAYOUT_EFFECTIVE)
+    def _apply(self, keycode: int, direction: int) -> bool:
+        if not self._update_key(self._c_state, keycode, direction):
+            return False
+        mods = self._serialize_mods(self._c_state, _MODS_EFFECTIVE)
+        group = (
+            self._serialize_layout(self._c_state, _LAYOUT_EFFECTIVE) if self._several_layouts else 0
+        )
+        self._latched = bool(self._serialize_mods(self._c_state, _MODS_LATCHED))
+        self._state_key = ((mods << 2) | group) << 16
+        return True
+
+
+_KEY_MAX = ecodes.KEY_MAX
+_KEY_UP = int(xkb.XKB_KEY_UP)
+_KEY_DOWN = int(xkb.XKB_KEY_DOWN)
+_MODS_EFFECTIVE = int(xkb.XKB_STATE_MODS_EFFECTIVE)
+_MODS_LATCHED = int(xkb.XKB_STATE_MODS_LATCHED)
+_LAYOUT_EFFECTIVE = int(xkb.XKB_STATE_LAYOUT_EFFECTIVE)

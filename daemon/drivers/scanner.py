@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -128,35 +128,36 @@ class ScanAssembler:
         """True while a scan is under way (or being skipped) and silence would end it."""
         return bool(self._parts) or self._skipping
 
-    def typed(self, text: str, key_time: float, now: float) -> list[ScanEvent]:
+    def typed(self, text: str, key_time: float, now: float) -> Sequence[ScanEvent]:
         """Characters typed; may first end a partial scan that paused too long."""
-        events = self._check_gap(key_time, now)
+        events: Sequence[ScanEvent] = ()
+        if key_time - self._last_key_time > self.char_timeout_s and self.busy:
+            events = self._timed_out(now)
         self._last_key_time, self._last_now = key_time, now
         if self._skipping or not text:
             return events
         self._parts.append(text)
         self._length += len(text)
         if self._length > self.max_length:
-            events.append(
-                self.drop(
-                    Reason.TOO_LONG,
-                    f"no end of scan after {self.max_length} characters; check the scanner's "
-                    "end-of-scan setting, then scan the item again",
-                )
+            problem = self.drop(
+                Reason.TOO_LONG,
+                f"no end of scan after {self.max_length} characters; check the scanner's "
+                "end-of-scan setting, then scan the item again",
             )
+            return [*events, problem]
         return events
 
-    def ended(self, key_time: float, now: float) -> list[ScanEvent]:
+    def ended(self, key_time: float, now: float) -> Sequence[ScanEvent]:
         """The end-of-scan mark (Enter, Tab, CR, LF) arrived."""
-        events = self._check_gap(key_time, now)
+        events: Sequence[ScanEvent] = ()
+        if key_time - self._last_key_time > self.char_timeout_s and self.busy:
+            events = self._timed_out(now)
         self._last_key_time, self._last_now = key_time, now
         if self._skipping:
             self._skipping = False
             return events
         scan = self._finish(now)
-        if scan is not None:
-            events.append(scan)
-        return events
+        return events if scan is None else [*events, scan]
 
     def drop(self, reason: Reason, advice: str) -> ScanProblem:
         """Throw the partial scan away and skip to the next end mark; say what was lost."""
@@ -190,31 +191,26 @@ class ScanAssembler:
             return None
         return max(0.0, self._last_now + self.char_timeout_s - now)
 
-    def idle(self, now: float) -> list[ScanEvent]:
+    def idle(self, now: float) -> Sequence[ScanEvent]:
         """No input since the last call; end or discard a partial scan that went quiet."""
         if not self.busy or now - self._last_now < self.char_timeout_s:
-            return []
+            return ()
         return self._timed_out(now)
 
-    def _check_gap(self, key_time: float, now: float) -> list[ScanEvent]:
-        if self.busy and key_time - self._last_key_time > self.char_timeout_s:
-            return self._timed_out(now)
-        return []
-
-    def _timed_out(self, now: float) -> list[ScanEvent]:
+    def _timed_out(self, now: float) -> Sequence[ScanEvent]:
         if self._skipping:
             self._skipping = False
-            return []
+            return ()
         if self.on_timeout is OnTimeout.END:
             scan = self._finish(now)
-            return [] if scan is None else [scan]
+            return () if scan is None else (scan,)
         problem = self.drop(
             Reason.TIMEOUT_PARTIAL,
             f"the scanner paused for more than {self.char_timeout_s:g} s in the middle of a scan; "
             "scan the item again",
         )
         self._skipping = False  # the pause itself marks where the next scan starts
-        return [problem]
+        return (problem,)
 
     def _finish(self, now: float) -> Scan | None:
         text = self.partial
@@ -271,7 +267,7 @@ class ReadingScanner(ABC):
         """Read what is waiting: None if nothing yet; b"" or OSError if the device is gone."""
 
     @abstractmethod
-    def feed(self, data: bytes, now: float) -> list[ScanEvent]:
+    def feed(self, data: bytes, now: float) -> Sequence[ScanEvent]:
         """Turn bytes the device produced at `now` into scan events (no I/O).
 
         The async loop calls this with what it reads; a benchmark or a test may call
@@ -299,7 +295,7 @@ class ReadingScanner(ABC):
             if reported_absent:
                 reported_absent = False
                 yield self._problem(Reason.RECONNECTED, "is connected again; scan the item again")
-            queue: asyncio.Queue[list[ScanEvent] | _Gone] = asyncio.Queue()
+            queue: asyncio.Queue[Sequence[ScanEvent] | _Gone] = asyncio.Queue()
             loop.add_reader(fd, self._on_readable, loop, fd, queue)
             try:
                 async for event in self._drain(queue):
@@ -310,7 +306,7 @@ class ReadingScanner(ABC):
             reported_absent = True
 
     async def _drain(
-        self, queue: asyncio.Queue[list[ScanEvent] | _Gone]
+        self, queue: asyncio.Queue[Sequence[ScanEvent] | _Gone]
     ) -> AsyncIterator[ScanEvent]:
         while True:
             timeout = self._assembler.seconds_until_idle(self._clock())
@@ -333,7 +329,7 @@ class ReadingScanner(ABC):
         self,
         loop: asyncio.AbstractEventLoop,
         fd: int,
-        queue: asyncio.Queue[list[ScanEvent] | _Gone],
+        queue: asyncio.Queue[Sequence[ScanEvent] | _Gone],
     ) -> None:
         try:
             data = self._read()

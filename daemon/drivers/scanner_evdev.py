@@ -10,6 +10,10 @@ stable name — a `/dev/input/by-id/…` or `/dev/input/by-path/…` link, a ude
 `SYN_DROPPED` from the kernel means key events were lost: the partial scan is dropped
 and reported, and everything up to the next end-of-scan key is skipped, because those
 keys are the tail of a scan whose start is gone.
+
+Pauses inside a scan are measured between the kernel's timestamps on the key events,
+not on arrival, so a moment when the event loop was busy cannot split a fast scan.
+A scan that goes quiet is noticed on the injected `clock`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -173,72 +177,75 @@ class EvdevScanner(ReadingScanner):
         except BlockingIOError:
             return None
 
-    def feed(self, data: bytes, now: float) -> list[ScanEvent]:
+    def feed(self, data: bytes, now: float) -> Sequence[ScanEvent]:
         """Decode whole input_event records; keep a trailing partial record for later."""
         if self._pending:
             data = self._pending + data
         whole = len(data) - len(data) % INPUT_EVENT.size
         self._pending = data[whole:]
         events: list[ScanEvent] = []
-        assembler = self._assembler
-        decoder = self._decoder
-        for sec, usec, kind, code, value in INPUT_EVENT.iter_unpack(memoryview(data)[:whole]):
-            if self._dropping:
-                # After SYN_DROPPED the kernel's docs say: ignore everything up to and
-                # including the next SYN_REPORT, then resynchronise.
-                if kind == _EV_KEY:
-                    self._swallowed_at = sec + usec * 1e-6
-                elif kind == _EV_SYN and code == _SYN_REPORT:
-                    self._dropping = False
-                    self._resync()
-                    if self._swallowed_at is not None:
-                        assembler.skip_to_end(self._swallowed_at, now)
+        assembler, decoder, end_keys = self._assembler, self._decoder, self._end_keys
+        dropping = self._dropping
+        records = data if whole == len(data) else memoryview(data)[:whole]
+        for sec, usec, kind, code, value in INPUT_EVENT.iter_unpack(records):
+            if kind != _EV_KEY:
+                if kind == _EV_SYN:
+                    if dropping:
+                        if code == _SYN_REPORT:
+                            self._resync(now)
+                            dropping = False
+                    elif code == _SYN_DROPPED:
+                        events.append(self._events_lost())
+                        dropping = True
                 continue
-            if kind == _EV_KEY:
-                key_time = sec + usec * 1e-6
-                if value == 0:
-                    if not decoder.is_down(code):
-                        if not assembler.collecting:
-                            continue  # after a resync, or a key held when we opened
-                        events.append(
-                            assembler.drop(
-                                Reason.LOST_EVENTS,
-                                f"key {_key_name(code)} was released without being pressed, "
-                                "so key events were lost; scan the item again",
-                            )
+            if dropping:
+                self._swallowed_at = sec + usec * 1e-6
+            elif value == 0:
+                if not decoder.release(code) and assembler.collecting:
+                    events.append(
+                        assembler.drop(
+                            Reason.LOST_EVENTS,
+                            f"key {_key_name(code)} was released without being pressed, "
+                            "so key events were lost; scan the item again",
                         )
-                        continue
-                    decoder.key(code, 0)
-                elif code in self._end_keys:
-                    decoder.key(code, value)
-                    if value == 1:
-                        events.extend(assembler.ended(key_time, now))
-                else:
-                    text = decoder.key(code, value)
-                    if text:
-                        events.extend(assembler.typed(text, key_time, now))
-            elif kind == _EV_SYN and code == _SYN_DROPPED:
-                self._dropping = True
-                self._swallowed_at = None
-                events.append(
-                    assembler.drop(
-                        Reason.SYN_DROPPED,
-                        "the kernel dropped key events (SYN_DROPPED), so this scan cannot be "
-                        "trusted; scan the item again",
                     )
-                )
+            elif code in end_keys:
+                decoder.key(code, value)
+                if value == 1:
+                    events.extend(assembler.ended(sec + usec * 1e-6, now))
+            else:
+                text = decoder.key(code, value)
+                if text:
+                    produced = assembler.typed(text, sec + usec * 1e-6, now)
+                    if produced:
+                        events.extend(produced)
         return events
 
-    def _resync(self) -> None:
+    def _events_lost(self) -> ScanEvent:
+        # The kernel's rule after SYN_DROPPED: ignore everything up to and including
+        # the next SYN_REPORT, then resynchronise the key state.
+        self._dropping = True
+        self._swallowed_at = None
+        return self._assembler.drop(
+            Reason.SYN_DROPPED,
+            "the kernel dropped key events (SYN_DROPPED), so this scan cannot be trusted; "
+            "scan the item again",
+        )
+
+    def _resync(self, now: float) -> None:
         """Rebuild the key state after lost events from what is really held down."""
+        self._dropping = False
         self._decoder.release_all()
         if isinstance(self._device, evdev.InputDevice):
             try:
                 held = self._device.active_keys()
             except OSError:
-                return
+                held = []
             for code in held:
                 self._decoder.key(code, 1)
+        if self._swallowed_at is not None:
+            # Keys went by unseen: what follows is the tail of a scan, even after a pause.
+            self._assembler.skip_to_end(self._swallowed_at, now)
 
 
 def _key_name(code: int) -> str:

@@ -18,7 +18,7 @@ import codecs
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -138,7 +138,7 @@ class SerialScanner(ReadingScanner):
         # result here only means a wakeup with nothing to read yet.
         return data or None
 
-    def feed(self, data: bytes, now: float) -> list[ScanEvent]:
+    def feed(self, data: bytes, now: float) -> Sequence[ScanEvent]:
         text = self._held_cr + self._text_decoder.decode(data)
         self._held_cr = ""
         if self._terminator is Terminator.CRLF and text.endswith("\r"):

@@ -237,6 +237,8 @@ def _quote(text: str, limit: int = 64) -> str:
 
 
 def _control_character(text: str) -> Rejected | None:
+    if text.isprintable() or text.replace(GS, "").isprintable():
+        return None  # the common case, checked in C; isprintable() is False for all of C*
     for position, ch in enumerate(text):
         if ch != GS and unicodedata.category(ch)[0] == "C":
             return Rejected(
