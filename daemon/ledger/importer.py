@@ -10,6 +10,7 @@ the hash chain, written in a single transaction.
 from __future__ import annotations
 
 import csv
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ OPTIONAL_COLUMNS = ("received_on", "lot", "expiry")
 Progress = Callable[[int], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ImportRow:
     line: int
     serial: str
@@ -86,7 +87,8 @@ def _check_rows(
     """Check each row on its own and against the rows before it."""
     today = ledger.clock().date().isoformat()
     at = {name: header.index(name) for name in header}
-    optional = [(name, at.get(name)) for name in OPTIONAL_COLUMNS]
+    i_serial, i_product, i_po, i_supplier, i_branch, i_cost = (at[n] for n in REQUIRED_COLUMNS)
+    optional = [(name, at[name]) for name in OPTIONAL_COLUMNS if name in at]
     products: dict[str, Product | None] = {}
     rules: dict[str, Any] = {}
     first_line: dict[tuple[str, str], int] = {}
@@ -105,10 +107,13 @@ def _check_rows(
                 )
             )
             continue
-        serial, code, po, supplier, branch, cost_text = (
-            fields[at[name]].strip() for name in REQUIRED_COLUMNS
-        )
-        extra = {name: fields[index].strip() for name, index in optional if index is not None}
+        serial = fields[i_serial].strip()
+        code = fields[i_product].strip()
+        po = fields[i_po].strip()
+        supplier = fields[i_supplier].strip()
+        branch = fields[i_branch].strip()
+        cost_text = fields[i_cost].strip()
+        extra = {name: fields[index].strip() for name, index in optional} if optional else {}
         if code not in products:
             product = products[code] = ledger.product(code)
             if product and product.serial_rule:
@@ -131,7 +136,7 @@ def _check_rows(
         if problem is None and cost is None:
             problem = ("bad_cost", f"cost {cost_text!r} is not an amount like 12.50")
         dates = {}
-        for name in ("received_on", "expiry"):
+        for name in ("received_on", "expiry") if extra else ():
             if extra.get(name) and problem is None:
                 try:
                     dates[name] = date.fromisoformat(extra[name]).isoformat()
@@ -173,8 +178,9 @@ def _row_problem(
 
 
 def _cents(text: str) -> int | None:
-    if text.isdigit():
-        return int(text) * 100
+    whole, dot, fraction = text.partition(".")
+    if whole.isdigit() and (not dot or (fraction.isdigit() and len(fraction) <= 2)):
+        return int(whole) * 100 + int(fraction.ljust(2, "0") if dot else "0")
     try:
         amount = Decimal(text.strip() or "0")
     except InvalidOperation:
@@ -196,6 +202,25 @@ def _check_against_ledger(ledger: Ledger, rows: list[ImportRow], problems: list[
         row.existing = unit
 
 
+_BATCH = 10_000
+_UNITS_SQL = (
+    "INSERT INTO units (id, product_id, serial, serial_key, state, branch, po, supplier,"
+    " cost_cents, lot, expiry, last_event, updated_at)"
+    " VALUES (?, ?, ?, ?, 'in_stock', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENTS_SQL = (
+    "INSERT INTO events (uuid, terminal, epoch, seq, kind, unit_id, doc_id, body, hash)"
+    " VALUES (?, ?, ?, ?, 'receive', ?, ?, ?, ?)"
+)
+
+
+def _insert(
+    conn: sqlite3.Connection, unit_rows: list[tuple[Any, ...]], event_rows: list[tuple[Any, ...]]
+) -> None:
+    conn.executemany(_UNITS_SQL, unit_rows)
+    conn.executemany(_EVENTS_SQL, event_rows)
+
+
 def _write(
     ledger: Ledger, rows: list[ImportRow], actor: str, progress: Progress | None
 ) -> ImportReport:
@@ -206,16 +231,20 @@ def _write(
     with ledger.writing(stamp) as writer:
         db = writer.db
         head = writer.head
-        next_id = (db.execute("SELECT max(id) FROM units").fetchone()[0] or 0) + 1
-        unit_rows: list[tuple[Any, ...]] = []
-        event_rows: list[tuple[Any, ...]] = []
-        counts: Counter[tuple[int, str, str, str]] = Counter()
-        prefix_length = ledger.prefix_length
-        for done, row in enumerate(rows, start=1):
-            doc_id = _po_document(db, row, stamp, documents)
+        for row in rows:
+            _po_document(db, row, stamp, documents)
+        for row in rows:
             if row.existing is not None:
                 # Back from the supplier: through the general path, like `receive`.
                 writer.record(_receive_change(row))
+        next_id = (db.execute("SELECT max(id) FROM units").fetchone()[0] or 0) + 1
+        counts: Counter[tuple[int, str, str, str]] = Counter()
+        prefix_length = ledger.prefix_length
+        terminal, epoch, at = head.terminal, head.epoch, stamp.at
+        unit_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        for row in rows:
+            if row.existing is not None:
                 continue
             shape = (row.lot is not None, row.expiry is not None)
             template = templates.get(shape)
@@ -235,30 +264,23 @@ def _write(
                     row.lot,
                     row.expiry,
                     event_uuid,
-                    stamp.at,
+                    at,
                 )
             )
             event_rows.append(
-                (event_uuid, head.terminal, head.epoch, seq, next_id, doc_id, text, digest)
+                (event_uuid, terminal, epoch, seq, next_id, documents[row.po], text, digest)
             )
             counts[(row.product.id, row.branch, "in_stock", row.key[:prefix_length])] += 1
             next_id += 1
-            if progress and done % 10_000 == 0:
-                progress(10_000)
-        db.conn.executemany(
-            "INSERT INTO units (id, product_id, serial, serial_key, state, branch, po, supplier,"
-            " cost_cents, lot, expiry, last_event, updated_at)"
-            " VALUES (?, ?, ?, ?, 'in_stock', ?, ?, ?, ?, ?, ?, ?, ?)",
-            unit_rows,
-        )
-        db.conn.executemany(
-            "INSERT INTO events (uuid, terminal, epoch, seq, kind, unit_id, doc_id, body, hash)"
-            " VALUES (?, ?, ?, ?, 'receive', ?, ?, ?, ?)",
-            event_rows,
-        )
+            if len(unit_rows) == _BATCH:
+                _insert(db.conn, unit_rows, event_rows)
+                unit_rows, event_rows = [], []
+                if progress:
+                    progress(_BATCH)
+        _insert(db.conn, unit_rows, event_rows)
         writer.projection.count_deltas.update(counts)
     if progress:
-        progress(len(rows) % 10_000)
+        progress(len(rows) % _BATCH)
     return ImportReport(rows=len(rows), units=len(rows), documents=list(documents))
 
 
