@@ -132,6 +132,15 @@ def _counts(db: Database) -> list[tuple[object, ...]]:
     )
 
 
+def _activity(db: Database) -> list[tuple[object, ...]]:
+    return list(
+        db.conn.execute(
+            "SELECT p.code, a.* FROM activity a JOIN products p ON p.id = a.product_id"
+            " ORDER BY 1, a.supplier, a.branch, a.day"
+        )
+    )
+
+
 def verify_projection(store: LedgerStore) -> Finding | None:
     """Compare the stored projection with a replay of the log; None when they agree."""
     fresh = replay(store)
@@ -150,4 +159,6 @@ def verify_projection(store: LedgerStore) -> Finding | None:
             )
     if _counts(store.db) != _counts(fresh):
         return Finding("the kept unit counts disagree with a recount from the log")
+    if _activity(store.db) != _activity(fresh):
+        return Finding("the kept activity figures disagree with a recount from the log")
     return None

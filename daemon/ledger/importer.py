@@ -239,6 +239,7 @@ def _write(
                 writer.record(_receive_change(row))
         next_id = (db.execute("SELECT max(id) FROM units").fetchone()[0] or 0) + 1
         counts: Counter[tuple[int, str, str, str]] = Counter()
+        received: Counter[tuple[int, str, str, str]] = Counter()
         prefix_length = ledger.prefix_length
         terminal, epoch, at = head.terminal, head.epoch, stamp.at
         unit_rows: list[tuple[Any, ...]] = []
@@ -271,6 +272,7 @@ def _write(
                 (event_uuid, terminal, epoch, seq, next_id, documents[row.po], text, digest)
             )
             counts[(row.product.id, row.branch, "in_stock", row.key[:prefix_length])] += 1
+            received[(row.product.id, row.supplier, row.branch, at[:10])] += 1
             next_id += 1
             if len(unit_rows) == _BATCH:
                 _insert(db.conn, unit_rows, event_rows)
@@ -279,6 +281,8 @@ def _write(
                     progress(_BATCH)
         _insert(db.conn, unit_rows, event_rows)
         writer.projection.count_deltas.update(counts)
+        for key, n in received.items():
+            writer.projection.add_activity(key, {"received": n})
     if progress:
         progress(len(rows) % _BATCH)
     return ImportReport(rows=len(rows), units=len(rows), documents=list(documents))

@@ -154,7 +154,7 @@ class Ledger(LedgerStore):
                 **dict.fromkeys(_SALE_FIELDS),
             }
             changes.append(
-                self._unit_change(
+                self.unit_change(
                     "receive", ref, unit, new, ("po", po), {"party": supplier, "received_on": day}
                 )
             )
@@ -210,7 +210,7 @@ class Ledger(LedgerStore):
                 "dest_branch": None,
             }
             data = {"party": customer, "price_cents": line.price_cents}
-            changes.append(self._unit_change("sell", ref, unit, new, ("invoice", invoice), data))
+            changes.append(self.unit_change("sell", ref, unit, new, ("invoice", invoice), data))
         for line in lines:
             if line.serial is None:
                 changes.append(
@@ -279,7 +279,7 @@ class Ledger(LedgerStore):
                 doc=("invoice", invoice),
             )
             if unit is not None:
-                attempt = self._unit_change(
+                attempt = self.unit_change(
                     "return_refused", ref, unit, {}, ("invoice", invoice), attempt.data
                 )
             sealed = self.record(self.stamp(actor, branch), [attempt])
@@ -300,7 +300,7 @@ class Ledger(LedgerStore):
         }
         doc = ("return", f"RET-{invoice}-{unit.serial_key}")
         sealed = self.record(
-            self.stamp(actor, branch), [self._unit_change("return", ref, unit, new, doc, data)]
+            self.stamp(actor, branch), [self.unit_change("return", ref, unit, new, doc, data)]
         )
         return Outcome(
             f"{unit.label} returned on invoice {invoice}; now {verdict.state.value}", _uuids(sealed)
@@ -346,7 +346,7 @@ class Ledger(LedgerStore):
         decisions = self._decide_each(refs, units, Request(Op.TRANSFER_OUT, branch), problems)
         self._refuse_if(problems)
         changes = [
-            self._unit_change(
+            self.unit_change(
                 "transfer_out",
                 ref,
                 unit,
@@ -375,7 +375,7 @@ class Ledger(LedgerStore):
         decisions = self._decide_each(refs, units, Request(Op.TRANSFER_IN, branch), problems)
         self._refuse_if(problems)
         changes = [
-            self._unit_change(
+            self.unit_change(
                 "transfer_in",
                 ref,
                 unit,
@@ -427,7 +427,7 @@ class Ledger(LedgerStore):
         }
         sealed = self.record(
             self.stamp(actor, branch),
-            [self._unit_change("repair_open", ref, unit, new, ("repair", ticket), data)],
+            [self.unit_change("repair_open", ref, unit, new, ("repair", ticket), data)],
         )
         return Outcome(f"repair {ticket} opened for {unit.label}", _uuids(sealed))
 
@@ -456,7 +456,7 @@ class Ledger(LedgerStore):
         }
         sealed = self.record(
             self.stamp(actor, unit.branch),
-            [self._unit_change("repair_step", ref, unit, {}, ("repair", ticket), data)],
+            [self.unit_change("repair_step", ref, unit, {}, ("repair", ticket), data)],
         )
         return Outcome(f"repair {ticket}: {status}", _uuids(sealed))
 
@@ -501,7 +501,7 @@ class Ledger(LedgerStore):
         data = {"doc_status": "closed", "outcome": outcome, "collected_by": collected_by}
         sealed = self.record(
             self.stamp(actor, branch),
-            [self._unit_change("repair_close", ref, unit, new, ("repair", ticket), data)],
+            [self.unit_change("repair_close", ref, unit, new, ("repair", ticket), data)],
         )
         return Outcome(
             f"repair {ticket} closed: {outcome}, unit {allowed.state.value}", _uuids(sealed)
@@ -548,7 +548,7 @@ class Ledger(LedgerStore):
         _, unit, _ = decisions[0]
         sealed = self.record(
             self.stamp(actor),
-            [self._unit_change("warranty_claim", ref, unit, {}, ("warranty_claim", claim), data)],
+            [self.unit_change("warranty_claim", ref, unit, {}, ("warranty_claim", claim), data)],
         )
         return Outcome(
             f"claim {claim}: {decision.status}; covered {decision.covered_cents / 100:.2f},"
@@ -602,7 +602,7 @@ class Ledger(LedgerStore):
         else:
             old_new.update({"pre_repair_state": None, "repair_ticket": None})
         changes.append(
-            self._unit_change(
+            self.unit_change(
                 "replace_old",
                 old,
                 old_unit,
@@ -621,7 +621,7 @@ class Ledger(LedgerStore):
         if override:
             changes.append(override)
         changes.append(
-            self._unit_change(
+            self.unit_change(
                 "replace_new",
                 new,
                 new_unit,
@@ -658,16 +658,18 @@ class Ledger(LedgerStore):
         reason: str,
         manager: str | None = None,
         document: str | None = None,
+        doc_type: str | None = None,
         branch: str | None = None,
     ) -> Outcome:
-        """Quarantine, release, return to supplier, write off, mark lost or found."""
+        """Quarantine, release, return to supplier, write off, mark lost or found, or
+        relocate (a stock count found the unit here, not where the ledger had it)."""
         if op not in _MOVES:
             raise ValueError(f"{op.value} is not a stock move")
         branch = branch or self.branch
         units, problems = self._resolve(refs)
         decisions = self._decide_each(refs, units, Request(op, branch, manager=manager), problems)
         self._refuse_if(problems)
-        doc = (op.value, document or f"{op.value.upper()}-{uuid.uuid4().hex[:10]}")
+        doc = (doc_type or op.value, document or f"{op.value.upper()}-{uuid.uuid4().hex[:10]}")
         changes = []
         for ref, unit, allowed in decisions:
             assert unit is not None
@@ -679,7 +681,7 @@ class Ledger(LedgerStore):
             if allowed.state in (State.WRITTEN_OFF, State.RETURNED_TO_SUPPLIER, State.LOST):
                 new.update({"repair_ticket": None, "pre_repair_state": None})
             changes.append(
-                self._unit_change(
+                self.unit_change(
                     op.value, ref, unit, new, doc, {"reason": reason, "manager": manager}
                 )
             )
@@ -695,13 +697,16 @@ class Ledger(LedgerStore):
         reason: str,
         on: bool = True,
         document: str | None = None,
+        doc_type: str = "flag",
     ) -> Outcome:
-        """Put a flag (stolen, recalled, conflict, on hold) on units, or take it off."""
+        """Put a flag (stolen, recalled, conflict, on hold) on units, or take it off.
+
+        `document` (of `doc_type`, e.g. a recall notice) is what the flag rests on."""
         units, problems = self._resolve(refs)
         op = Op.FLAG if on else Op.UNFLAG
         decisions = self._decide_each(refs, units, Request(op, self.branch, flag=flag), problems)
         self._refuse_if(problems)
-        doc = ("flag", document or f"FLAG-{uuid.uuid4().hex[:10]}")
+        doc = (doc_type, document or f"FLAG-{uuid.uuid4().hex[:10]}")
         changes = []
         for ref, unit, _ in decisions:
             assert unit is not None
@@ -709,7 +714,7 @@ class Ledger(LedgerStore):
             if flags == set(unit.flags):
                 continue  # already so: flags are idempotent
             changes.append(
-                self._unit_change(
+                self.unit_change(
                     op.value,
                     ref,
                     unit,
@@ -755,7 +760,7 @@ class Ledger(LedgerStore):
                 )
             )
         self._refuse_if(problems)
-        change = self._unit_change(
+        change = self.unit_change(
             "correction",
             ref,
             unit,
@@ -764,6 +769,7 @@ class Ledger(LedgerStore):
             {
                 "corrects": event_uuid,
                 "corrected_kind": body["kind"],
+                "corrected_price_cents": body["data"].get("price_cents", 0),
                 "reason": reason,
                 "manager": manager,
             },
@@ -838,7 +844,7 @@ class Ledger(LedgerStore):
                 decided.append((ref, unit, verdict))
         return decided
 
-    def _unit_change(
+    def unit_change(
         self,
         kind: str,
         ref: UnitRef,
@@ -847,6 +853,8 @@ class Ledger(LedgerStore):
         doc: tuple[str, str] | None,
         data: dict[str, Any],
     ) -> Change:
+        """The event that moves `unit` (None: a unit new to the ledger) to the fields in
+        `new`, remembering what they were, so a correction can restore them."""
         was: dict[str, Any] = {}
         if unit is None:
             # A unit's first event: nothing was there before, and unset fields stay unset.
@@ -880,7 +888,7 @@ class Ledger(LedgerStore):
     ) -> Change | None:
         if not allowed.overridden:
             return None
-        return self._unit_change(
+        return self.unit_change(
             "override",
             ref,
             unit,
@@ -933,7 +941,15 @@ class Ledger(LedgerStore):
 
 
 _MOVES = frozenset(
-    {Op.QUARANTINE, Op.RELEASE, Op.RETURN_TO_SUPPLIER, Op.WRITE_OFF, Op.MARK_LOST, Op.MARK_FOUND}
+    {
+        Op.QUARANTINE,
+        Op.RELEASE,
+        Op.RETURN_TO_SUPPLIER,
+        Op.WRITE_OFF,
+        Op.MARK_LOST,
+        Op.MARK_FOUND,
+        Op.RELOCATE,
+    }
 )
 
 

@@ -43,6 +43,44 @@ PRODUCT_FIELDS = (
 )
 
 CountKey = tuple[int, str, str, str]  # product_id, branch, state, prefix
+ActivityKey = tuple[int, str, str, str]  # product_id, supplier, branch, day
+ACTIVITY_COLUMNS = (
+    "received",
+    "sold",
+    "returned",
+    "repaired",
+    "replaced",
+    "revenue_cents",
+    "cost_of_sold_cents",
+    "warranty_covered_cents",
+)
+# Which activity column each kind of event counts in.
+_COUNTED = {
+    "receive": "received",
+    "sell": "sold",
+    "replace_new": "sold",
+    "return": "returned",
+    "repair_open": "repaired",
+    "replace_old": "replaced",
+}
+
+
+def activity_of(kind: str, data: dict[str, Any], cost_cents: int | None) -> dict[str, int]:
+    """What one event adds to the activity table (a correction takes it back)."""
+    sign = 1
+    if kind == "correction":
+        kind, sign = data.get("corrected_kind", ""), -1
+        data = {"price_cents": data.get("corrected_price_cents", 0)}
+    delta: dict[str, int] = {}
+    column = _COUNTED.get(kind)
+    if column:
+        delta[column] = sign
+    if kind in ("sell", "replace_new"):
+        delta["revenue_cents"] = sign * int(data.get("price_cents") or 0)
+        delta["cost_of_sold_cents"] = sign * int(cost_cents or 0)
+    if kind == "warranty_claim":
+        delta["warranty_covered_cents"] = sign * int(data.get("covered_cents") or 0)
+    return delta
 
 
 def flags_text(flags: list[str] | tuple[str, ...]) -> str:
@@ -63,6 +101,7 @@ class Projection:
         self.prefix_length = prefix_length
         self._product_ids: dict[str, int] = {}
         self.count_deltas: Counter[CountKey] = Counter()
+        self.activity: dict[ActivityKey, Counter[str]] = {}
 
     def product_id(self, code: str) -> int | None:
         pid = self._product_ids.get(code)
@@ -134,11 +173,16 @@ class Projection:
         key = serial_key(body["serial"])
         changes = {name: body["set"][name] for name in UNIT_FIELDS if name in body["set"]}
         row = self.db.execute(
-            "SELECT id, state, branch FROM units WHERE serial_key = ? AND product_id = ?",
+            "SELECT id, state, branch, supplier, cost_cents FROM units"
+            " WHERE serial_key = ? AND product_id = ?",
             [key, product_id],
         ).fetchone()
         prefix = serial_prefix(key, self.prefix_length)
         if row is None:
+            self.add_activity(
+                (product_id, changes.get("supplier") or "", body["branch"], body["at"][:10]),
+                activity_of(body["kind"], body["data"], changes.get("cost_cents")),
+            )
             columns = ["product_id", "serial", "serial_key", *changes, "last_event", "updated_at"]
             values = [
                 product_id,
@@ -156,6 +200,11 @@ class Projection:
             self.count_deltas[(product_id, changes["branch"], changes["state"], prefix)] += 1
             return int(cursor.lastrowid or 0)
         unit_id, old_state, old_branch = int(row[0]), row[1], row[2]
+        supplier = changes.get("supplier", row[3]) or ""
+        self.add_activity(
+            (product_id, supplier, body["branch"], body["at"][:10]),
+            activity_of(body["kind"], body["data"], changes.get("cost_cents", row[4])),
+        )
         assignments = [f"{name} = ?" for name in changes]
         self.db.execute(
             f"UPDATE units SET {', '.join([*assignments, 'last_event = ?', 'updated_at = ?'])}"
@@ -174,8 +223,13 @@ class Projection:
             self.count_deltas[(product_id, new_branch, new_state, prefix)] += 1
         return unit_id
 
+    def add_activity(self, key: ActivityKey, delta: dict[str, int]) -> None:
+        if delta:
+            self.activity.setdefault(key, Counter()).update(delta)
+
     def flush_counts(self) -> None:
-        """Write the accumulated count changes; call once before commit."""
+        """Write the accumulated count and activity changes; call once before commit."""
+        self._flush_activity()
         deltas = [(*key, n) for key, n in self.count_deltas.items() if n]
         self.count_deltas.clear()
         if not deltas:
@@ -189,4 +243,21 @@ class Projection:
             "DELETE FROM unit_counts WHERE product_id = ? AND branch = ? AND state = ?"
             " AND prefix = ? AND n = 0",
             [row[:4] for row in deltas if row[4] < 0],
+        )
+
+    def _flush_activity(self) -> None:
+        rows = [
+            (*key, *(delta[column] for column in ACTIVITY_COLUMNS))
+            for key, delta in self.activity.items()
+        ]
+        self.activity.clear()
+        if not rows:
+            return
+        columns = ", ".join(ACTIVITY_COLUMNS)
+        updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in ACTIVITY_COLUMNS)
+        self.db.conn.executemany(
+            f"INSERT INTO activity (product_id, supplier, branch, day, {columns})"
+            f" VALUES (?, ?, ?, ?, {', '.join('?' for _ in ACTIVITY_COLUMNS)})"
+            f" ON CONFLICT (product_id, supplier, branch, day) DO UPDATE SET {updates}",
+            rows,
         )

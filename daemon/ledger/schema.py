@@ -127,3 +127,32 @@ def m001_ledger(db: Database) -> None:
         );
         """,
     )
+
+
+@MIGRATIONS()
+def m004_activity(db: Database) -> None:
+    """Per product, supplier, branch and day: what happened to units, kept by the
+    projection in the same transaction, so analytics read a small table."""
+    run_statements(
+        db,
+        """
+        CREATE TABLE activity (
+            product_id INTEGER NOT NULL,
+            supplier TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            day TEXT NOT NULL,
+            received INTEGER NOT NULL DEFAULT 0,
+            sold INTEGER NOT NULL DEFAULT 0,
+            returned INTEGER NOT NULL DEFAULT 0,
+            repaired INTEGER NOT NULL DEFAULT 0,
+            replaced INTEGER NOT NULL DEFAULT 0,
+            revenue_cents INTEGER NOT NULL DEFAULT 0,
+            cost_of_sold_cents INTEGER NOT NULL DEFAULT 0,
+            warranty_covered_cents INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (product_id, supplier, branch, day)
+        ) WITHOUT ROWID;
+        -- Everything but receipts, which are most of the log: repairs, returns, claims
+        -- and counts are found without reading the receipts.
+        CREATE INDEX events_kind ON events (kind, unit_id) WHERE kind != 'receive';
+        """,
+    )

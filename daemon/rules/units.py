@@ -49,6 +49,7 @@ class Op(StrEnum):
     WRITE_OFF = "write_off"
     MARK_LOST = "mark_lost"
     MARK_FOUND = "mark_found"
+    RELOCATE = "relocate"
     FLAG = "flag"
     UNFLAG = "unflag"
 
@@ -101,6 +102,12 @@ TRANSITIONS: dict[Op, dict[State | None, frozenset[State]]] = {
         source: frozenset({S.LOST}) for source in (S.IN_STOCK, S.IN_TRANSIT, S.QUARANTINED)
     },
     Op.MARK_FOUND: {S.LOST: frozenset({S.IN_STOCK})},
+    # A count found the unit at this branch: it stays on the shelf, here.
+    Op.RELOCATE: {
+        S.IN_STOCK: frozenset({S.IN_STOCK}),
+        S.QUARANTINED: frozenset({S.QUARANTINED}),
+        S.IN_TRANSIT: frozenset({S.IN_STOCK}),
+    },
     Op.FLAG: {state: frozenset({state}) for state in State},
     Op.UNFLAG: {state: frozenset({state}) for state in State},
 }

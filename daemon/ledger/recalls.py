@@ -1,0 +1,122 @@
+"""Recalls: flag every matching unit, and list the customers who hold one.
+
+A recall selects units by product, lot, serial range, prefix or an explicit list
+(any combination narrows it). Every selected unit is flagged `recalled` with the
+recall notice as its document, so a recalled unit in stock cannot be sold and one
+brought to a return or repair desk says so. The outreach list is every sold unit
+the notice flagged, with its customer, invoice, branch and date of sale.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.ledger.analytics import Table
+from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.ledger import Ledger, Outcome, UnitRef
+from daemon.ledger.store import UNIT_SELECT, LedgerStore, unit_from_row
+from daemon.rules.serials import serial_key
+from daemon.rules.units import Flag
+
+_KEY_CEILING = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class RecallSelector:
+    """Which units a recall covers; at least one criterion is needed."""
+
+    product: str | None = None
+    lot: str | None = None
+    first: str | None = None
+    last: str | None = None
+    prefix: str | None = None
+    serials: tuple[str, ...] = field(default=())
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+
+
+def select_units(store: LedgerStore, selector: RecallSelector) -> list[UnitRef]:
+    """The units a selector covers, found through indexes (one query)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if selector.product:
+        where.append("p.code = ?")
+        params.append(selector.product)
+    if selector.lot:
+        where.append("u.lot = ?")
+        params.append(selector.lot)
+    if selector.first:
+        where.append("u.serial_key >= ?")
+        params.append(serial_key(selector.first))
+    if selector.last:
+        where.append("u.serial_key <= ?")
+        params.append(serial_key(selector.last))
+    if selector.prefix:
+        key = serial_key(selector.prefix)
+        where.append("u.serial_key >= ? AND u.serial_key < ?")
+        params += [key, key + _KEY_CEILING]
+    if selector.serials:
+        where.append("u.serial_key IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps([serial_key(s) for s in selector.serials]))
+    if not where:
+        raise Refusal(
+            [
+                Problem(
+                    "empty_recall",
+                    "a recall needs a product, lot, range, prefix or list of serials",
+                )
+            ]
+        )
+    sql = f"{UNIT_SELECT} WHERE {' AND '.join(where)} ORDER BY u.serial_key"
+    return [
+        UnitRef(unit.product.code, unit.serial)
+        for unit in (unit_from_row(row) for row in store.db.query(sql, params))
+    ]
+
+
+def recall(
+    ledger: Ledger, notice: str, selector: RecallSelector, *, actor: str, reason: str
+) -> Outcome:
+    """Flag every unit the selector covers as recalled, on recall notice `notice`."""
+    refs = select_units(ledger, selector)
+    if not refs:
+        raise Refusal(
+            [Problem("no_units", f"recall {notice}: no unit matches {selector.describe()}")]
+        )
+    outcome = ledger.set_flag(
+        refs, Flag.RECALLED, actor=actor, reason=reason, document=notice, doc_type="recall"
+    )
+    outcome.details["matched"] = len(refs)
+    outcome.message = f"recall {notice}: {len(refs)} unit(s) match, {outcome.message}"
+    return outcome
+
+
+def outreach(store: LedgerStore, notice: str) -> Table:
+    """Every sold unit recall `notice` flagged: who has it, on which invoice, since when."""
+    rows = store.db.execute(
+        "SELECT DISTINCT p.code, u.serial, u.customer, u.invoice, u.branch, u.sold_on, u.state"
+        " FROM events e JOIN documents d ON d.id = e.doc_id"
+        " JOIN units u ON u.id = e.unit_id JOIN products p ON p.id = u.product_id"
+        " WHERE d.type = 'recall' AND d.number = ? AND e.kind = 'flag' AND e.kind != 'receive'"
+        " AND u.customer IS NOT NULL AND u.flags LIKE '%recalled%'"
+        " ORDER BY u.branch, u.sold_on, u.serial",
+        [notice],
+    ).fetchall()
+    return Table(
+        f"Recall {notice}: customers to contact",
+        ("product", "serial", "customer", "invoice", "branch", "sold_on", "state"),
+        [tuple(r) for r in rows],
+    )
+
+
+def as_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return out.getvalue()
