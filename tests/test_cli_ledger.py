@@ -135,3 +135,29 @@ def test_ambiguous_serial_asks_for_the_product(posd: Posd) -> None:
     result = posd("unit", "SN-1", ok=False)
     assert "belongs to several products (LAP, TAB); add --product" in result.output
     assert posd.json("unit", "SN-1", "--product", "TAB")["passport"]["product"] == "TAB"  # type: ignore[index]
+
+
+def test_reports_recalls_and_counts_from_the_command_line(posd: Posd) -> None:
+    posd("receive", "--po", "PO-1", "--supplier", "Acme", "--product", "LAP", "LX-1", "LX-2",
+         "LX-3")
+    posd("sell", "--invoice", "INV-1", "--customer", "Dana", "LAP/LX-1@1299")
+    failure = posd.json("report", "supplier-failure")["rows"]
+    assert failure == [{"supplier": "Acme", "product": "LAP", "received": 3, "returned": 0,
+                        "repaired": 0, "failure_rate": 0.0}]
+    assert posd("report", "registered-per-day", "--csv").output.startswith("day,received,sold\n")
+    posd("recall", "flag", "RC-1", "--product", "LAP", "--from", "LX-1", "--to", "LX-2",
+         "--reason", "battery")
+    outreach = posd("recall", "outreach", "RC-1", "--csv").output.splitlines()
+    assert outreach[0] == "product,serial,customer,invoice,branch,sold_on,state"
+    assert outreach[1].startswith("LAP,LX-1,Dana,INV-1,B1,")
+    assert len(outreach) == 2
+    posd("count", "open", "CNT-1")
+    scans = posd.json("count", "scan", "CNT-1", "--product", "LAP", "LX-2", "LX-2")["scans"]
+    assert [s["verdict"] for s in scans] == ["expected", "scanned twice"]  # type: ignore[index]
+    text = posd("count", "report", "CNT-1").output
+    assert "1 of 2 found" in text and "missing:\n  LAP LX-3" in text
+    posd("count", "close", "CNT-1")
+    posd("count", "resolve", "CNT-1", "--product", "LAP", "--serial", "LX-3")
+    assert posd.json("unit", "LX-3")["passport"]["state"] == "lost"  # type: ignore[index]
+    accuracy = posd.json("report", "count-accuracy")["rows"]
+    assert accuracy[0]["accuracy"] == 0.5  # type: ignore[index]

@@ -11,12 +11,14 @@ import click
 from daemon.cli.common import main_group
 from daemon.cli.ledger_commands import register as register_ledger
 from daemon.cli.query_commands import register as register_queries
+from daemon.cli.report_commands import register as register_reports
 
 
 def build() -> click.Group:
     group = main_group()
     register_ledger(group)
     register_queries(group)
+    register_reports(group)
     from daemon.cli.tools import register as register_tools
 
     register_tools(group)
