@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from daemon.ledger import Ledger, SaleLine
+from daemon.ledger.analytics import supplier_failure
 from daemon.ledger.importer import import_csv
 from daemon.ledger.queries import counts, passport
 
@@ -80,6 +81,13 @@ def measure(ledger: Ledger, units: int) -> dict[str, float]:
     all_prefixes = time.perf_counter()
     counts(ledger, by=("prefix", "state"))
     all_prefixes_ms = (time.perf_counter() - all_prefixes) * 1000
+    analytics_started = time.perf_counter()
+    supplier_failure(ledger)
+    analytics_ms = (time.perf_counter() - analytics_started) * 1000
+    dashboard_started = time.perf_counter()
+    for groups in (("prefix", "state"), ("branch", "state"), ("product", "state")):
+        counts(ledger, by=groups)
+    dashboard_ms = (time.perf_counter() - dashboard_started) * 1000
     commits = []
     picked = rng.sample(range(units), min(300, units))
     for n, index in enumerate(picked):
@@ -95,6 +103,8 @@ def measure(ledger: Ledger, units: int) -> dict[str, float]:
         "lookup_median_ms": round(statistics.median(lookups), 3),
         "prefix_counts_ms": round(max(prefix_runs), 3),
         "prefix_counts_all_ms": round(all_prefixes_ms, 3),
+        "analytics_supplier_failure_ms": round(analytics_ms, 3),
+        "dashboard_counts_ms": round(dashboard_ms, 3),
         "sale_commit_p99_ms": round(percentile(commits, 0.99), 3),
         "sale_commit_median_ms": round(statistics.median(commits), 3),
     }
