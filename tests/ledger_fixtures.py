@@ -23,13 +23,16 @@ class FixedClock:
 
 
 def make_ledger(
-    path: Path | None = None, *, clock: Callable[[], datetime] | None = None,
-    terminal: str = "T1", branch: str = "B1",
+    path: Path | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    terminal: str = "T1",
+    branch: str = "B1",
 ) -> Ledger:
     ledger = Ledger.create(path, terminal=terminal, branch=branch, clock=clock or FixedClock())
-    ledger.define_product("LAP", "Laptop X1", actor="setup", warranty_months=24,
-                          price_cents=129900)
-    ledger.define_product("PHN", "Phone S9", actor="setup", warranty_months=12,
-                          serial_rule=r"[0-9]{15}")
+    ledger.define_product("LAP", "Laptop X1", actor="setup", warranty_months=24, price_cents=129900)
+    ledger.define_product(
+        "PHN", "Phone S9", actor="setup", warranty_months=12, serial_rule=r"[0-9]{15}"
+    )
     ledger.define_product("CABLE", "USB cable", actor="setup", serial_tracked=False)
     return ledger

@@ -33,8 +33,9 @@ class Posd:
         self.db = db
 
     def __call__(self, *args: str, ok: bool = True) -> Result:
-        result = CliRunner().invoke(build(), ["--db", str(self.db), *args],
-                                    env={"POSD_ACTOR": "clerk"})
+        result = CliRunner().invoke(
+            build(), ["--db", str(self.db), *args], env={"POSD_ACTOR": "clerk"}
+        )
         if ok:
             assert result.exit_code == 0, result.output
         return result
@@ -55,23 +56,58 @@ def posd(tmp_path: Path) -> Posd:
 
 
 def test_a_day_at_the_back_office(posd: Posd) -> None:
-    received = posd.json("receive", "--po", "PO-1", "--supplier", "Acme", "--product", "LAP",
-                         "--quantity", "3", "--cost", "812.40", "LX-1", "LX-2", "LX-3")
+    received = posd.json(
+        "receive",
+        "--po",
+        "PO-1",
+        "--supplier",
+        "Acme",
+        "--product",
+        "LAP",
+        "--quantity",
+        "3",
+        "--cost",
+        "812.40",
+        "LX-1",
+        "LX-2",
+        "LX-3",
+    )
     assert received["ok"] is True and len(received["events"]) == 3  # type: ignore[arg-type]
-    posd("sell", "--invoice", "INV-1", "--customer", "Dana", "LAP/LX-1@1299.00",
-         "--item", "CABLE@15x2")
+    posd(
+        "sell",
+        "--invoice",
+        "INV-1",
+        "--customer",
+        "Dana",
+        "LAP/LX-1@1299.00",
+        "--item",
+        "CABLE@15x2",
+    )
     again = posd("sell", "--invoice", "INV-2", "--customer", "Eve", "LAP/LX-1", ok=False)
     assert again.exit_code == 1
     assert 'Laptop X1 serial "LX-1" is already sold at branch B1 on invoice INV-1' in again.output
-    wrong = posd.json("return", "--invoice", "INV-1", "--product", "LAP", "--serial", "LX-2",
-                      "--condition", "boxed", ok=False)
+    wrong = posd.json(
+        "return",
+        "--invoice",
+        "INV-1",
+        "--product",
+        "LAP",
+        "--serial",
+        "LX-2",
+        "--condition",
+        "boxed",
+        ok=False,
+    )
     assert wrong["ok"] is False and wrong["code"] == "wrong_unit" and wrong["recorded"]
     posd("transfer", "out", "--transfer", "TR-1", "--to", "B2", "--product", "LAP", "LX-3")
     posd("transfer", "in", "--transfer", "TR-1", "--product", "LAP", "--branch", "B2", "LX-3")
     card = posd.json("unit", "LX-3")["passport"]
     assert card["branch"] == "B2" and card["state"] == "in_stock"  # type: ignore[index]
     assert [e["kind"] for e in card["events"]] == [  # type: ignore[index]
-        "receive", "transfer_out", "transfer_in"]
+        "receive",
+        "transfer_out",
+        "transfer_in",
+    ]
     text = posd("unit", "LX-1").output
     assert "sold     invoice INV-1 to Dana" in text and "warranty until 2028-" in text
     counts = posd.json("counts", "--by", "branch,state")["counts"]
@@ -84,16 +120,49 @@ def test_a_day_at_the_back_office(posd: Posd) -> None:
 def test_repair_warranty_replace_and_correct(posd: Posd) -> None:
     posd("receive", "--po", "PO-1", "--supplier", "Acme", "--product", "LAP", "LX-1", "LX-2")
     sold = posd.json("sell", "--invoice", "INV-1", "--customer", "Dana", "LAP/LX-1")
-    posd("repair", "open", "RP-1", "--product", "LAP", "--serial", "LX-1", "--technician",
-         "tess", "--condition", "scratched", "--fault", "no power", "--accessory", "charger")
+    posd(
+        "repair",
+        "open",
+        "RP-1",
+        "--product",
+        "LAP",
+        "--serial",
+        "LX-1",
+        "--technician",
+        "tess",
+        "--condition",
+        "scratched",
+        "--fault",
+        "no power",
+        "--accessory",
+        "charger",
+    )
     posd("repair", "step", "RP-1", "diagnosed", "--diagnosis", "board", "--part", "MB-1")
-    claim = posd.json("warranty", "claim", "WC-1", "--product", "LAP", "--serial", "LX-1",
-                      "--line", "board:240:part:defect", "--line", "lid:60:part:damage")
+    claim = posd.json(
+        "warranty",
+        "claim",
+        "WC-1",
+        "--product",
+        "LAP",
+        "--serial",
+        "LX-1",
+        "--line",
+        "board:240:part:defect",
+        "--line",
+        "lid:60:part:damage",
+    )
     assert claim["decision"]["doc_status"] == "partial"  # type: ignore[index]
     posd("replace", "RPL-1", "LAP/LX-1", "LAP/LX-2", "--old-disposition", "returned_to_supplier")
     assert posd.json("unit", "LX-2")["passport"]["customer"] == "Dana"  # type: ignore[index]
-    undone = posd("correct", str(sold["events"][0]), "--manager", "Mia",  # type: ignore[index]
-                  "--reason", "x", ok=False)
+    undone = posd(
+        "correct",
+        str(sold["events"][0]),
+        "--manager",
+        "Mia",  # type: ignore[index]
+        "--reason",
+        "x",
+        ok=False,
+    )
     assert undone.exit_code == 1 and "has later events" in undone.output
 
 
@@ -110,8 +179,10 @@ def test_moves_and_flags(posd: Posd) -> None:
 
 def test_import_reports_bad_rows_with_line_numbers(posd: Posd, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("serial,product,po,supplier,branch,cost\nA-1,LAP,PO,Acme,B1,1\n"
-                   "A-1,LAP,PO,Acme,B1,1\nA 2,LAP,PO,Acme,B1,1\n")
+    bad.write_text(
+        "serial,product,po,supplier,branch,cost\nA-1,LAP,PO,Acme,B1,1\n"
+        "A-1,LAP,PO,Acme,B1,1\nA 2,LAP,PO,Acme,B1,1\n"
+    )
     result = posd("import", str(bad), ok=False)
     assert result.exit_code == 1
     assert 'line 3: serial "A-1" of LAP is already on line 2' in result.output
@@ -138,15 +209,35 @@ def test_ambiguous_serial_asks_for_the_product(posd: Posd) -> None:
 
 
 def test_reports_recalls_and_counts_from_the_command_line(posd: Posd) -> None:
-    posd("receive", "--po", "PO-1", "--supplier", "Acme", "--product", "LAP", "LX-1", "LX-2",
-         "LX-3")
+    posd(
+        "receive", "--po", "PO-1", "--supplier", "Acme", "--product", "LAP", "LX-1", "LX-2", "LX-3"
+    )
     posd("sell", "--invoice", "INV-1", "--customer", "Dana", "LAP/LX-1@1299")
     failure = posd.json("report", "supplier-failure")["rows"]
-    assert failure == [{"supplier": "Acme", "product": "LAP", "received": 3, "returned": 0,
-                        "repaired": 0, "failure_rate": 0.0}]
+    assert failure == [
+        {
+            "supplier": "Acme",
+            "product": "LAP",
+            "received": 3,
+            "returned": 0,
+            "repaired": 0,
+            "failure_rate": 0.0,
+        }
+    ]
     assert posd("report", "registered-per-day", "--csv").output.startswith("day,received,sold\n")
-    posd("recall", "flag", "RC-1", "--product", "LAP", "--from", "LX-1", "--to", "LX-2",
-         "--reason", "battery")
+    posd(
+        "recall",
+        "flag",
+        "RC-1",
+        "--product",
+        "LAP",
+        "--from",
+        "LX-1",
+        "--to",
+        "LX-2",
+        "--reason",
+        "battery",
+    )
     outreach = posd("recall", "outreach", "RC-1", "--csv").output.splitlines()
     assert outreach[0] == "product,serial,customer,invoice,branch,sold_on,state"
     assert outreach[1].startswith("LAP,LX-1,Dana,INV-1,B1,")

@@ -39,8 +39,15 @@ def generate(seed: int, units: int = 120, steps: int = 400) -> Ledger:
         if product == "TAB" and ledger.product("TAB") is None:
             ledger.define_product("TAB", "Tablet", actor="s", warranty_months=12)
         serial = f"U{i:04d}"
-        ledger.receive(f"PO-{i}", rng.choice(SUPPLIERS), product, [serial], actor="a",
-                       branch=rng.choice(BRANCHES), cost_cents=rng.randint(100, 900) * 100)
+        ledger.receive(
+            f"PO-{i}",
+            rng.choice(SUPPLIERS),
+            product,
+            [serial],
+            actor="a",
+            branch=rng.choice(BRANCHES),
+            cost_cents=rng.randint(100, 900) * 100,
+        )
         serials.append((product, serial))
         clock.advance(hours=rng.randint(0, 30))
     for n in range(steps):
@@ -50,19 +57,42 @@ def generate(seed: int, units: int = 120, steps: int = 400) -> Ledger:
         assert unit is not None
         try:
             if unit.state is State.IN_STOCK:
-                ledger.sell(f"INV-{n}", f"C{n}", [SaleLine(product, serial,
-                            rng.randint(200, 1200) * 100)], actor="a", branch=unit.branch)
+                ledger.sell(
+                    f"INV-{n}",
+                    f"C{n}",
+                    [SaleLine(product, serial, rng.randint(200, 1200) * 100)],
+                    actor="a",
+                    branch=unit.branch,
+                )
             elif unit.state is State.SOLD and rng.random() < 0.3:
-                ledger.return_unit(unit.invoice or "", product, serial, actor="a",
-                                   condition="ok", disposition=State.IN_STOCK,
-                                   branch=rng.choice(BRANCHES))
+                ledger.return_unit(
+                    unit.invoice or "",
+                    product,
+                    serial,
+                    actor="a",
+                    condition="ok",
+                    disposition=State.IN_STOCK,
+                    branch=rng.choice(BRANCHES),
+                )
             elif unit.state is State.SOLD:
-                ledger.repair_open(f"RP-{n}", UnitRef(product, serial), actor="a",
-                                   technician=rng.choice(TECHS), intake_condition="ok", fault="f")
+                ledger.repair_open(
+                    f"RP-{n}",
+                    UnitRef(product, serial),
+                    actor="a",
+                    technician=rng.choice(TECHS),
+                    intake_condition="ok",
+                    fault="f",
+                )
                 if rng.random() < 0.5:
-                    ledger.warranty_claim(f"WC-{n}", UnitRef(product, serial), [
-                        ClaimLine("part", rng.randint(50, 900) * 100, LineKind.PART),
-                        ClaimLine("lid", 3000, LineKind.PART, Cause.DAMAGE)], actor="t")
+                    ledger.warranty_claim(
+                        f"WC-{n}",
+                        UnitRef(product, serial),
+                        [
+                            ClaimLine("part", rng.randint(50, 900) * 100, LineKind.PART),
+                            ClaimLine("lid", 3000, LineKind.PART, Cause.DAMAGE),
+                        ],
+                        actor="t",
+                    )
             elif unit.state is State.IN_REPAIR:
                 ledger.repair_step(unit.repair_ticket or "", "qc_passed", actor="q")
                 ledger.repair_close(unit.repair_ticket or "", actor="t", outcome="repaired")
@@ -72,8 +102,9 @@ def generate(seed: int, units: int = 120, steps: int = 400) -> Ledger:
     for product, serial in serials:
         unit = ledger.unit(product, serial)
         if unit is not None and unit.state is State.SOLD:
-            last = ledger.db.execute("SELECT kind FROM events WHERE uuid = ?",
-                                     [unit.last_event]).fetchone()[0]
+            last = ledger.db.execute(
+                "SELECT kind FROM events WHERE uuid = ?", [unit.last_event]
+            ).fetchone()[0]
             if last == "sell":
                 ledger.correct(unit.last_event, actor="a", manager="M", reason="mis-scan")
                 break
@@ -136,7 +167,9 @@ def brute_force(ledger: Ledger) -> dict[str, object]:
         for i, (at, tech) in enumerate(visits):
             tech_repairs[tech] += 1
             if i + 1 < len(visits):
-                gap = datetime.fromisoformat(visits[i + 1][0][:-1]) - datetime.fromisoformat(at[:-1])
+                gap = datetime.fromisoformat(visits[i + 1][0][:-1]) - datetime.fromisoformat(
+                    at[:-1]
+                )
                 if gap.days < 90 or (gap.days == 90 and gap.seconds == 0):
                     tech_repeats[tech] += 1
     return {
@@ -156,31 +189,38 @@ def test_analytics_equal_brute_force_counts(seed: int) -> None:
     assert verify_projection(ledger) is None
 
     table = supplier_failure(ledger).as_dicts()
-    got = {(r["supplier"], r["product"]): (r["received"], r["returned"] + r["repaired"])
-           for r in table}
+    got = {
+        (r["supplier"], r["product"]): (r["received"], r["returned"] + r["repaired"]) for r in table
+    }
     assert got == truth["failure"]
-    assert all(r["failure_rate"] == round((r["returned"] + r["repaired"]) / r["received"], 4)
-               for r in table)
+    assert all(
+        r["failure_rate"] == round((r["returned"] + r["repaired"]) / r["received"], 4)
+        for r in table
+    )
 
     sold, returned = truth["branch"]  # type: ignore[misc]
-    got_branch = {r["branch"]: (r["sold"], r["returned"]) for r in branch_returns(ledger).as_dicts()}
+    got_branch = {
+        r["branch"]: (r["sold"], r["returned"]) for r in branch_returns(ledger).as_dicts()
+    }
     assert got_branch == {b: (sold[b], returned[b]) for b in set(sold) | set(returned)}
 
     revenue, cost, warranty = truth["margin"]  # type: ignore[misc]
-    expected_excess = sorted(p for p in revenue | warranty
-                             if warranty[p] > revenue[p] - cost[p])
+    expected_excess = sorted(p for p in revenue | warranty if warranty[p] > revenue[p] - cost[p])
     assert sorted(r["product"] for r in warranty_vs_margin(ledger).as_dicts()) == expected_excess
 
     days = {r["day"]: r["received"] for r in registered_per_day(ledger).as_dicts() if r["received"]}
     assert days == dict(truth["per_day"])  # type: ignore[arg-type]
 
     repairs, repeats = truth["tech"]  # type: ignore[misc]
-    got_tech = {r["technician"]: (r["repairs"], r["repeat_repairs"])
-                for r in technician_repeats(ledger).as_dicts()}
+    got_tech = {
+        r["technician"]: (r["repairs"], r["repeat_repairs"])
+        for r in technician_repeats(ledger).as_dicts()
+    }
     assert got_tech == {t: (repairs[t], repeats[t]) for t in repairs}
 
-    got_repeat = {r["product"]: r["units_repaired_repeatedly"]
-                  for r in repeated_defects(ledger).as_dicts()}
+    got_repeat = {
+        r["product"]: r["units_repaired_repeatedly"] for r in repeated_defects(ledger).as_dicts()
+    }
     assert got_repeat == dict(truth["repeat_units"])  # type: ignore[arg-type]
 
 
@@ -191,11 +231,19 @@ def test_unusual_return_rate_is_flagged() -> None:
         serials = [f"{branch}-{i}" for i in range(sold)]
         ledger.receive(f"PO-{branch}", "Acme", "LAP", serials, actor="a", branch=branch)
         for i, serial in enumerate(serials):
-            ledger.sell(f"INV-{serial}", "C", [SaleLine("LAP", serial, 1000)], actor="a",
-                        branch=branch)
+            ledger.sell(
+                f"INV-{serial}", "C", [SaleLine("LAP", serial, 1000)], actor="a", branch=branch
+            )
             if i < returned:
-                ledger.return_unit(f"INV-{serial}", "LAP", serial, actor="a", condition="ok",
-                                   disposition=State.IN_STOCK, branch=branch)
+                ledger.return_unit(
+                    f"INV-{serial}",
+                    "LAP",
+                    serial,
+                    actor="a",
+                    condition="ok",
+                    disposition=State.IN_STOCK,
+                    branch=branch,
+                )
     flags = {r["branch"]: r["flag"] for r in branch_returns(ledger).as_dicts()}
     assert flags == {"B1": "", "B2": "", "B3": "unusual"}
 
@@ -211,12 +259,31 @@ def test_product_whose_warranty_cost_exceeds_its_margin() -> None:
     ledger.define_product("CHEAP", "Cheap phone", actor="s", warranty_months=12)
     ledger.receive("PO-1", "Acme", "CHEAP", ["C1", "C2"], actor="a", cost_cents=9000)
     ledger.receive("PO-2", "Acme", "LAP", ["L1"], actor="a", cost_cents=50000)
-    ledger.sell("INV-1", "Dana", [SaleLine("CHEAP", "C1", 10000), SaleLine("CHEAP", "C2", 10000),
-                                  SaleLine("LAP", "L1", 90000)], actor="a")
-    ledger.warranty_claim("WC-1", UnitRef("CHEAP", "C1"),
-                          [ClaimLine("screen", 2500), ClaimLine("case", 900, cause=Cause.DAMAGE)],
-                          actor="t")
+    ledger.sell(
+        "INV-1",
+        "Dana",
+        [
+            SaleLine("CHEAP", "C1", 10000),
+            SaleLine("CHEAP", "C2", 10000),
+            SaleLine("LAP", "L1", 90000),
+        ],
+        actor="a",
+    )
+    ledger.warranty_claim(
+        "WC-1",
+        UnitRef("CHEAP", "C1"),
+        [ClaimLine("screen", 2500), ClaimLine("case", 900, cause=Cause.DAMAGE)],
+        actor="t",
+    )
     ledger.warranty_claim("WC-2", UnitRef("LAP", "L1"), [ClaimLine("fan", 2500)], actor="t")
     rows = warranty_vs_margin(ledger).as_dicts()
-    assert rows == [{"product": "CHEAP", "revenue_cents": 20000, "cost_of_sold_cents": 18000,
-                     "margin_cents": 2000, "warranty_cost_cents": 2500, "excess_cents": 500}]
+    assert rows == [
+        {
+            "product": "CHEAP",
+            "revenue_cents": 20000,
+            "cost_of_sold_cents": 18000,
+            "margin_cents": 2000,
+            "warranty_cost_cents": 2500,
+            "excess_cents": 500,
+        }
+    ]

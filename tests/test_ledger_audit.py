@@ -45,8 +45,9 @@ def verify(path: Path, *extra: str) -> tuple[int, str]:
 
 def sqlite3_cli(path: Path, script: str) -> subprocess.CompletedProcess[str]:
     assert SQLITE3 is not None
-    return subprocess.run([SQLITE3, str(path)], input=script, text=True, capture_output=True,
-                          check=False)
+    return subprocess.run(
+        [SQLITE3, str(path)], input=script, text=True, capture_output=True, check=False
+    )
 
 
 def seq_of(path: Path, where: str) -> tuple[int, str]:
@@ -72,11 +73,14 @@ def test_database_refuses_update_and_delete_of_events(stocked: Path) -> None:
 @needs_sqlite3
 def test_edited_event_is_named_by_verify(stocked: Path) -> None:
     seq, event = seq_of(stocked, "kind = 'sell'")
-    result = sqlite3_cli(stocked, (
-        "DROP TRIGGER events_no_update;"
-        "UPDATE events SET body = replace(body, '\"Dana\"', '\"Mallory\"') WHERE kind = 'sell';"
-        + RECREATE_UPDATE_TRIGGER
-    ))
+    result = sqlite3_cli(
+        stocked,
+        (
+            "DROP TRIGGER events_no_update;"
+            "UPDATE events SET body = replace(body, '\"Dana\"', '\"Mallory\"') WHERE kind = 'sell';"
+            + RECREATE_UPDATE_TRIGGER
+        ),
+    )
     assert result.returncode == 0, result.stderr
     code, output = verify(stocked)
     assert code == 1
@@ -87,9 +91,12 @@ def test_edited_event_is_named_by_verify(stocked: Path) -> None:
 @needs_sqlite3
 def test_deleted_event_is_named_by_verify(stocked: Path) -> None:
     seq, _ = seq_of(stocked, "kind = 'receive' AND body LIKE '%LX-3%'")
-    sqlite3_cli(stocked, f"DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = {seq};"
-                "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN"
-                " SELECT RAISE(ABORT, 'append-only'); END;")
+    sqlite3_cli(
+        stocked,
+        f"DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = {seq};"
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN"
+        " SELECT RAISE(ABORT, 'append-only'); END;",
+    )
     code, output = verify(stocked, "--json")
     assert code == 1
     finding = json.loads(output)["finding"]
@@ -104,9 +111,12 @@ def test_rehashed_forgery_still_breaks_the_chain(stocked: Path) -> None:
         body = conn.execute("SELECT body FROM events WHERE seq = ?", [seq - 1]).fetchone()[0]
     forged = body.replace('"B1"', '"B9"')
     digest = hashlib.sha256(forged.encode()).hexdigest()
-    sqlite3_cli(stocked, "DROP TRIGGER events_no_update;"
-                f"UPDATE events SET body = '{forged}', hash = '{digest}' WHERE seq = {seq - 1};"
-                + RECREATE_UPDATE_TRIGGER)
+    sqlite3_cli(
+        stocked,
+        "DROP TRIGGER events_no_update;"
+        f"UPDATE events SET body = '{forged}', hash = '{digest}' WHERE seq = {seq - 1};"
+        + RECREATE_UPDATE_TRIGGER,
+    )
     code, output = verify(stocked)
     assert code == 1
     assert f"seq {seq}: does not follow the event before it" in output
@@ -121,7 +131,9 @@ def test_removed_trigger_is_reported(stocked: Path) -> None:
 
 @needs_sqlite3
 def test_edited_projection_is_caught_by_replay(stocked: Path) -> None:
-    sqlite3_cli(stocked, "UPDATE units SET state = 'in_stock', invoice = NULL WHERE serial = 'LX-2';")
+    sqlite3_cli(
+        stocked, "UPDATE units SET state = 'in_stock', invoice = NULL WHERE serial = 'LX-2';"
+    )
     code, output = verify(stocked)
     assert code == 0  # the log itself is intact
     code, output = verify(stocked, "--replay")

@@ -49,24 +49,30 @@ def test_good_file_imports_every_row_as_a_chained_event(ledger: Ledger) -> None:
 def test_bad_rows_are_all_reported_and_nothing_is_imported(ledger: Ledger) -> None:
     before = event_count(ledger)
     rows = [
-        "LX-1,LAP,PO-7,Acme,B1,10",          # line 2: fine
-        "LX-1,LAP,PO-7,Acme,B1,10",          # line 3: duplicate in file
-        "OLD-1,LAP,PO-7,Acme,B1,10",         # line 4: duplicate of an active unit
-        "LX 2,LAP,PO-7,Acme,B1,10",          # line 5: bad format
-        "LX-3,NOPE,PO-7,Acme,B1,10",         # line 6: unknown product
-        "12345,PHN,PO-7,Acme,B1,10",         # line 7: product's serial rule
-        "LX-4,LAP,PO-7,Acme,B1,ten",         # line 8: bad cost
-        "LX-5,LAP,PO-7,Acme",                # line 9: too few fields
-        "LX-6\x07,LAP,PO-7,Acme,B1,10",      # line 10: control character
-        "LX-7,CABLE,PO-7,Acme,B1,1",         # line 11: not tracked by serial
+        "LX-1,LAP,PO-7,Acme,B1,10",  # line 2: fine
+        "LX-1,LAP,PO-7,Acme,B1,10",  # line 3: duplicate in file
+        "OLD-1,LAP,PO-7,Acme,B1,10",  # line 4: duplicate of an active unit
+        "LX 2,LAP,PO-7,Acme,B1,10",  # line 5: bad format
+        "LX-3,NOPE,PO-7,Acme,B1,10",  # line 6: unknown product
+        "12345,PHN,PO-7,Acme,B1,10",  # line 7: product's serial rule
+        "LX-4,LAP,PO-7,Acme,B1,ten",  # line 8: bad cost
+        "LX-5,LAP,PO-7,Acme",  # line 9: too few fields
+        "LX-6\x07,LAP,PO-7,Acme,B1,10",  # line 10: control character
+        "LX-7,CABLE,PO-7,Acme,B1,1",  # line 11: not tracked by serial
     ]
     with pytest.raises(Refusal) as refused:
         import_csv(ledger, csv_text(*rows), actor="ann")
     found = [(p.line, p.code) for p in refused.value.problems]
     assert found == [
-        (3, "duplicate_in_file"), (4, "already_active"), (5, "bad_serial"),
-        (6, "unknown_product"), (7, "bad_serial"), (8, "bad_cost"), (9, "malformed_row"),
-        (10, "bad_serial"), (11, "not_serialized"),
+        (3, "duplicate_in_file"),
+        (4, "already_active"),
+        (5, "bad_serial"),
+        (6, "unknown_product"),
+        (7, "bad_serial"),
+        (8, "bad_cost"),
+        (9, "malformed_row"),
+        (10, "bad_serial"),
+        (11, "not_serialized"),
     ]
     messages = {p.line: str(p) for p in refused.value.problems}
     assert messages[3] == 'line 3: serial "LX-1" of LAP is already on line 2'
@@ -78,8 +84,9 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(ledger: Ledger) -> No
 
 def test_header_problems_name_the_columns(ledger: Ledger) -> None:
     with pytest.raises(Refusal) as refused:
-        import_csv(ledger, csv_text("x", header="serial,product,po,branch,cost,colour"),
-                   actor="ann")
+        import_csv(
+            ledger, csv_text("x", header="serial,product,po,branch,cost,colour"), actor="ann"
+        )
     assert [str(p) for p in refused.value.problems] == [
         "line 1: missing column 'supplier'",
         "line 1: unknown column 'colour'; columns are serial, product, po, supplier, branch,"
@@ -89,8 +96,9 @@ def test_header_problems_name_the_columns(ledger: Ledger) -> None:
 
 def test_unit_back_from_the_supplier_can_be_imported_again(ledger: Ledger) -> None:
     ledger.move(Op.RETURN_TO_SUPPLIER, [UnitRef("LAP", "OLD-1")], actor="ann", reason="RMA")
-    import_csv(ledger, csv_text("OLD-1,LAP,PO-9,Acme,B1,5", "NEW-1,LAP,PO-9,Acme,B1,5"),
-               actor="ann")
+    import_csv(
+        ledger, csv_text("OLD-1,LAP,PO-9,Acme,B1,5", "NEW-1,LAP,PO-9,Acme,B1,5"), actor="ann"
+    )
     unit = ledger.unit("LAP", "OLD-1")
     assert unit is not None and unit.state.value == "in_stock" and unit.row["po"] == "PO-9"
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "OLD-1")], actor="bob")
@@ -98,9 +106,11 @@ def test_unit_back_from_the_supplier_can_be_imported_again(ledger: Ledger) -> No
 
 
 def test_lot_expiry_and_received_on(ledger: Ledger) -> None:
-    text = csv_text("MD-1,LAP,PO-3,Med,B1,1,2026-10-01,L42,2028-01-31",
-                    "MD-2,LAP,PO-3,Med,B1,1,,,",
-                    header=HEADER + ",received_on,lot,expiry")
+    text = csv_text(
+        "MD-1,LAP,PO-3,Med,B1,1,2026-10-01,L42,2028-01-31",
+        "MD-2,LAP,PO-3,Med,B1,1,,,",
+        header=HEADER + ",received_on,lot,expiry",
+    )
     import_csv(ledger, text, actor="ann")
     first = ledger.unit("LAP", "MD-1")
     assert first is not None
@@ -109,25 +119,53 @@ def test_lot_expiry_and_received_on(ledger: Ledger) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(serial=st.text(min_size=1, max_size=20), po=st.text(max_size=10), cost=st.integers(0, 10**9),
-       party=st.text(max_size=10), branch=st.text(min_size=1, max_size=6))
+@given(
+    serial=st.text(min_size=1, max_size=20),
+    po=st.text(max_size=10),
+    cost=st.integers(0, 10**9),
+    party=st.text(max_size=10),
+    branch=st.text(min_size=1, max_size=6),
+)
 def test_template_bodies_are_exactly_canonical_json(
     serial: str, po: str, cost: int, party: str, branch: str
 ) -> None:
     head = ChainHead("T1", "e1", 41, "ab" * 32)
     stamp = Stamp("2026-11-23T09:00:00.000Z", "ann", "B0")
-    example = Change("receive", {"party": "x"}, "LAP", "SN", ("po", "P"),
-                     {"state": "in_stock", "branch": "B0", "po": "P", "cost_cents": 1}, {}, None)
-    template = BodyTemplate(example, stamp, head,
-                            ["serial", "doc.no", "set.po", "set.cost_cents", "data.party",
-                             "branch", "set.branch"])
+    example = Change(
+        "receive",
+        {"party": "x"},
+        "LAP",
+        "SN",
+        ("po", "P"),
+        {"state": "in_stock", "branch": "B0", "po": "P", "cost_cents": 1},
+        {},
+        None,
+    )
+    template = BodyTemplate(
+        example,
+        stamp,
+        head,
+        ["serial", "doc.no", "set.po", "set.cost_cents", "data.party", "branch", "set.branch"],
+    )
     prev = head.hash
     event_uuid, seq, text, _ = template.seal(head, [serial, po, po, cost, party, branch, branch])
     expected = {
-        "v": 1, "uuid": event_uuid, "terminal": "T1", "epoch": "e1", "seq": 42, "prev": prev,
-        "at": stamp.at, "actor": "ann", "branch": branch, "kind": "receive",
-        "data": {"party": party}, "product": "LAP", "serial": serial, "unit_prev": None,
-        "set": {"state": "in_stock", "branch": branch, "po": po, "cost_cents": cost}, "was": {},
+        "v": 1,
+        "uuid": event_uuid,
+        "terminal": "T1",
+        "epoch": "e1",
+        "seq": 42,
+        "prev": prev,
+        "at": stamp.at,
+        "actor": "ann",
+        "branch": branch,
+        "kind": "receive",
+        "data": {"party": party},
+        "product": "LAP",
+        "serial": serial,
+        "unit_prev": None,
+        "set": {"state": "in_stock", "branch": branch, "po": po, "cost_cents": cost},
+        "was": {},
         "doc": {"type": "po", "no": po},
     }
     assert seq == 42

@@ -27,13 +27,18 @@ from tests.ledger_fixtures import FixedClock, make_ledger
 @pytest.fixture
 def ledger() -> Ledger:
     ledger = make_ledger(clock=FixedClock())
-    ledger.receive("PO-1", "Acme", "LAP", [f"LX-{i:02d}" for i in range(10)], actor="a",
-                   lot="LOT-A")
-    ledger.receive("PO-2", "Acme", "LAP", [f"LY-{i:02d}" for i in range(5)], actor="a",
-                   lot="LOT-B")
+    ledger.receive(
+        "PO-1", "Acme", "LAP", [f"LX-{i:02d}" for i in range(10)], actor="a", lot="LOT-A"
+    )
+    ledger.receive("PO-2", "Acme", "LAP", [f"LY-{i:02d}" for i in range(5)], actor="a", lot="LOT-B")
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-01", 1000)], actor="a")
-    ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-02", 1000), SaleLine("LAP", "LY-01", 900)],
-                actor="a", branch="B1")
+    ledger.sell(
+        "INV-2",
+        "Eve",
+        [SaleLine("LAP", "LX-02", 1000), SaleLine("LAP", "LY-01", 900)],
+        actor="a",
+        branch="B1",
+    )
     return ledger
 
 
@@ -52,8 +57,13 @@ def test_recall_selectors(ledger: Ledger, selector: RecallSelector, expected: in
 
 
 def test_recall_flags_units_blocks_sale_and_lists_customers(ledger: Ledger) -> None:
-    outcome = recall(ledger, "RC-2026-7", RecallSelector(first="LX-00", last="LX-04"),
-                     actor="hq", reason="battery swelling")
+    outcome = recall(
+        ledger,
+        "RC-2026-7",
+        RecallSelector(first="LX-00", last="LX-04"),
+        actor="hq",
+        reason="battery swelling",
+    )
     assert outcome.details["matched"] == 5
     unit = ledger.unit("LAP", "LX-03")
     assert unit is not None and Flag.RECALLED in unit.flags
@@ -62,13 +72,19 @@ def test_recall_flags_units_blocks_sale_and_lists_customers(ledger: Ledger) -> N
     assert refused.value.code == "flag_recalled"
     table = outreach(ledger, "RC-2026-7")
     assert [(r["serial"], r["customer"], r["invoice"]) for r in table.as_dicts()] == [
-        ("LX-01", "Dana", "INV-1"), ("LX-02", "Eve", "INV-2")]
+        ("LX-01", "Dana", "INV-1"),
+        ("LX-02", "Eve", "INV-2"),
+    ]
     rows = list(csv.reader(io.StringIO(as_csv(table))))
     assert rows[0] == ["product", "serial", "customer", "invoice", "branch", "sold_on", "state"]
     assert rows[1][:4] == ["LAP", "LX-01", "Dana", "INV-1"]
     # A second notice over the same units changes nothing: flags are idempotent.
-    assert recall(ledger, "RC-2026-8", RecallSelector(lot="LOT-A"), actor="hq",
-                  reason="same").details["matched"] == 10
+    assert (
+        recall(ledger, "RC-2026-8", RecallSelector(lot="LOT-A"), actor="hq", reason="same").details[
+            "matched"
+        ]
+        == 10
+    )
     assert verify_projection(ledger) is None
 
 
@@ -85,15 +101,21 @@ def test_stock_count_finds_missing_unexpected_and_double_scans(ledger: Ledger) -
     open_count(ledger, "CNT-1", actor="ann", branch="B1")
     on_shelf = [f"LX-{i:02d}" for i in range(3, 10)] + ["LY-00"]
     for serial in on_shelf:
-        assert count_scan(ledger, "CNT-1", "LAP", serial, actor="ann").details["verdict"] == "expected"
+        assert (
+            count_scan(ledger, "CNT-1", "LAP", serial, actor="ann").details["verdict"] == "expected"
+        )
     twice = count_scan(ledger, "CNT-1", "LAP", "lx-05", actor="ann")
     assert twice.details["verdict"] == "scanned twice"
     sold = count_scan(ledger, "CNT-1", "LAP", "LX-01", actor="ann")
-    assert sold.details["verdict"] == "unexpected: the ledger has it sold at branch B1 on invoice INV-1"
+    assert (
+        sold.details["verdict"]
+        == "unexpected: the ledger has it sold at branch B1 on invoice INV-1"
+    )
     lost = count_scan(ledger, "CNT-1", "LAP", "LY-03", actor="ann")
     assert lost.details["verdict"].startswith("unexpected: the ledger has it marked lost")
     assert count_scan(ledger, "CNT-1", "LAP", "ZZ-9", actor="ann").details["verdict"] == (
-        "not in the ledger")
+        "not in the ledger"
+    )
 
     report = count_report(ledger, "CNT-1")
     assert report.expected == 10 and report.found == 8
@@ -107,12 +129,23 @@ def test_stock_count_finds_missing_unexpected_and_double_scans(ledger: Ledger) -
     # Closing freezes the figures of the count as it was scanned.
     closed = close_count(ledger, "CNT-1", actor="ann")
     assert "8 of 10 found (accuracy 80.0%), 2 missing, 2 unexpected, 1 scanned twice" in (
-        closed.message)
+        closed.message
+    )
     with pytest.raises(Refusal, match="is closed"):
         count_scan(ledger, "CNT-1", "LAP", "LX-04", actor="ann")
     rows = accuracy_by_branch(ledger).as_dicts()
-    assert rows == [{"branch": "B1", "day": "2026-11-23", "count": "CNT-1", "expected": 10,
-                     "found": 8, "missing": 2, "unexpected": 2, "accuracy": 0.8}]
+    assert rows == [
+        {
+            "branch": "B1",
+            "day": "2026-11-23",
+            "count": "CNT-1",
+            "expected": 10,
+            "found": 8,
+            "missing": 2,
+            "unexpected": 2,
+            "accuracy": 0.8,
+        }
+    ]
 
     # Then the differences are settled, each an event on the count: a missing unit is
     # lost, the unit the ledger had as lost is found.

@@ -23,8 +23,15 @@ def clock() -> FixedClock:
 @pytest.fixture
 def ledger(tmp_path: Path, clock: FixedClock) -> Ledger:
     ledger = make_ledger(tmp_path / "ledger.db", clock=clock)
-    ledger.receive("PO-1", "Acme", "LAP", ["LX-1", "LX-2", "LX-3", "LX-4"], actor="ann",
-                   quantity=4, cost_cents=91000)
+    ledger.receive(
+        "PO-1",
+        "Acme",
+        "LAP",
+        ["LX-1", "LX-2", "LX-3", "LX-4"],
+        actor="ann",
+        quantity=4,
+        cost_cents=91000,
+    )
     return ledger
 
 
@@ -46,7 +53,10 @@ def test_duplicate_serial_is_refused_naming_where_the_unit_is(ledger: Ledger) ->
         ledger.receive("PO-2", "Acme", "LAP", ["LX-5", "lx-2 "], actor="ann", quantity=2)
     problem = refused.value.problems[0]
     assert problem.code == "already_active"
-    assert 'serial "LX-2"' in problem.message and "sold at branch B1 on invoice INV-1" in problem.message
+    assert (
+        'serial "LX-2"' in problem.message
+        and "sold at branch B1 on invoice INV-1" in problem.message
+    )
     # Nothing of the refused receipt was written: LX-5 is not in the ledger.
     assert ledger.find("LX-5") == []
     assert_consistent(ledger)
@@ -79,8 +89,9 @@ def test_sold_unit_cannot_be_sold_again_until_returned(ledger: Ledger) -> None:
     with pytest.raises(Refusal) as refused:
         ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-1")], actor="bob")
     assert refused.value.code == "already_sold"
-    ledger.return_unit("INV-1", "LAP", "LX-1", actor="bob", condition="boxed",
-                       disposition=State.IN_STOCK)
+    ledger.return_unit(
+        "INV-1", "LAP", "LX-1", actor="bob", condition="boxed", disposition=State.IN_STOCK
+    )
     ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-1")], actor="bob")
     assert ledger.unit("LAP", "LX-1").customer == "Eve"  # type: ignore[union-attr]
 
@@ -107,7 +118,9 @@ def test_transfer_between_branches(ledger: Ledger) -> None:
     with pytest.raises(Refusal) as elsewhere:
         ledger.sell("INV-10", "Dana", [SaleLine("LAP", "LX-3")], actor="bob", branch="B1")
     assert elsewhere.value.code == "wrong_branch"
-    assert {"branch": "B2", "state": "in_stock", "units": 1} in counts(ledger, by=("branch", "state"))
+    assert {"branch": "B2", "state": "in_stock", "units": 1} in counts(
+        ledger, by=("branch", "state")
+    )
     assert kinds(ledger, "LX-3") == ["receive", "transfer_out", "transfer_in"]
     assert_consistent(ledger)
 
@@ -126,14 +139,27 @@ def test_manager_override_is_its_own_event(ledger: Ledger) -> None:
 def test_partial_warranty_claim(ledger: Ledger, clock: FixedClock) -> None:
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1", 129900)], actor="bob")
     clock.advance(days=400)
-    ledger.repair_open("RP-1", UnitRef("LAP", "LX-1"), actor="bob", technician="tess",
-                       intake_condition="cracked lid", fault="no power", accessories=["charger"])
-    outcome = ledger.warranty_claim("WC-1", UnitRef("LAP", "LX-1"), [
-        ClaimLine("mainboard", 24000, LineKind.PART, Cause.DEFECT),
-        ClaimLine("labour", 5000, LineKind.LABOUR, Cause.DEFECT),
-        ClaimLine("cracked lid", 6000, LineKind.PART, Cause.DAMAGE),
-        ClaimLine("charger", 3500, LineKind.ACCESSORY),
-    ], actor="tess", damage_notes="lid cracked at intake")
+    ledger.repair_open(
+        "RP-1",
+        UnitRef("LAP", "LX-1"),
+        actor="bob",
+        technician="tess",
+        intake_condition="cracked lid",
+        fault="no power",
+        accessories=["charger"],
+    )
+    outcome = ledger.warranty_claim(
+        "WC-1",
+        UnitRef("LAP", "LX-1"),
+        [
+            ClaimLine("mainboard", 24000, LineKind.PART, Cause.DEFECT),
+            ClaimLine("labour", 5000, LineKind.LABOUR, Cause.DEFECT),
+            ClaimLine("cracked lid", 6000, LineKind.PART, Cause.DAMAGE),
+            ClaimLine("charger", 3500, LineKind.ACCESSORY),
+        ],
+        actor="tess",
+        damage_notes="lid cracked at intake",
+    )
     decision = outcome.details["decision"]
     assert decision["doc_status"] == "partial"
     assert (decision["covered_cents"], decision["charged_cents"]) == (29000, 9500)
@@ -146,9 +172,16 @@ def test_claim_after_warranty_covers_parts_only_under_supplier_terms(
 ) -> None:
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1")], actor="bob")
     clock.advance(days=800)  # past the 24-month warranty
-    outcome = ledger.warranty_claim("WC-2", UnitRef("LAP", "LX-1"), [
-        ClaimLine("battery", 9000, LineKind.PART), ClaimLine("labour", 4000, LineKind.LABOUR),
-    ], actor="tess", terms=SupplierTerms(parts_extra_months=12))
+    outcome = ledger.warranty_claim(
+        "WC-2",
+        UnitRef("LAP", "LX-1"),
+        [
+            ClaimLine("battery", 9000, LineKind.PART),
+            ClaimLine("labour", 4000, LineKind.LABOUR),
+        ],
+        actor="tess",
+        terms=SupplierTerms(parts_extra_months=12),
+    )
     lines = outcome.details["decision"]["lines"]
     assert [line["covered"] for line in lines] == [True, False]
     assert "the warranty ended on 2028-11-23" in lines[1]["reason"]
@@ -157,8 +190,15 @@ def test_claim_after_warranty_covers_parts_only_under_supplier_terms(
 def test_repair_chain_of_custody(ledger: Ledger) -> None:
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1")], actor="bob")
     ref = UnitRef("LAP", "LX-1")
-    ledger.repair_open("RP-2", ref, actor="bob", technician="tess", intake_condition="ok",
-                       fault="fan noise", accessories=["charger", "bag"])
+    ledger.repair_open(
+        "RP-2",
+        ref,
+        actor="bob",
+        technician="tess",
+        intake_condition="ok",
+        fault="fan noise",
+        accessories=["charger", "bag"],
+    )
     ledger.repair_step("RP-2", "diagnosed", actor="tess", diagnosis="worn fan", parts=["FAN-1"])
     with pytest.raises(Refusal) as no_qc:
         ledger.repair_close("RP-2", actor="tess", outcome="repaired")
@@ -169,7 +209,9 @@ def test_repair_chain_of_custody(ledger: Ledger) -> None:
     assert back is not None and back.state is State.SOLD and back.customer == "Dana"
     events = passport(ledger, back).events[2:]
     assert [(e.kind, e.data.get("doc_status")) for e in events] == [
-        ("repair_open", "open"), ("repair_step", "diagnosed"), ("repair_step", "qc_passed"),
+        ("repair_open", "open"),
+        ("repair_step", "diagnosed"),
+        ("repair_step", "qc_passed"),
         ("repair_close", "closed"),
     ]
     assert events[0].data["accessories"] == ["charger", "bag"]
@@ -182,8 +224,14 @@ def test_repair_chain_of_custody(ledger: Ledger) -> None:
 
 def test_replacement_links_both_serials_and_the_old_history_continues(ledger: Ledger) -> None:
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1", 129900)], actor="bob")
-    ledger.replace("RPL-1", UnitRef("LAP", "LX-1"), UnitRef("LAP", "LX-2"), actor="mia",
-                   old_disposition=State.IN_REPAIR, reason="dead on arrival")
+    ledger.replace(
+        "RPL-1",
+        UnitRef("LAP", "LX-1"),
+        UnitRef("LAP", "LX-2"),
+        actor="mia",
+        old_disposition=State.IN_REPAIR,
+        reason="dead on arrival",
+    )
     old, new = ledger.unit("LAP", "LX-1"), ledger.unit("LAP", "LX-2")
     assert old is not None and new is not None
     assert new.state is State.SOLD and new.customer == "Dana" and new.invoice == "INV-1"
@@ -198,10 +246,12 @@ def test_replacement_links_both_serials_and_the_old_history_continues(ledger: Le
     assert kinds(ledger, "LX-1") == ["receive", "sell", "replace_old", "return_to_supplier"]
     # The replacement can be returned on the original invoice; the old unit cannot.
     with pytest.raises(Refusal):
-        ledger.return_unit("INV-1", "LAP", "LX-1", actor="bob", condition="-",
-                           disposition=State.IN_STOCK)
-    ledger.return_unit("INV-1", "LAP", "LX-2", actor="bob", condition="boxed",
-                       disposition=State.IN_STOCK)
+        ledger.return_unit(
+            "INV-1", "LAP", "LX-1", actor="bob", condition="-", disposition=State.IN_STOCK
+        )
+    ledger.return_unit(
+        "INV-1", "LAP", "LX-2", actor="bob", condition="boxed", disposition=State.IN_STOCK
+    )
     assert_consistent(ledger)
 
 
@@ -213,27 +263,31 @@ def test_return_of_the_wrong_unit_is_refused_and_recorded(ledger: Ledger) -> Non
     ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-2", 129900)], actor="bob")
     for serial in ("LX-3", "LX-2", "LX-99"):  # in stock, sold to someone else, unknown
         with pytest.raises(Refusal) as refused:
-            ledger.return_unit("INV-1", "LAP", serial, actor="bob", condition="boxed",
-                               disposition=State.IN_STOCK)
+            ledger.return_unit(
+                "INV-1", "LAP", serial, actor="bob", condition="boxed", disposition=State.IN_STOCK
+            )
         assert refused.value.code == "wrong_unit"
         assert "invoice INV-1 sold LAP LX-1" in str(refused.value)
         assert refused.value.recorded is not None
     # Each attempt is an event on the invoice; for a known unit also in its passport.
     assert kinds(ledger, "LX-3") == ["receive", "return_refused"]
     attempts = ledger.db.execute(
-        "SELECT count(*) FROM events WHERE kind = 'return_refused'").fetchone()[0]
+        "SELECT count(*) FROM events WHERE kind = 'return_refused'"
+    ).fetchone()[0]
     assert attempts == 3
     # The right unit goes back.
-    ledger.return_unit("INV-1", "LAP", "LX-1", actor="bob", condition="boxed",
-                       disposition=State.QUARANTINED)
+    ledger.return_unit(
+        "INV-1", "LAP", "LX-1", actor="bob", condition="boxed", disposition=State.QUARANTINED
+    )
     assert ledger.unit("LAP", "LX-1").state is State.QUARANTINED  # type: ignore[union-attr]
     assert_consistent(ledger)
 
 
 def test_return_on_an_unknown_invoice(ledger: Ledger) -> None:
     with pytest.raises(Refusal) as refused:
-        ledger.return_unit("INV-404", "LAP", "LX-1", actor="bob", condition="-",
-                           disposition=State.IN_STOCK)
+        ledger.return_unit(
+            "INV-404", "LAP", "LX-1", actor="bob", condition="-", disposition=State.IN_STOCK
+        )
     assert refused.value.code == "unknown_invoice"
 
 
@@ -265,8 +319,14 @@ def test_correction_names_the_event_and_restores_the_unit(ledger: Ledger) -> Non
 
 def test_only_the_latest_event_of_a_unit_can_be_corrected(ledger: Ledger) -> None:
     sold = ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1")], actor="bob")
-    ledger.repair_open("RP-1", UnitRef("LAP", "LX-1"), actor="bob", technician="t",
-                       intake_condition="ok", fault="x")
+    ledger.repair_open(
+        "RP-1",
+        UnitRef("LAP", "LX-1"),
+        actor="bob",
+        technician="t",
+        intake_condition="ok",
+        fault="x",
+    )
     with pytest.raises(Refusal) as refused:
         ledger.correct(sold.events[0], actor="bob", manager="Mia", reason="oops")
     assert refused.value.code == "not_latest"
@@ -276,8 +336,9 @@ def test_write_off_needs_a_manager(ledger: Ledger) -> None:
     with pytest.raises(Refusal) as refused:
         ledger.move(Op.WRITE_OFF, [UnitRef("LAP", "LX-1")], actor="bob", reason="dropped")
     assert refused.value.code == "needs_manager"
-    ledger.move(Op.WRITE_OFF, [UnitRef("LAP", "LX-1")], actor="bob", reason="dropped",
-                manager="Mia")
+    ledger.move(
+        Op.WRITE_OFF, [UnitRef("LAP", "LX-1")], actor="bob", reason="dropped", manager="Mia"
+    )
     assert ledger.unit("LAP", "LX-1").state is State.WRITTEN_OFF  # type: ignore[union-attr]
 
 
@@ -288,10 +349,15 @@ def test_lost_and_found(ledger: Ledger) -> None:
 
 
 def test_plain_items_sell_on_the_same_invoice(ledger: Ledger) -> None:
-    ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1", 129900),
-                                  SaleLine("CABLE", None, 1500, quantity=2)], actor="bob")
-    rows = ledger.db.execute("SELECT kind FROM events WHERE doc_id ="
-                             " (SELECT id FROM documents WHERE number = 'INV-1')").fetchall()
+    ledger.sell(
+        "INV-1",
+        "Dana",
+        [SaleLine("LAP", "LX-1", 129900), SaleLine("CABLE", None, 1500, quantity=2)],
+        actor="bob",
+    )
+    rows = ledger.db.execute(
+        "SELECT kind FROM events WHERE doc_id = (SELECT id FROM documents WHERE number = 'INV-1')"
+    ).fetchall()
     assert [r[0] for r in rows] == ["sell", "sell_item"]
 
 
@@ -308,7 +374,11 @@ def test_search_by_prefix_range_state_and_counts(ledger: Ledger) -> None:
     ledger.sell("INV-1", "Dana", [SaleLine("LAP", "AB-05")], actor="bob")
     assert len(search(ledger, prefix="ab-0")) == 10
     assert [u.serial for u in search(ledger, first="AB-03", last="AB-06")] == [
-        "AB-03", "AB-04", "AB-05", "AB-06"]
+        "AB-03",
+        "AB-04",
+        "AB-05",
+        "AB-06",
+    ]
     assert [u.serial for u in search(ledger, prefix="AB", state="sold")] == ["AB-05"]
     by_state = {(r["prefix"], r["state"]): r["units"] for r in counts(ledger, prefix="AB")}
     assert by_state == {("AB-0", "in_stock"): 9, ("AB-0", "sold"): 1, ("AB-1", "in_stock"): 10}
@@ -327,3 +397,24 @@ def test_a_committed_sale_survives_reopening(tmp_path: Path) -> None:
     # No close(): as after a crash, the WAL holds the commit.
     reopened = Ledger.open(path)
     assert reopened.unit("LAP", "LX-1").state is State.SOLD  # type: ignore[union-attr]
+
+
+def test_wal_stays_bounded_without_automatic_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.ledger import store
+
+    monkeypatch.setattr(store, "WAL_LIMIT_BYTES", 256 * 1024)
+    ledger = make_ledger(tmp_path / "l.db")
+    wal = tmp_path / "l.db-wal"
+    sizes = []
+    for batch in range(40):
+        ledger.receive(
+            f"PO-{batch}", "Acme", "LAP", [f"W{batch}-{i}" for i in range(20)], actor="ann"
+        )
+        sizes.append(wal.stat().st_size)
+    # Without the bound, 40 commits of 20 units grow the WAL well past a megabyte.
+    assert max(sizes) < 1024 * 1024
+    ledger.close()
+    reopened = Ledger.open(tmp_path / "l.db")
+    assert len(reopened.find("W39-19")) == 1

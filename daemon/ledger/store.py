@@ -28,6 +28,7 @@ from daemon.rules.units import Flag, State, UnitView
 
 Clock = Callable[[], datetime]
 DEFAULT_PREFIX_LENGTH = 4
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 _KEYS_PER_QUERY = 5000
 # A unit row with its product's columns, prefixed p_; read by `unit_from_row`.
 UNIT_SELECT = (
@@ -154,6 +155,8 @@ class LedgerStore:
         self.branch: str = meta["branch"]
         self.prefix_length = int(meta.get("prefix_length", DEFAULT_PREFIX_LENGTH))
         self._ids = EventIds()
+        main_file = db.conn.execute("PRAGMA database_list").fetchone()[2]
+        self._wal = Path(f"{main_file}-wal") if main_file else None
 
     # -- opening -------------------------------------------------------------
 
@@ -192,7 +195,27 @@ class LedgerStore:
         return cls(db, clock=clock)
 
     def close(self) -> None:
+        self.checkpoint()
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from the WAL into the ledger file.
+
+        Automatic checkpoints are off: one landing inside a sale's commit made that
+        sale wait several milliseconds. The daemon calls this between customers;
+        `close` calls it; and a commit that finds the WAL past `WAL_LIMIT_BYTES`
+        calls it, so a process that never does still keeps the WAL bounded.
+        """
+        if self._wal is not None:
+            self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _bound_wal(self) -> None:
+        try:
+            size = self._wal.stat().st_size if self._wal is not None else 0
+        except FileNotFoundError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            self.checkpoint()
 
     def __enter__(self) -> Self:
         return self
@@ -232,6 +255,7 @@ class LedgerStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._bound_wal()
 
     def record(self, stamp: Stamp, changes: Iterable[Change]) -> list[Sealed]:
         with self.writing(stamp) as writer:
@@ -312,6 +336,7 @@ def _connect(path: str | Path | None) -> Database:
     conn.execute("PRAGMA page_size = 16384")
     if path is not None:
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see LedgerStore.checkpoint
     # FULL: a committed event survives a power cut, not only an application crash.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
