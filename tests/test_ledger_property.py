@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
@@ -101,10 +102,8 @@ def apply(ledger: Ledger, n: int, op: tuple[str, str, str, str, State]) -> None:
         ),
         "supplier": lambda: ledger.move(Op.RETURN_TO_SUPPLIER, [ref], actor="a", reason="r"),
     }
-    try:
+    with contextlib.suppress(Refusal):
         actions[name]()
-    except Refusal:
-        pass
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,7 +14,7 @@ import unicodedata
 MAX_SERIAL_LENGTH = 64
 _ALLOWED_PUNCTUATION = frozenset("-_./:")
 # Most serials are plain ASCII; those need no Unicode normalisation.
-_PLAIN_KEY = re.compile(r"[A-Z0-9._/:-]{1,%d}" % MAX_SERIAL_LENGTH)
+_PLAIN_KEY = re.compile(rf"[A-Z0-9._/:-]{{1,{MAX_SERIAL_LENGTH}}}")
 
 
 def quoted(text: str) -> str:
