@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -586,10 +589,9 @@ def import_(csv_file: Path, actor: str, as_json: bool) -> None:
         total = sum(1 for _ in stream) - 1
         stream.seek(0)
         if is_terminal() and not as_json:
-            with click.progressbar(
-                length=total, label="importing", file=click.get_text_stream("stderr")
-            ) as bar:
-                report = import_csv(ledger, stream, actor=actor, progress=bar.update)
+            with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+                advance = cast(Callable[[int], None], bar.update)
+                report = import_csv(ledger, stream, actor=actor, progress=advance)
         else:
             report = import_csv(ledger, stream, actor=actor)
     emit(

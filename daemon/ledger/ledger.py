@@ -445,7 +445,8 @@ class Ledger(LedgerStore):
         """Record a step of a repair: diagnosis, parts used, quality check, and so on."""
         unit = self._unit_in_repair(ticket)
         ref = UnitRef(unit.product.code, unit.serial)
-        self._decide_each([ref], {ref: unit}, Request(Op.REPAIR_STEP, unit.branch), problems := [])
+        problems: list[Problem] = []
+        self._decide_each([ref], {ref: unit}, Request(Op.REPAIR_STEP, unit.branch), problems)
         self._refuse_if(problems)
         data = {
             "doc_status": status,

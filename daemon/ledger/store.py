@@ -176,7 +176,7 @@ class LedgerStore:
         db = _connect(path)
         MIGRATIONS.apply(db)
         with db.atomic():
-            db["meta"].insert_all(
+            db.table("meta").insert_all(
                 [
                     {"key": "terminal", "value": terminal},
                     {"key": "branch", "value": branch},
