@@ -156,3 +156,25 @@ def m004_activity(db: Database) -> None:
         CREATE INDEX events_kind ON events (kind, unit_id) WHERE kind != 'receive';
         """,
     )
+
+
+@MIGRATIONS()
+def m002_replication(db: Database) -> None:
+    run_statements(
+        db,
+        """
+        -- How far HQ has confirmed storing this ledger's own events (its retained
+        -- ack watermark), per epoch. Only ever moves forward.
+        CREATE TABLE replication_cursor (
+            terminal TEXT NOT NULL,
+            epoch TEXT NOT NULL,
+            acked_seq INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (terminal, epoch)
+        );
+
+        -- Small durable replication values: the connection counter that orders
+        -- presence messages, and how far the branch feed from HQ was applied.
+        CREATE TABLE replication_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    )
