@@ -266,7 +266,10 @@ def test_a_stuck_event_loop_stops_the_petting_and_a_free_one_resumes_it(
         server.setblocking(False)
         task = asyncio.create_task(pet_watchdog(notifier))
         try:
-            before = [(await loop.sock_recv(server, 64)).decode() for _ in range(2)]
+            before = [
+                (await asyncio.wait_for(loop.sock_recv(server, 64), RECEIVE_TIMEOUT_S)).decode()
+                for _ in range(2)
+            ]
             pending(server)
             # The loop is stuck for twenty watchdog intervals: a hung call on the loop.
             time.sleep(0.2)

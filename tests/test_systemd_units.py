@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ UNIT = SYSTEMD_DIR / "posd.service"
 SYSUSERS = SYSTEMD_DIR / "posd.sysusers"
 TMPFILES = SYSTEMD_DIR / "posd.tmpfiles"
 RULES = SYSTEMD_DIR / "99-posd.rules"
+EXAMPLE_CONFIG = SYSTEMD_DIR / "posd.toml.example"
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd_analyze = pytest.mark.skipif(
@@ -384,6 +386,20 @@ def test_udevadm_verify_accepts_the_rules() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ the example config
+
+
+@pytest.mark.skipif(not EXAMPLE_CONFIG.exists(), reason="no example config in systemd/")
+def test_the_example_config_uses_what_the_unit_and_udev_provide() -> None:
+    config = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    state_dir = Path("/var/lib") / only("Service", "StateDirectory")
+    assert Path(config["ledger"]["path"]).parent == state_dir
+    udev_names = {f"/dev/{t.value}" for r in rules() for t in r if t.key == "SYMLINK"}
+    devices = {config[part]["device"] for part in ("scanner", "display", "printer")}
+    assert devices == udev_names
+    assert "--config /etc/posd/posd.toml" in only("Service", "ExecStart")
 
 
 # ------------------------------------------------------------------ MemoryDenyWriteExecute
