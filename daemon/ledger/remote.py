@@ -127,10 +127,11 @@ class UnitHead:
     flags: list[str]
 
 
-def unit_head(db: Sql, product: str, serial_key: str) -> UnitHead | None:
+def unit_head(db: Sql, product: str, serial_key: str, lock: str = "") -> UnitHead | None:
+    """The unit's id, last event and flags; `lock` (e.g. " FOR UPDATE OF u") holds the row."""
     row = db.execute(
         "SELECT u.id, u.serial, u.last_event, u.flags FROM units u"
-        " JOIN products p ON p.id = u.product_id WHERE u.serial_key = ? AND p.code = ?",
+        " JOIN products p ON p.id = u.product_id WHERE u.serial_key = ? AND p.code = ?" + lock,
         [serial_key, product],
     ).fetchone()
     if row is None:
@@ -243,18 +244,21 @@ def flag_change(
 Record = Callable[[Change], Sealed]
 
 
-def apply_foreign(db: Sql, projection: Projection, record: Record, event: ForeignEvent) -> Applied:
+def apply_foreign(
+    db: Sql, projection: Projection, record: Record, event: ForeignEvent, *, lock: str = ""
+) -> Applied:
     """Store one foreign event and apply it, inside the caller's transaction.
 
     `record` writes this ledger's own events (a conflict flag, a flag merge) in the
-    same transaction.
+    same transaction. `lock` is appended to the query that reads the unit, so that
+    on a shared database two writers cannot both miss a fork.
     """
     if stored_hash(db, event) is not None:
         return Applied(event, stored=False)
     unit = event.unit
     head = None
     if unit is not None:
-        head = unit_head(db, unit[0], serial_key(unit[1]))
+        head = unit_head(db, unit[0], serial_key(unit[1]), lock)
     fork = find_fork(db, event.body, head)
     before = head.flags if head else []
     unit_id, doc_id = projection.apply(event.body)

@@ -1,0 +1,347 @@
+"""The central ledger: what HQ does, as functions the CLI and the HQ process call.
+
+    central = Central(open_backend(db="hq.db", pg=None))
+    central.resolve("LAP", "SN-1", keep="<event uuid>", note="sold at T1 first")
+    central.flag("LAP", "SN-2", Flag.STOLEN, reason="police report 4711")
+    central.status()
+
+Every change is an event in HQ's own chain, routed to the branches concerned,
+so it reaches their terminals like any other event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from daemon.hq import feed, ingest
+from daemon.hq.backend import Backend
+from daemon.hq.session import Caches, Report, Session, transact
+from daemon.ledger.events import Change, body_hash, genesis_hash
+from daemon.ledger.projection import UNIT_FIELDS, Projection
+from daemon.ledger.remote import flag_change, unit_head
+from daemon.ledger.schema import MIGRATIONS
+from daemon.replication.protocol import Ack, EventBatch, Feed, Presence, Resend
+from daemon.rules.serials import serial_key
+from daemon.rules.units import Flag
+
+
+class HqRefusal(ValueError):
+    """An HQ command that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    events: int
+    finding: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.finding is None
+
+
+class Central:
+    """HQ's ledger on a backend (SQLite or PostgreSQL)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.caches = Caches()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- what the HQ process does -----------------------------------------------
+
+    def ingest(self, batches: Sequence[EventBatch], now: float | None = None) -> Report:
+        when = time.time() if now is None else now
+        return transact(self.backend, self.caches, lambda s: ingest.ingest(s, batches, when))[1]
+
+    def presence(self, statuses: Sequence[Presence]) -> Report:
+        return transact(
+            self.backend, self.caches, lambda s: [ingest.presence(s, p) for p in statuses]
+        )[1]
+
+    def note_problem(self, message: str) -> None:
+        transact(self.backend, self.caches, lambda s: ingest.problem(s, message))
+
+    def claim_feed(self, limit: int = 5000, chunk: int = 200) -> list[Feed]:
+        return transact(self.backend, self.caches, lambda s: feed.claim_feed(s, limit, chunk))[0]
+
+    def answer_pull(
+        self, terminal: str, after: int, limit: int = 5000, chunk: int = 200
+    ) -> list[Feed]:
+        return transact(
+            self.backend, self.caches, lambda s: feed.answer_pull(s, terminal, after, limit, chunk)
+        )[0]
+
+    def claim_resends(self, after_s: float, now: float | None = None) -> list[Resend]:
+        when = time.time() if now is None else now
+        return transact(self.backend, self.caches, lambda s: feed.claim_resends(s, when, after_s))[
+            0
+        ]
+
+    def acks(
+        self, streams: Sequence[tuple[str, str]] = (), since: float | None = None
+    ) -> list[Ack]:
+        return transact(self.backend, self.caches, lambda s: feed.current_acks(s, streams, since))[
+            0
+        ]
+
+    # -- what an operator does --------------------------------------------------
+
+    def resolve(
+        self, product: str, serial: str, *, note: str, keep: str | None = None, actor: str = "hq"
+    ) -> dict[str, Any]:
+        """Settle a unit's conflict: HQ states the unit's fields (those of event `keep`
+        where it names one of the conflicting events) without the conflict flag."""
+        return transact(
+            self.backend,
+            self.caches,
+            lambda s: self._resolve(s, product, serial, note, keep),
+            actor=actor,
+        )[0]
+
+    def _resolve(
+        self, session: Session, product: str, serial: str, note: str, keep: str | None
+    ) -> dict[str, Any]:
+        tx = session.tx
+        head = unit_head(tx, product, serial_key(serial), self.backend.lock_unit)
+        if head is None:
+            raise HqRefusal(f'HQ has no unit {product} serial "{serial}"; check product and serial')
+        rows = tx.execute(
+            "SELECT id, events FROM hq_conflicts WHERE unit_id = ? AND resolved_at IS NULL"
+            " ORDER BY id",
+            [head.id],
+        ).fetchall()
+        if not rows and "conflict" not in head.flags:
+            raise HqRefusal(f'{product} serial "{serial}" has no open conflict; nothing to resolve')
+        involved = list(dict.fromkeys(e for _, events in rows for e in json.loads(events)))
+        names = ", ".join(UNIT_FIELDS)
+        current = dict(
+            zip(
+                UNIT_FIELDS,
+                tx.execute(f"SELECT {names} FROM units WHERE id = ?", [head.id]).fetchone(),
+                strict=True,
+            )
+        )
+        current["flags"] = list(head.flags)
+        state = {**current, "flags": [f for f in head.flags if f != "conflict"]}
+        if keep is not None:
+            if keep not in involved:
+                raise HqRefusal(
+                    f"event {keep} is not one of the conflicting events; keep one of:"
+                    f" {', '.join(involved) or '(none recorded)'}"
+                )
+            (text,) = tx.execute("SELECT body FROM events WHERE uuid = ?", [keep]).fetchone()
+            kept = json.loads(text)["set"]
+            state.update({k: v for k, v in kept.items() if k in UNIT_FIELDS and k != "flags"})
+        ids = [int(row[0]) for row in rows]
+        sealed = session.record(
+            Change(
+                "resolve",
+                {
+                    "flag": "conflict",
+                    "conflicts": ids,
+                    "events": involved,
+                    "kept": keep,
+                    "note": note,
+                },
+                product=product,
+                serial=head.serial,
+                doc=("conflict", f"CONFLICT-{ids[0] if ids else head.id}"),
+                set=state,
+                was=current,
+                unit_prev=head.last_event,
+            )
+        )
+        tx.execute(
+            "UPDATE hq_conflicts SET resolved_at = ?, resolution = ?, note = ?"
+            " WHERE unit_id = ? AND resolved_at IS NULL",
+            [session.stamp.at, sealed.uuid, note, head.id],
+        )
+        return {
+            "message": f'{product} serial "{head.serial}": conflict resolved',
+            "event": sealed.uuid,
+            "conflicts": ids,
+            "state": state,
+        }
+
+    def flag(
+        self,
+        product: str,
+        serial: str,
+        flag: Flag,
+        *,
+        reason: str,
+        on: bool = True,
+        actor: str = "hq",
+    ) -> dict[str, Any]:
+        """Put a flag (stolen, recalled, on hold) on a unit, or take it off, everywhere."""
+        if flag is Flag.CONFLICT:
+            raise HqRefusal("conflicts come from forks; clear one with `posd hq resolve`")
+        return transact(
+            self.backend,
+            self.caches,
+            lambda s: self._flag(s, product, serial, flag, reason, on),
+            actor=actor,
+        )[0]
+
+    def _flag(
+        self, session: Session, product: str, serial: str, flag: Flag, reason: str, on: bool
+    ) -> dict[str, Any]:
+        head = unit_head(session.tx, product, serial_key(serial), self.backend.lock_unit)
+        if head is None:
+            raise HqRefusal(f'HQ has no unit {product} serial "{serial}"; check product and serial')
+        after = sorted(set(head.flags) | {flag.value} if on else set(head.flags) - {flag.value})
+        verb = "flagged" if on else "cleared"
+        if after == sorted(head.flags):
+            return {
+                "message": f'{product} serial "{head.serial}" already {verb} {flag}',
+                "event": None,
+            }
+        change = flag_change(
+            product,
+            head.serial,
+            head.last_event,
+            head.flags,
+            after,
+            {"flag": flag.value, "reason": reason},
+        )
+        sealed = session.record(change)
+        return {"message": f'{product} serial "{head.serial}" {verb} {flag}', "event": sealed.uuid}
+
+    def move_terminal(self, terminal: str, branch: str) -> dict[str, Any]:
+        """Register a terminal at another branch (its feed follows from now on)."""
+
+        def work(session: Session) -> dict[str, Any]:
+            row = session.tx.execute(
+                "SELECT branch FROM hq_terminals WHERE terminal = ?", [terminal]
+            ).fetchone()
+            if row is None:
+                raise HqRefusal(f"HQ has never heard of terminal {terminal!r}")
+            session.ensure_branch(branch)
+            session.tx.execute(
+                "UPDATE hq_terminals SET branch = ? WHERE terminal = ?", [branch, terminal]
+            )
+            return {"message": f"terminal {terminal} moved from branch {row[0]} to {branch}"}
+
+        return transact(self.backend, self.caches, work)[0]
+
+    # -- what an operator reads ---------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return transact(self.backend, self.caches, self._status)[0]
+
+    def _status(self, session: Session) -> dict[str, Any]:
+        tx = session.tx
+        me = session.identity
+
+        def table(
+            sql: str, keys: tuple[str, ...], params: Sequence[Any] = ()
+        ) -> list[dict[str, Any]]:
+            return [dict(zip(keys, row, strict=True)) for row in tx.execute(sql, params).fetchall()]
+
+        streams = table(
+            "SELECT s.terminal, s.epoch, s.acked, s.gap_since,"
+            " (SELECT count(*) FROM hq_parked p WHERE p.terminal = s.terminal"
+            " AND p.epoch = s.epoch) FROM hq_streams s WHERE s.terminal != ?"
+            " ORDER BY s.terminal, s.epoch",
+            ("terminal", "epoch", "acked", "waiting_since", "parked"),
+            [me.terminal],
+        )
+        return {
+            "backend": self.backend.kind,
+            "hq": {"terminal": me.terminal, "epoch": me.epoch},
+            "events": int(tx.execute("SELECT count(*) FROM events").fetchone()[0]),
+            "terminals": table(
+                "SELECT terminal, branch, epoch, session, online, seen_at FROM hq_terminals"
+                " ORDER BY terminal",
+                ("terminal", "branch", "epoch", "session", "online", "seen_at"),
+            ),
+            "streams": streams,
+            "branches": table(
+                "SELECT branch, head, published FROM hq_branches ORDER BY branch",
+                ("branch", "head", "published"),
+            ),
+            "conflicts": self._conflicts(session, open_only=True),
+            "problems": ingest.problems(session),
+        }
+
+    def conflicts(self, *, open_only: bool = True) -> list[dict[str, Any]]:
+        return transact(
+            self.backend, self.caches, lambda s: self._conflicts(s, open_only=open_only)
+        )[0]
+
+    def _conflicts(self, session: Session, *, open_only: bool) -> list[dict[str, Any]]:
+        where = " WHERE resolved_at IS NULL" if open_only else ""
+        keys = (
+            "id",
+            "product",
+            "serial",
+            "events",
+            "opened_at",
+            "resolved_at",
+            "resolution",
+            "note",
+        )
+        found = []
+        for row in session.tx.execute(
+            f"SELECT {', '.join(keys)} FROM hq_conflicts{where} ORDER BY id"
+        ).fetchall():
+            item = dict(zip(keys, row, strict=True))
+            item["events"] = json.loads(item["events"])
+            found.append(item)
+        return found
+
+    def verify(self) -> Verification:
+        """Every stream complete and chained, and the projection equal to a replay."""
+        return transact(self.backend, self.caches, _verify)[0]
+
+
+def _verify(session: Session) -> Verification:
+    tx = session.tx
+    count = 0
+    stream: tuple[str, str] | None = None
+    prev = ""
+    expected = 0
+    for terminal, epoch, seq, text, digest in tx.execute(
+        "SELECT terminal, epoch, seq, body, hash FROM events ORDER BY terminal, epoch, seq"
+    ).fetchall():
+        count += 1
+        if (terminal, epoch) != stream:
+            stream, prev, expected = (terminal, epoch), genesis_hash(terminal, epoch), 1
+        label = f"terminal {terminal} epoch {epoch} seq {seq}"
+        if seq != expected:
+            return Verification(count, f"terminal {terminal}: seq {expected} is missing")
+        if body_hash(text) != digest:
+            return Verification(count, f"{label}: does not match its hash")
+        if json.loads(text).get("prev") != prev:
+            return Verification(count, f"{label}: does not follow the event before it")
+        prev, expected = digest, expected + 1
+    fresh = Database(memory=True)
+    MIGRATIONS.apply(fresh)
+    projection = Projection(fresh, session.backend.prefix_length)
+    with fresh.atomic():
+        for (text,) in tx.execute("SELECT body FROM events ORDER BY id").fetchall():
+            projection.apply(json.loads(text))
+        projection.flush_counts()
+    columns = ", ".join(["p.code", "u.serial_key", "u.serial", *(f"u.{n}" for n in UNIT_FIELDS)])
+    sql = f"SELECT {columns}, u.last_event FROM units u JOIN products p ON p.id = u.product_id"
+    stored = sorted(tuple(r) for r in tx.execute(sql).fetchall())
+    replayed = sorted(tuple(r) for r in fresh.execute(sql).fetchall())
+    if stored != replayed:
+        first = sorted(set(stored) ^ set(replayed))[0]
+        return Verification(count, f"unit {first[0]} {first[2]!r} differs from a replay of the log")
+    counts = (
+        "SELECT p.code, c.branch, c.state, c.prefix, c.n FROM unit_counts c"
+        " JOIN products p ON p.id = c.product_id WHERE c.n != 0"
+    )
+    kept = sorted(tuple(r) for r in tx.execute(counts).fetchall())
+    if kept != sorted(tuple(r) for r in fresh.execute(counts).fetchall()):
+        return Verification(count, "the kept unit counts disagree with a recount from the log")
+    return Verification(count, None)

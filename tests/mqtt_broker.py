@@ -1,0 +1,290 @@
+"""Test fixtures for replication: a mosquitto of the test's own, a fresh PostgreSQL
+database, waiting for conditions, and a terminal that runs in a real subprocess.
+
+Each test gets its own broker on a free loopback port, configured in its tmp_path
+(never the system broker on 1883), and stopped after the test.
+
+    python -m tests.mqtt_broker terminal LEDGER URL [--sell N]  # a terminal process
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MOSQUITTO = os.environ.get("POSD_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+PG_ADMIN_DSN = os.environ.get("POSD_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+    """Poll `condition` until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what or condition}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Broker:
+    """A mosquitto process: start, stop, restart on the same port."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        persistence: bool = False,
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'false' if users else 'true'}",
+            "max_queued_messages 0",
+            "max_inflight_messages 100",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {workdir}/",
+            f"log_dest file {workdir / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+        ]
+        if users:
+            passwords = workdir / "passwords"
+            passwords.write_text("")
+            for user, password in users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(passwords), user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            lines.append(f"password_file {passwords}")
+        if acl is not None:
+            (workdir / "acl").write_text(acl)
+            lines.append(f"acl_file {workdir / 'acl'}")
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        path = self.workdir / "mosquitto.log"
+        return path.read_text() if path.exists() else ""
+
+
+def needs_mosquitto() -> None:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip(f"{MOSQUITTO} is missing; the project's test command installs mosquitto")
+
+
+def running_broker(tmp_path: Path, **options: Any) -> Iterator[Broker]:
+    """For a fixture: a started broker, stopped after the test."""
+    needs_mosquitto()
+    started = Broker(tmp_path / "broker", **options)
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def fresh_pg_database() -> Iterator[str]:
+    """For a fixture: the DSN of a fresh PostgreSQL database, dropped after the test.
+
+    When no server answers, the test is skipped with the reason, unless
+    POSD_REQUIRE_PG=1, when it fails.
+    """
+    import psycopg
+
+    name = f"posd_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(
+            f"{PG_ADMIN_DSN} dbname=postgres", autocommit=True, connect_timeout=3
+        )
+    except psycopg.OperationalError as exc:
+        reason = (
+            f"NO POSTGRESQL at {PG_ADMIN_DSN!r} ({str(exc).strip()}): the PostgreSQL tests did"
+            " NOT run. Start the server, or set POSD_REQUIRE_PG=1 to make this a failure."
+        )
+        if os.environ.get("POSD_REQUIRE_PG") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{PG_ADMIN_DSN} dbname={name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TerminalProcess:
+    """`python -m tests.mqtt_broker terminal ...` in a real subprocess, to kill -9."""
+
+    def __init__(self, ledger: Path, url: str, *, sell: int = 0, log: Path | None = None) -> None:
+        command = [sys.executable, "-m", "tests.mqtt_broker", "terminal", str(ledger), url]
+        if sell:
+            command += ["--sell", str(sell)]
+        self.log = log or ledger.with_suffix(".log")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+
+
+def fast_config(url: str, **overrides: object) -> object:
+    """Replication settings with short timeouts, for tests."""
+    from daemon.replication import ReplicationConfig
+
+    settings: dict[str, object] = {
+        "url": url,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "ack_timeout_s": 2.0,
+        "ack_timeout_max_s": 4.0,
+        "feed_poll_s": 5.0,
+        "poll_s": 0.02,
+        "keepalive_s": 5,
+    }
+    settings.update(overrides)
+    return ReplicationConfig(**settings)  # type: ignore[arg-type]
+
+
+class HqThread:
+    """An HQ process's loop on a thread of the test: start, stop (like a restart)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        db: Path | None = None,
+        pg: str | None = None,
+        client_id: str = "posd-hq",
+        resend_after_s: float = 1.0,
+    ) -> None:
+        from daemon.hq import HqConfig, open_backend
+        from daemon.hq.node import HqNode
+        from daemon.replication import BrokerConfig
+
+        broker = BrokerConfig(
+            url=url, client_id=client_id, reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive_s=5
+        )
+        self.config = HqConfig(broker=broker, resend_after_s=resend_after_s, ack_refresh_s=1.0)
+        self._stop = threading.Event()
+
+        def serve() -> None:
+            # The database belongs to the thread that opened it.
+            HqNode(self.config, open_backend(db, pg)).run(self._stop)
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "HQ did not stop"
+
+
+def _terminal_main(args: argparse.Namespace) -> int:
+    """Replicate a ledger; with --sell, keep writing receipts of one unit each."""
+    from daemon.ledger import Ledger
+    from daemon.replication import Replicator
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    replicator = Replicator(fast_config(args.url), Path(args.ledger))  # type: ignore[arg-type]
+    replicator.start()
+    print("replicating", flush=True)
+    if args.sell:
+        ledger = Ledger.open(args.ledger)
+        start = int(ledger.db.execute("SELECT count(*) FROM units").fetchone()[0])
+        for n in range(start, start + args.sell):
+            if stop.is_set():
+                break
+            ledger.receive(f"PO-{n}", "Acme", "LAP", [f"KX-{n:06d}"], actor="proc")
+        ledger.close()
+        print("sold", flush=True)
+    stop.wait()
+    replicator.stop()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mqtt_broker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    terminal = commands.add_parser("terminal", help="replicate a ledger until terminated")
+    terminal.add_argument("ledger")
+    terminal.add_argument("url")
+    terminal.add_argument("--sell", type=int, default=0)
+    args = parser.parse_args(argv)
+    return _terminal_main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
