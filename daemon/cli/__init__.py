@@ -12,6 +12,7 @@ from daemon.cli.common import main_group
 from daemon.cli.ledger_commands import register as register_ledger
 from daemon.cli.query_commands import register as register_queries
 from daemon.cli.report_commands import register as register_reports
+from daemon.cli.run_commands import register as register_run
 
 
 def build() -> click.Group:
@@ -22,6 +23,7 @@ def build() -> click.Group:
     from daemon.cli.tools import register as register_tools
 
     register_tools(group)
+    register_run(group)
     return group
 
 

@@ -178,3 +178,37 @@ def m002_replication(db: Database) -> None:
         CREATE TABLE replication_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     )
+
+
+@MIGRATIONS()
+def m003_lane(db: Database) -> None:
+    """The lane's journal: every input (scan, command, attendant, device, ledger answer)
+    with a sequence number and what the lane made of it, stored before it is acted on.
+    Append-only like the event log."""
+    run_statements(
+        db,
+        """
+        CREATE TABLE lane_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            terminal TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source TEXT NOT NULL,
+            input TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            outcome TEXT,
+            code TEXT,
+            message TEXT,
+            invoice TEXT,
+            basket_open TEXT
+        );
+        CREATE TRIGGER lane_log_no_update BEFORE UPDATE ON lane_log
+        BEGIN
+            SELECT RAISE(ABORT, 'the lane log is append-only');
+        END;
+        CREATE TRIGGER lane_log_no_delete BEFORE DELETE ON lane_log
+        BEGIN
+            SELECT RAISE(ABORT, 'the lane log is append-only');
+        END;
+        """,
+    )

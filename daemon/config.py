@@ -1,0 +1,274 @@
+"""The lane's configuration: one TOML file, checked whole at start-up.
+
+    config = load_config("/etc/posd/posd.toml")      # raises ConfigError
+
+Every table refuses keys it does not know and values of the wrong type, and the error
+names the key and quotes the value: `display.baud: must be one of 2400, 4800, 9600,
+19200 (got 1234)`. `posd config check FILE` prints the same. The example
+configuration in `systemd/` lists every section.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daemon.attendants import PinProblem, parse_pin_hash
+from daemon.config_devices import Display, Gpio, Printer, Scanner, Section
+from daemon.rules.barcode import BarcodeOptions
+from daemon.rules.units import State
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; `problems` has one line per bad key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class Terminal(Section):
+    id: str
+    branch: str = Field(min_length=1, max_length=64)
+    mode: Literal["cashier", "self_checkout"] = "cashier"
+    store_name: str = "posd"
+    currency: str = Field(default="", max_length=4)
+    operator: str | None = None  # who the lane's ledger events are by
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _TERMINAL_ID.fullmatch(value):
+            raise ValueError(
+                f"terminal id {value!r} must be 1 to 32 letters, digits, - or _, starting "
+                "with a letter or digit (it starts every invoice number, e.g. T-001-000042)"
+            )
+        return value
+
+
+class LedgerSection(Section):
+    path: Path
+
+
+class Logging(Section):
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+
+class Api(Section):
+    """The kiosk API. It has no log-in, so it listens on the loopback interface only."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, host: str) -> str:
+        if host not in LOOPBACK:
+            raise ValueError(
+                f"{host!r} is not a loopback address; the kiosk API has no log-in, so it "
+                "listens on 127.0.0.1 or ::1 only"
+            )
+        return host
+
+
+class Barcodes(Section):
+    command_prefix: str | None = "#CMD:"
+    gs_stand_in: str | None = None
+    numeric_serials: bool = False
+    max_length: int = Field(default=512, ge=16, le=8192)
+
+    @model_validator(mode="after")
+    def _usable(self) -> Barcodes:
+        self.options()  # raises ValueError with the reason
+        return self
+
+    def options(self) -> BarcodeOptions:
+        return BarcodeOptions(
+            command_prefix=self.command_prefix,
+            gs_stand_in=self.gs_stand_in,
+            numeric_serials=self.numeric_serials,
+            max_length=self.max_length,
+        )
+
+
+class Attendant(Section):
+    """Someone who may release a locked self-checkout: by badge, by PIN, or both."""
+
+    name: str = Field(min_length=1, max_length=64)
+    badge: str | None = Field(default=None, min_length=4, max_length=64)
+    pin_hash: str | None = None
+
+    @field_validator("pin_hash")
+    @classmethod
+    def _hashed(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_pin_hash(value)
+            except PinProblem as problem:
+                raise ValueError(str(problem)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _can_release(self) -> Attendant:
+        if self.badge is None and self.pin_hash is None:
+            raise ValueError(f"attendant {self.name!r} needs a badge or a pin_hash")
+        return self
+
+
+class Lane(Section):
+    serial_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    mode_timeout_s: float = Field(default=120.0, gt=0, le=86400)
+    abandoned_sale_s: float = Field(default=300.0, gt=0, le=86400)
+    return_disposition: Literal[
+        "in_stock", "quarantined", "in_repair", "returned_to_supplier", "written_off"
+    ] = "quarantined"
+    return_condition: str = "as brought back to the lane"
+    supplier: str = "delivery at the lane"
+    walk_in_customer: str = "walk-in customer"
+    receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you"])
+
+    def disposition(self) -> State:
+        return State(self.return_disposition)
+
+
+class PosdConfig(Section):
+    terminal: Terminal
+    ledger: LedgerSection
+    logging: Logging = Logging()
+    scanners: list[Scanner] = Field(default_factory=list)
+    display: Display | None = None
+    printer: Printer | None = None
+    gpio: Gpio | None = None
+    api: Api = Api()
+    barcode: Barcodes = Barcodes()
+    attendants: list[Attendant] = Field(default_factory=list)
+    lane: Lane = Lane()
+    # Validated by the replication module, which owns its own settings.
+    replication: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PosdConfig:
+        badges = [a.badge for a in self.attendants if a.badge]
+        if len(badges) != len(set(badges)):
+            raise ValueError("attendants: two attendants have the same badge")
+        if self.terminal.mode == "self_checkout" and not self.attendants:
+            raise ValueError(
+                "attendants: a self-checkout lane needs at least one attendant with a badge "
+                "or a pin_hash, or nobody can release it"
+            )
+        names = [s.name for s in self.scanners if s.name]
+        if len(names) != len(set(names)):
+            raise ValueError("scanners: two scanners have the same name")
+        return self
+
+    @property
+    def self_checkout(self) -> bool:
+        return self.terminal.mode == "self_checkout"
+
+    @property
+    def operator(self) -> str:
+        return self.terminal.operator or f"lane {self.terminal.id}"
+
+
+def load_config(path: str | Path) -> PosdConfig:
+    """Read and check a configuration file; ConfigError lists every problem."""
+    source = str(path)
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(source, [f"cannot be read ({error.strerror or error})"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, [f"is not valid TOML: {error}"]) from None
+    return parse_config(data, source)
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> PosdConfig:
+    try:
+        return PosdConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, [describe(e) for e in error.errors()]) from None
+
+
+# ---------------------------------------------------------------- error wording
+
+# The device unions: the key that picks the kind of device, and its values.
+_UNIONS = {"kind": ("evdev", "serial"), "transport": ("serial", "file", "network")}
+_TAGS = {tag for tags in _UNIONS.values() for tag in tags}
+_WORDS = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text (in quotes)",
+    "list_type": "must be a list ([...])",
+    "model_type": "must be a table",
+    "dict_type": "must be a table",
+    "model_attributes_type": "must be a table",
+}
+_PLAIN_PIN = "plain PINs are never stored; put the output of `posd config hash-pin` in pin_hash"
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """`("scanners", 0, "serial", "baud")` -> `scanners[0].baud` (tags dropped)."""
+    text = ""
+    previous: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in _TAGS and (isinstance(previous, int) or previous == "printer"):
+            pass
+        elif not part.startswith(("function-", "model-")):
+            text += f".{part}" if text else part
+        previous = part
+    return text or "(top level)"
+
+
+def describe(error: Any) -> str:
+    """One pydantic error as `key.path: what is wrong (got value)`."""
+    kind, loc, given = error["type"], tuple(error["loc"]), error.get("input")
+    path = key_path(loc)
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        if loc and loc[-1] in ("pin", "password"):
+            return f"{path}: unknown key; {_PLAIN_PIN}"
+        return f"{path}: unknown key; check its spelling against the example configuration"
+    if kind == "missing":
+        return f"{path}: is required"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace(" or ", ", ").replace("'", "")
+        return f"{path}: must be one of {expected} (got {given!r})"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str(ctx.get("discriminator", "kind")).strip("'")
+        tags = ", ".join(_UNIONS.get(tag, ()))
+        if kind == "union_tag_not_found":
+            return f"{path}.{tag}: is required (one of {tags})"
+        return f"{path}.{tag}: must be one of {tags} (got {ctx.get('tag')!r})"
+    if kind in _WORDS:
+        return f"{path}: {_WORDS[kind]} (got {given!r})"
+    if kind == "value_error":
+        reason = str(ctx.get("error", error["msg"]))
+        return reason if not loc else f"{path}: {reason}"
+    message = str(error["msg"])
+    message = message.replace("Input should be", "must be").replace("String should", "must")
+    message = message.replace("Value should", "must").replace("List should", "must")
+    message = message[0].lower() + message[1:] if message else message
+    if isinstance(given, dict | list):
+        return f"{path}: {message}"
+    return f"{path}: {message} (got {given!r})"

@@ -1,0 +1,302 @@
+"""The lane: scans and commands in, verdicts out, one at a time on the event loop.
+
+    lane = Lane(settings, ledger, outputs, options=barcode_options)
+    lane.submit(scan)                 # from a scanner task (Scan or ScanProblem)
+    reply = await lane.ask(Command(CommandName.TENDER, "CASH"))   # from the kiosk API
+    await lane.run()                  # the one consumer, until stop()
+
+For each input, in this order: parse the barcode, ask the ledger what the rules need
+(`plan_lookup`), decide (`daemon.rules.lane.step`, pure), store the input and the
+decision in the lane's journal with its sequence number, and only then act: display,
+light, buzzer, and a ledger operation whose answer is decided the same way before the
+receipt prints. If the ledger cannot be written, the lane goes out of service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.drivers.scanner import Reason, Scan, ScanProblem
+from daemon.lane_ledger import LaneLedger, LedgerUnusable
+from daemon.lane_outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput
+from daemon.lane_snapshot import describe_input, snapshot
+from daemon.ledger import LedgerError
+from daemon.ledger.lane_log import Entry
+from daemon.ledger.store import iso
+from daemon.rules.barcode import BarcodeOptions, PlainLabel, parse
+from daemon.rules.lane import plan_lookup, step
+from daemon.rules.lane_types import (
+    Effects,
+    Input,
+    LaneSettings,
+    LaneState,
+    LedgerOp,
+    Now,
+    Scanned,
+    ScannerTrouble,
+    ServiceFault,
+    Tick,
+)
+
+log = logging.getLogger(__name__)
+Item = Scan | ScanProblem | Input
+
+
+@dataclass
+class Outputs:
+    """Whichever output devices this lane has (None: not fitted)."""
+
+    display: DisplayOutput | None = None
+    gpio: GpioOutputs | None = None
+    printer: PrinterOutput | None = None
+
+
+class Lane:
+    def __init__(
+        self,
+        settings: LaneSettings,
+        ledger: LaneLedger,
+        outputs: Outputs,
+        *,
+        options: BarcodeOptions,
+        state: LaneState,
+        background: Background,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.outputs = outputs
+        self.options = options
+        self.state = state
+        self.background = background
+        self._monotonic = monotonic
+        self._wall = wall
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[dict[str, Any]] | None]] = (
+            asyncio.Queue()
+        )
+        self._busy = False
+        self._tick: asyncio.TimerHandle | None = None
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.taken = 0  # inputs processed so far
+        self.last: dict[str, Any] = {}  # the last published event
+
+    # -- what comes in ----------------------------------------------------------
+
+    def submit(self, item: Item) -> None:
+        """Queue an input; it is taken after everything queued before it."""
+        self._queue.put_nowait((item, None))
+
+    async def ask(self, item: Input, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Queue an input and wait until it (and any ledger operation it started) is done;
+        the published event: its verdict and the lane's state after it."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await asyncio.wait_for(future, timeout_s)
+
+    async def run(self) -> None:
+        """Take inputs one at a time, for ever (cancel the task to stop)."""
+        while True:
+            item, future = await self._queue.get()
+            self._busy = True
+            try:
+                event = await self._take(item)
+            except Exception as error:  # a bug must not leave a kiosk call hanging
+                log.exception("lane input %r failed", item)
+                if future is not None and not future.done():
+                    future.set_exception(error)
+                continue
+            finally:
+                self._busy = False
+                self.taken += 1
+            if future is not None and not future.done():
+                future.set_result(event)
+
+    @property
+    def busy(self) -> bool:
+        """An input is being decided or carried out right now."""
+        return self._busy
+
+    def show_state(self) -> None:
+        """Put the current display text and light on the devices (e.g. at start)."""
+        self._act(Effects(display=self.state.display, light=self.state.light), None)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing being decided, no output still being written."""
+        display = self.outputs.display
+        return (
+            self._queue.empty()
+            and not self._busy
+            and not self.background.busy
+            and (display is None or display.settled)
+        )
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of every event from now on (None when the lane stops)."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._subscribers.discard(queue)
+
+    def close_subscriptions(self) -> None:
+        for queue in list(self._subscribers):
+            queue.put_nowait(None) if not queue.full() else None
+        self._subscribers.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return snapshot(self.state, self.settings, self.outputs)
+
+    def wall(self) -> datetime:
+        """The lane's wall clock (what its journal entries are stamped with)."""
+        return self._wall()
+
+    # -- deciding -------------------------------------------------------------------
+
+    async def _take(self, item: Item) -> dict[str, Any]:
+        if isinstance(item, Scan):
+            parsed = parse(item.text, self.options, item.symbology_id)
+            try:
+                facts = await self.ledger.facts(plan_lookup(self.state, parsed, self.settings))
+            except LedgerUnusable as error:
+                return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
+            shown = item.text
+            if isinstance(parsed, PlainLabel) and parsed.text in self.settings.badges:
+                shown = f"badge of {self.settings.badges[parsed.text]}"
+            scanned = Scanned(parsed, facts, item.source)
+            return await self._apply(scanned, "scan", item.source, shown)
+        if isinstance(item, ScanProblem):
+            trouble = ScannerTrouble(
+                item.reason_code.value,
+                item.message,
+                item.source,
+                connected=item.reason_code is not Reason.DISCONNECTED,
+            )
+            return await self._apply(trouble, "scanner", item.source, item.reason_code.value)
+        kind, source, shown = describe_input(item)
+        return await self._apply(item, kind, source, shown)
+
+    async def _apply(self, event: Input, kind: str, source: str, shown: str) -> dict[str, Any]:
+        now = Now(self._monotonic(), self._wall())
+        before = self.state
+        after, effects = step(before, event, now, self.settings)
+        seq = None
+        if kind in ("scan", "command", "release") or effects.verdict is not None:
+            entry = self._entry(now, kind, source, shown, before, after, effects, event)
+            try:
+                seq = await self.ledger.log(entry)
+            except LedgerUnusable as error:
+                if isinstance(event, ServiceFault):
+                    seq = None  # the journal is what failed; the lane still stops
+                else:
+                    return await self._apply(ServiceFault(str(error)), "fault", "ledger", shown)
+        self.state = after
+        self._act(effects, seq)
+        published = self._publish(seq, kind, shown, effects)
+        if effects.ledger is not None:
+            return await self._carry_out(effects.ledger)
+        self._schedule_tick()
+        return published
+
+    async def _carry_out(self, op: LedgerOp) -> dict[str, Any]:
+        try:
+            done = await self.ledger.perform(op)
+        except (LedgerUnusable, LedgerError, OSError) as error:
+            return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
+        return await self._apply(done, "ledger", "ledger", type(op).__name__)
+
+    def _entry(
+        self,
+        now: Now,
+        kind: str,
+        source: str,
+        shown: str,
+        before: LaneState,
+        after: LaneState,
+        effects: Effects,
+        event: Input,
+    ) -> Entry:
+        verdict = effects.verdict
+        basket = after.basket or before.basket
+        op_basket = getattr(effects.ledger, "basket", None)
+        invoice = (
+            getattr(event, "invoice", None)
+            or (op_basket.invoice if op_basket is not None else None)
+            or (basket.invoice if basket else None)
+        )
+        return Entry(
+            at=iso(now.wall),
+            kind=kind,
+            source=source,
+            input=shown,
+            mode=after.mode.value,
+            outcome=verdict.outcome if verdict else None,
+            code=verdict.code if verdict else None,
+            message=verdict.message if verdict else None,
+            invoice=invoice,
+            basket_open=after.basket.invoice if after.basket else None,
+        )
+
+    # -- acting -----------------------------------------------------------------------
+
+    def _act(self, effects: Effects, seq: int | None) -> None:
+        display, gpio, printer = self.outputs.display, self.outputs.gpio, self.outputs.printer
+        if effects.display is not None and display is not None:
+            display.show(effects.display)
+        if gpio is not None:
+            if effects.light is not None:
+                gpio.show(effects.light)
+            if effects.beep is not None:
+                gpio.beep(effects.beep)
+        if effects.receipt is not None and printer is not None:
+            printer.print(effects.receipt)
+        last = self.state.last_receipt
+        if effects.reprint and last is not None and printer is not None:
+            printer.reprint(last, f"reprint-{seq or self.taken}")
+        if effects.open_drawer and last is not None:
+            kicked = printer is not None and printer.open_drawer(last.invoice)
+            if not kicked and gpio is not None:
+                gpio.open_drawer(last.invoice)
+
+    def _publish(self, seq: int | None, kind: str, shown: str, effects: Effects) -> dict[str, Any]:
+        verdict = effects.verdict
+        event = {
+            "seq": seq,
+            "input": {"kind": kind, "text": shown},
+            "verdict": None
+            if verdict is None
+            else {"outcome": verdict.outcome, "code": verdict.code, "message": verdict.message},
+            "beep": effects.beep.value if effects.beep else None,
+            "lane": self.snapshot(),
+        }
+        if verdict is not None or effects.display is not None:
+            self.last = event
+            for queue in list(self._subscribers):
+                if queue.full():  # a kiosk that stopped reading: it reconnects for more
+                    self._subscribers.discard(queue)
+                else:
+                    queue.put_nowait(event)
+        return event
+
+    def _schedule_tick(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        deadline = self.state.deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self._monotonic())
+            loop = asyncio.get_running_loop()
+            self._tick = loop.call_later(delay, self.submit, Tick())
+
+    def stop_ticks(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None

@@ -1,0 +1,194 @@
+"""The lane's line to the ledger: fast reads and journal entries on the event loop,
+durable writes on one ledger thread.
+
+One SQLite connection, guarded by a lock, serves both:
+
+- The scan path (`facts`, `log`) runs on the event loop itself when the connection is
+  free: an indexed read and a journal entry without an fsync take tens of
+  microseconds, far less than handing the work to a thread and back, and a scan is
+  decided within the millisecond budget. With `busy_timeout` 0 on this path, a write
+  lock held by another process never stalls the loop: the work moves to the thread.
+- Operations that must be durable (`perform`: a sale, return, receipt of goods, an
+  attendant's release) commit with `synchronous=FULL`, i.e. an fsync, which can take
+  milliseconds on an SD card. They run on the ledger thread, so the event loop keeps
+  serving scanners, the display and the kiosk meanwhile.
+
+An error of the database itself (full disk, I/O error, a damaged file) is raised as
+`LedgerUnusable`; the lane then goes out of service. A `Refusal` is an answer, not an
+error: it comes back as `LedgerDone(refused=...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlite_utils import Database
+
+from daemon.ledger import Ledger, LedgerError, Refusal, SaleLine
+from daemon.ledger.events import Change
+from daemon.ledger.lane_log import Entry, LaneLog
+from daemon.ledger.lookup import ScanLookup
+from daemon.ledger.schema import MIGRATIONS
+from daemon.ledger.store import Clock, utc_now
+from daemon.rules.lane_types import (
+    Facts,
+    LedgerDone,
+    LedgerOp,
+    LookupPlan,
+    ReceiveUnits,
+    RecordRelease,
+    ReturnUnit,
+    SellBasket,
+)
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+
+
+class LedgerUnusable(Exception):
+    """The ledger cannot be written or read (full disk, I/O error, damaged file)."""
+
+
+def open_ledger(path: str | Path, *, clock: Clock = utc_now) -> Ledger:
+    """Open an existing ledger on a connection the lane may use from two threads
+    (never at once: `LaneLedger` holds a lock around every use)."""
+    if not Path(path).exists():
+        raise LedgerError(f"no ledger at {path}; create one with `posd --db {path} init`")
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    # The same settings as every ledger connection (daemon.ledger.store), except the
+    # busy timeout, which `LaneLedger` sets per path.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db = Database(conn)
+    MIGRATIONS.apply(db)
+    conn.execute("PRAGMA busy_timeout = 0")
+    return Ledger(db, clock=clock)
+
+
+class LaneLedger:
+    """The ledger as the lane uses it. `actor` names who the lane's events are by."""
+
+    def __init__(self, ledger: Ledger, *, actor: str) -> None:
+        self.ledger = ledger
+        self.actor = actor
+        self._conn = ledger.db.conn
+        self._lock = threading.Lock()
+        self.lookup = ScanLookup(self._conn)
+        self.journal = LaneLog(self._conn, ledger.terminal)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+    # -- the scan path ------------------------------------------------------------
+
+    async def facts(self, plan: LookupPlan) -> Facts:
+        return await self._fast(self.lookup.facts, plan)
+
+    async def log(self, entry: Entry) -> int:
+        return await self._fast(self.journal.append, entry)
+
+    def floor(self, key: str) -> int:
+        """A bare indexed look-up (for the benchmark's floor), on the caller's thread."""
+        with self._lock:
+            return self.lookup.floor(key)
+
+    # -- durable operations ---------------------------------------------------------
+
+    async def perform(self, op: LedgerOp) -> LedgerDone:
+        """Carry out `op` on the ledger thread: committed (fsync'd) or refused."""
+        try:
+            return await self._slow(self._perform, op)
+        except Refusal as refusal:
+            return LedgerDone(op.op_id, tuple((p.code, p.message) for p in refusal.problems))
+
+    async def call(self, fn: Callable[[Ledger], T]) -> T:
+        """Run `fn(ledger)` on the ledger thread (for reads that may take a while)."""
+        return await self._slow(fn, self.ledger)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        with self._lock:
+            self.ledger.close()
+
+    # -- internals ----------------------------------------------------------------
+
+    async def _fast(self, fn: Callable[..., T], *args: object) -> T:
+        if self._lock.acquire(blocking=False):
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise LedgerUnusable(_explain(error)) from error
+                # Another process holds the write lock: wait for it on the thread.
+            except sqlite3.DatabaseError as error:
+                raise LedgerUnusable(_explain(error)) from error
+            finally:
+                self._lock.release()
+        return await self._slow(fn, *args)
+
+    async def _slow(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._locked, fn, args)
+
+    def _locked(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        with self._lock:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                return fn(*args)
+            except (sqlite3.DatabaseError, OSError) as error:
+                raise LedgerUnusable(_explain(error)) from error
+            finally:
+                self._conn.execute("PRAGMA busy_timeout = 0")
+
+    def _perform(self, op: LedgerOp) -> LedgerDone:
+        ledger = self.ledger
+        if isinstance(op, SellBasket):
+            basket = op.basket
+            lines = [
+                SaleLine(line.product.code, line.serial, line.price_cents, line.quantity)
+                for line in basket.lines
+            ]
+            ledger.sell(basket.invoice, basket.customer, lines, actor=self.actor)
+        elif isinstance(op, ReturnUnit):
+            ledger.return_unit(
+                op.invoice,
+                op.product,
+                op.serial,
+                actor=self.actor,
+                condition=op.condition,
+                disposition=op.disposition,
+            )
+        elif isinstance(op, ReceiveUnits):
+            by_product: dict[str, list[str]] = defaultdict(list)
+            for unit in op.units:
+                by_product[unit.product.code].append(unit.serial)
+            for code, serials in by_product.items():
+                ledger.receive(
+                    op.po, op.supplier, code, serials, actor=self.actor, quantity=len(serials)
+                )
+        elif isinstance(op, RecordRelease):
+            change = Change(
+                "lane_release",
+                {
+                    "terminal": ledger.terminal,
+                    "method": op.method,
+                    "reason": op.code,
+                    "message": op.message,
+                },
+            )
+            ledger.record(ledger.stamp(op.attendant), [change])
+        return LedgerDone(op.op_id)
+
+
+def _explain(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if "full" in text:
+        return f"the ledger cannot be written: {text}; free space on the terminal's storage"
+    return f"the ledger cannot be used: {text}; check the terminal's storage"

@@ -1,0 +1,305 @@
+"""The lane's outputs: pole display, light, buzzer, cash drawer, receipt printer.
+
+Each device works on its own thread with a deadline (the drivers' `DeviceWorker`), so
+a display with a pulled cable or a printer with its cover open never holds up the
+others or the lane. Calls here return at once; what a device could not do comes back
+to the lane as an input (`DeviceChanged`, `Printed`) through `report`.
+
+The display shows the latest lines the lane asked for: if the lane moves on while an
+update is on the wire, the next update goes straight to the newest text. When the
+display stops taking data, its port is reopened every `reconnect_s` and the glass is
+repainted once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from daemon.drivers.display import (
+    CustomerDisplay,
+    DeviceError,
+    DeviceWorker,
+    DisplayMissing,
+    Transport,
+)
+from daemon.drivers.gpio import Buzzer, CashDrawer, Colour, LaneLight
+from daemon.drivers.printer import JobState, Receipt, ReceiptPrinter
+from daemon.rules.lane_types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
+
+log = logging.getLogger(__name__)
+Report = Callable[[Input], None]
+GPIO_TIMEOUT_S = 0.5
+OPEN_TIMEOUT_S = 2.0
+
+
+class Background:
+    """Fire-and-forget tasks, kept referenced until they finish, cancelled on close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class DisplayOutput:
+    """The customer display, reopened through `open_transport` whenever it goes away."""
+
+    def __init__(
+        self,
+        open_transport: Callable[[], Transport],
+        model: str,
+        *,
+        report: Report,
+        code_table: str | None = None,
+        write_timeout_s: float = 0.5,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self._open_transport = open_transport
+        self._model = model
+        self._code_table = code_table
+        self._write_timeout_s = write_timeout_s
+        self._reconnect_s = reconnect_s
+        self._report = report
+        self._display: CustomerDisplay | None = None
+        self._transport: Transport | None = None
+        self._opener = DeviceWorker("display-open")
+        self._wanted: tuple[str, str] | None = None
+        self._wake = asyncio.Event()
+        self._writing = False
+        self.missing: str | None = None
+        self.bytes_written = 0
+
+    def show(self, lines: tuple[str, str]) -> None:
+        self._wanted = lines
+        self._wake.set()
+
+    @property
+    def settled(self) -> bool:
+        """Nothing waits to be written (or the display is missing)."""
+        return self.missing is not None or not (self._wake.is_set() or self._writing)
+
+    @property
+    def lines(self) -> tuple[str, str] | None:
+        return self._display.lines if self._display is not None else None
+
+    async def run(self) -> None:
+        while True:
+            if self.missing is not None or self._display is None:
+                await self._connect()
+            await self._wake.wait()
+            self._wake.clear()
+            lines = self._wanted
+            if lines is None:
+                continue
+            self._writing = True
+            try:
+                assert self._display is not None
+                cost = await self._display.show_async(*lines)
+                self.bytes_written += cost.byte_count
+            except DisplayMissing as error:
+                self._lost(str(error))
+            finally:
+                self._writing = False
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                transport = await self._opener.call_async(OPEN_TIMEOUT_S, self._open_transport)
+            except (OSError, DeviceError, ValueError) as error:
+                self._lost(
+                    f"cannot open the display ({error}); retrying every {self._reconnect_s:g} s"
+                )
+                await asyncio.sleep(self._reconnect_s)
+                continue
+            self._close_transport()
+            self._transport = transport
+            if self._display is None:
+                self._display = CustomerDisplay(
+                    transport,
+                    self._model,
+                    code_table=self._code_table,
+                    write_timeout_s=self._write_timeout_s,
+                )
+            else:
+                self._display.reconnect(transport)
+            if self.missing is not None:
+                self.missing = None
+                self._report(DeviceChanged("display", True))
+            if self._wanted is not None:
+                self._wake.set()  # repaint: the glass shows its power-on text
+            return
+
+    def _lost(self, reason: str) -> None:
+        if self.missing is None:
+            self.missing = reason
+            self._report(DeviceChanged("display", False, reason))
+
+    def _close_transport(self) -> None:
+        closer = getattr(self._transport, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):  # the port is already gone
+                closer()
+
+    def close(self) -> None:
+        if self._display is not None:
+            self._display.close()
+        self._opener.close()
+        self._close_transport()
+
+
+_COLOURS = {
+    Light.GREEN: Colour.GREEN,
+    Light.AMBER: Colour.AMBER,
+    Light.RED: Colour.RED,
+    Light.RED_BLINKING: Colour.RED,
+}
+
+
+class GpioOutputs:
+    """Light, buzzer and a GPIO cash drawer: whichever are fitted (None: not fitted)."""
+
+    def __init__(
+        self,
+        *,
+        light: LaneLight | None,
+        buzzer: Buzzer | None,
+        drawer: CashDrawer | None,
+        report: Report,
+        background: Background,
+    ) -> None:
+        self.light = light
+        self.buzzer = buzzer
+        self.drawer = drawer
+        self._report = report
+        self._background = background
+        self._worker = DeviceWorker("gpio")
+
+    def show(self, light: Light) -> None:
+        lamp = self.light
+        if lamp is None:
+            return
+        colour = _COLOURS[light]
+        if light is Light.RED_BLINKING:
+            self._call("light", lamp.blink, colour)
+        else:
+            self._call("light", lamp.show, colour)
+
+    def beep(self, beep: Beep) -> None:
+        buzzer = self.buzzer
+        if buzzer is None:
+            return
+        actions = {
+            Beep.ACCEPT: buzzer.accept,
+            Beep.REJECT: buzzer.reject,
+            Beep.ATTENDANT: buzzer.attendant,
+            Beep.STOP: buzzer.stop,
+        }
+        self._call("buzzer", actions[beep])
+
+    def open_drawer(self, kick_id: str) -> None:
+        if self.drawer is not None:
+            self._call("drawer", self.drawer.open, kick_id)
+
+    def _call(self, device: str, fn: Callable[..., None], *args: Any) -> None:
+        async def call() -> None:
+            try:
+                await self._worker.call_async(GPIO_TIMEOUT_S, fn, *args)
+            except Exception as error:  # a pin that fails must not stop the lane
+                self._report(DeviceChanged(device, False, str(error)))
+
+        self._background.start(call(), f"gpio-{device}")
+
+    def close(self) -> None:
+        self._worker.close()
+        for part in (self.light, self.buzzer, self.drawer):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+
+
+class PrinterOutput:
+    """Receipts: printed once their sale is durable, queued (and reported) when they
+    cannot be, and printed again on request, each request once."""
+
+    def __init__(
+        self,
+        printer: ReceiptPrinter,
+        make_receipt: Callable[[ReceiptSpec], Receipt],
+        *,
+        report: Report,
+        background: Background,
+        drawer_kick: bool = False,
+    ) -> None:
+        self.printer = printer
+        self._make = make_receipt
+        self._report = report
+        self._background = background
+        self._drawer_kick = drawer_kick
+        self._trouble: str | None = None
+
+    def print(self, spec: ReceiptSpec) -> None:
+        receipt = self._make(spec)
+        self._background.start(
+            self._outcome(spec.invoice, self.printer.print_receipt_async(receipt, spec.invoice)),
+            f"print-{spec.invoice}",
+        )
+
+    def reprint(self, spec: ReceiptSpec, request: str) -> None:
+        """Print `spec` again: a retry of its job if it never printed, else a copy marked
+        REPRINT under the job id `request` (the same request prints once)."""
+        try:
+            job = self.printer.job(spec.invoice)
+        except KeyError:
+            job = None
+        if job is not None and job.state is not JobState.PRINTED:
+            work = self.printer.retry_async(spec.invoice)
+        else:
+            work = self.printer.reprint_async(self._make(spec), f"{spec.invoice}#{request}")
+        self._background.start(self._outcome(spec.invoice, work), f"reprint-{spec.invoice}")
+
+    def open_drawer(self, kick_id: str) -> bool:
+        if not self._drawer_kick:
+            return False
+
+        async def kick() -> None:
+            try:
+                await self.printer.open_drawer_async(kick_id)
+            except DeviceError as error:
+                self._report(DeviceChanged("drawer", False, str(error)))
+
+        self._background.start(kick(), "drawer-kick")
+        return True
+
+    async def _outcome(self, invoice: str, work: Coroutine[Any, Any, Any]) -> None:
+        job = await work
+        ok = job.state is JobState.PRINTED
+        self._report(Printed(invoice, ok, job.reason))
+        trouble = None if ok else job.reason
+        if trouble != self._trouble:
+            self._trouble = trouble
+            self._report(DeviceChanged("printer", ok, trouble or ""))
+
+    def close(self) -> None:
+        self.printer.close()

@@ -1,0 +1,92 @@
+"""The lane as the kiosk sees it (plain JSON-ready data), and how each input is named
+in the lane's journal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from daemon.rules.lane_text import money
+from daemon.rules.lane_types import (
+    AttendantRelease,
+    Command,
+    DeviceChanged,
+    Input,
+    LaneSettings,
+    LaneState,
+    LedgerDone,
+    Mode,
+    Printed,
+    Recovered,
+    ServiceFault,
+    Tick,
+)
+
+if TYPE_CHECKING:
+    from daemon.lane import Outputs
+
+
+def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict[str, Any]:
+    basket = state.basket
+    display = outputs.display
+    return {
+        "terminal": settings.terminal,
+        "self_checkout": settings.self_checkout,
+        "mode": state.mode.value,
+        "display": list(state.display),
+        "light": state.light.value,
+        "prompt": state.prompt,
+        "basket": None
+        if basket is None
+        else {
+            "invoice": basket.invoice,
+            "customer": basket.customer,
+            "lines": [
+                {
+                    "line": number,
+                    "product": line.product.code,
+                    "name": line.product.name,
+                    "serial": line.serial,
+                    "quantity": line.quantity,
+                    "price": money(line.price_cents),
+                }
+                for number, line in enumerate(basket.lines, start=1)
+            ],
+            "total": money(basket.total_cents),
+        },
+        "awaiting_serial_of": state.pending_product.name
+        if state.mode is Mode.AWAITING_SERIAL and state.pending_product
+        else None,
+        "document": state.document,
+        "received": len(state.received),
+        "attendant_needed": None
+        if state.lock is None
+        else {"code": state.lock.code, "message": state.lock.message},
+        "out_of_service": state.failure or None,
+        "devices": dict(state.devices),
+        "display_missing": display.missing if display is not None else None,
+        "receipt_waiting": state.receipt_waiting,
+        "last_receipt": state.last_receipt.invoice if state.last_receipt else None,
+    }
+
+
+def describe_input(item: Input) -> tuple[str, str, str]:
+    """(kind, source, text) of an input that is not a scan, for the journal."""
+    if isinstance(item, Command):
+        text = item.name.value + (f":{item.argument}" if item.argument else "")
+        return "command", item.source, text
+    if isinstance(item, AttendantRelease):
+        return "release", item.method, f"{item.attendant} by {item.method}"
+    if isinstance(item, LedgerDone):
+        return "ledger", "ledger", f"op {item.op_id}"
+    if isinstance(item, Printed):
+        return "print", "printer", f"{item.invoice} {'printed' if item.ok else 'failed'}"
+    if isinstance(item, DeviceChanged):
+        state = "working" if item.working else "fault"
+        return "device", item.device, f"{item.device} {state}"
+    if isinstance(item, Recovered):
+        return "start", "restart", f"{item.invoice} {'saved' if item.saved else 'not saved'}"
+    if isinstance(item, ServiceFault):
+        return "fault", "lane", item.message
+    if isinstance(item, Tick):
+        return "tick", "clock", "deadline"
+    return "input", "lane", type(item).__name__

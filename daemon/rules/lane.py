@@ -1,0 +1,398 @@
+"""The lane's state machine: pure, and driven by one transition table.
+
+    plan = plan_lookup(state, parsed, cfg)        # what the ledger must be asked
+    facts = <the wiring asks the ledger>
+    state, effects = step(state, Scanned(parsed, facts), now, cfg)
+
+`step` never reads a clock (`now` is passed) and does no I/O: the effects say what the
+display, light and buzzer show, which ledger operation to carry out, and which receipt
+to print once that operation is durable. The answer of a ledger operation comes back
+as the input `LedgerDone`.
+
+`TABLE` maps (mode, input kind) to the handler; inputs a mode does not list fall to
+`ANY_MODE`, and whatever is in neither is refused as "not now". Out of service has one
+way in (`ServiceFault`) and none out: every input is then ignored until a restart.
+A self-checkout lane locks on any refusal a customer cannot put right and on the
+commands only an attendant may give; an attendant's badge or PIN releases it, and the
+release is recorded in the ledger before the lane moves on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from daemon.rules import lane_text as text
+from daemon.rules.barcode import (
+    CommandCode,
+    ParseResult,
+    PlainLabel,
+    ProductCode,
+    Rejected,
+    UnitCode,
+)
+from daemon.rules.lane_modes import (
+    enter_receiving,
+    enter_return,
+    finish_receiving,
+    leave_mode,
+    receive_unit,
+    receiving_saved,
+    return_saved,
+    scan_in_receiving,
+    scan_in_return,
+    take_back,
+    void_received,
+)
+from daemon.rules.lane_sale import (
+    cancel_sale,
+    sale_saved,
+    scan_in_sale,
+    scan_serial,
+    start,
+    tender,
+    void,
+)
+from daemon.rules.lane_service import (
+    bad_scan,
+    badge,
+    call_for_help,
+    device_changed,
+    not_locked,
+    printed,
+    recovered,
+    release,
+    reprint,
+    scanner_trouble,
+    still_locked,
+    tick,
+)
+from daemon.rules.lane_steps import (
+    Step,
+    accept,
+    ignore,
+    light_for,
+    lock,
+    refuse,
+    resting_display,
+)
+from daemon.rules.lane_types import (
+    AttendantRelease,
+    Beep,
+    Command,
+    CommandName,
+    DeviceChanged,
+    Effects,
+    Input,
+    LaneSettings,
+    LaneState,
+    LedgerDone,
+    Light,
+    LookupPlan,
+    Mode,
+    Now,
+    Printed,
+    RecordRelease,
+    Recovered,
+    Scanned,
+    ScannerTrouble,
+    ServiceFault,
+    Tick,
+    Verdict,
+)
+
+Handler = Callable[[LaneState, Any, Now, LaneSettings], Step]
+
+# Commands a self-checkout customer cannot give: the lane calls an attendant, and runs
+# the command once the attendant has released it.
+ATTENDANT_ONLY = frozenset(
+    {CommandName.VOID, CommandName.RETURN, CommandName.RECEIVE, CommandName.REPRINT}
+)
+
+
+def initial_state(next_invoice: int = 1) -> LaneState:
+    return LaneState(display=text.WELCOME, next_invoice=next_invoice)
+
+
+def plan_lookup(state: LaneState, parsed: ParseResult, cfg: LaneSettings) -> LookupPlan:
+    """What the ledger must be asked before `parsed` can be decided in `state`."""
+    if isinstance(parsed, ProductCode):
+        return LookupPlan(gtin=parsed.gtin, product_code=None if parsed.gtin else parsed.code)
+    if isinstance(parsed, UnitCode):
+        return LookupPlan(gtin=parsed.gtin, serial=parsed.serial)
+    if not isinstance(parsed, PlainLabel) or parsed.text in cfg.badges:
+        return LookupPlan()
+    if state.mode in (Mode.ATTENDANT_NEEDED, Mode.OUT_OF_SERVICE):
+        return LookupPlan()
+    if state.mode is Mode.RETURN and state.document is None:
+        return LookupPlan(invoice=parsed.text)
+    if state.mode is Mode.RECEIVING and state.document is None:
+        return LookupPlan()  # a purchase order number, taken as scanned
+    return LookupPlan(serial=parsed.text, product_code=parsed.text)
+
+
+def kind_of(event: Input, cfg: LaneSettings) -> str:
+    """The input's row name in `TABLE`."""
+    if isinstance(event, Scanned):
+        parsed = event.parsed
+        if isinstance(parsed, Rejected):
+            return "rejected"
+        if isinstance(parsed, PlainLabel) and parsed.text in cfg.badges:
+            return "badge"
+        return "item"
+    if isinstance(event, Command):
+        return f"command {event.name.value}"
+    return _KINDS[type(event)]
+
+
+_KINDS: dict[type, str] = {
+    ScannerTrouble: "scanner trouble",
+    AttendantRelease: "release",
+    Tick: "tick",
+    LedgerDone: "ledger done",
+    Printed: "printed",
+    DeviceChanged: "device",
+    Recovered: "recovered",
+}
+
+
+def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
+    """The lane's next state and what to do, for one input at `now`."""
+    if state.mode is Mode.OUT_OF_SERVICE:
+        if isinstance(event, Tick):
+            return state, Effects()
+        return ignore(state, "out_of_service", f"the lane is out of service: {state.failure}")
+    if isinstance(event, ServiceFault):
+        return _remember(_out_of_service(state, event.message))
+    if isinstance(event, Scanned) and isinstance(event.parsed, CommandCode):
+        command = _command_from(event.parsed, event.source)
+        if isinstance(command, str):
+            return _remember(refuse(state, cfg, "unknown_command", command))
+        event = command
+    if (
+        isinstance(event, Command)
+        and cfg.self_checkout
+        and _attendant_only(state, event)
+        and state.mode is not Mode.ATTENDANT_NEEDED
+    ):
+        return _remember(
+            lock(
+                state,
+                "attendant_only",
+                f"{event.name.value} needs an attendant at a self-checkout",
+                resume=state.mode,
+                pending=event,
+            )
+        )
+    before = state.mode
+    after, effects = dispatch(state, event, now, cfg)
+    if _by_a_person(event) or after.mode is not before:
+        after = replace(after, deadline=_deadline(after, now, cfg))
+    return _remember((after, effects))
+
+
+def dispatch(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
+    kind = kind_of(event, cfg)
+    handler = TABLE.get((state.mode, kind)) or ANY_MODE.get(kind)
+    if handler is None:
+        what = kind.replace("command ", "")
+        return refuse(
+            state,
+            cfg,
+            "not_now",
+            f"{what} cannot be done now ({state.mode.value.replace('_', ' ')})",
+        )
+    return handler(state, event, now, cfg)
+
+
+# ------------------------------------------------------------------ mode dispatch
+
+
+def _awaiting_serial(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
+    pending = state.pending_product
+    assert pending is not None
+    parsed = event.parsed
+    if state.serial_for is Mode.RETURN and isinstance(parsed, PlainLabel):
+        units = tuple(u for u in event.facts.units if u.product.code == pending.code)
+        return take_back(state, parsed.text, pending, units, cfg)
+    if state.serial_for is Mode.RECEIVING and isinstance(parsed, PlainLabel):
+        # Serials of one product come in a row: the lane keeps waiting for the next.
+        return receive_unit(state, pending, parsed.text, event.facts.units, cfg)
+    if state.serial_for is Mode.RETURN:
+        return scan_in_return(_resume(state), event, now, cfg)
+    if state.serial_for is Mode.RECEIVING:
+        return scan_in_receiving(_resume(state), event, now, cfg)
+    return scan_serial(state, event, now, cfg)
+
+
+def _cancel_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    if state.serial_for in (Mode.RETURN, Mode.RECEIVING):
+        return leave_mode(state, event, now, cfg)
+    return cancel_sale(state, event, now, cfg)
+
+
+def _done_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    if state.serial_for is Mode.RECEIVING:
+        return finish_receiving(_resume(state), event, now, cfg)
+    if state.serial_for is Mode.RETURN:
+        return leave_mode(state, event, now, cfg)
+    return refuse(state, cfg, "serial_expected", "scan the serial (or VOID the item) first")
+
+
+def _void_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    if state.serial_for in (Mode.RETURN, Mode.RECEIVING):
+        back = _resume(state)
+        return accept(back, "voided", "no serial needed any more", beep=None)
+    return void(state, event, now, cfg)
+
+
+def _resume(state: LaneState) -> LaneState:
+    return replace(
+        state, mode=state.serial_for or Mode.IN_SALE, pending_product=None, serial_for=None
+    )
+
+
+def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
+    held, op = state.lock, state.pending
+    assert held is not None and isinstance(op, RecordRelease)
+    back = replace(state, mode=held.resume, lock=None, pending=None)
+    said = f"released by {op.attendant} ({op.method}) after {held.code}"
+    if held.pending is not None:
+        after, effects = dispatch(back, held.pending, now, cfg)
+        verdict = effects.verdict or Verdict("accepted", "released", said)
+        return after, replace(
+            effects,
+            beep=effects.beep or Beep.STOP,
+            light=effects.light or light_for(after.mode),
+            display=effects.display or resting_display(after),
+            verdict=replace(verdict, message=f"{said}; {verdict.message}"),
+        )
+    return accept(back, "released", said, beep=Beep.STOP)
+
+
+# --------------------------------------------------------------------- the table
+
+M, C = Mode, CommandName
+
+
+def _cmd(name: CommandName) -> str:
+    return f"command {name.value}"
+
+
+TABLE: dict[tuple[Mode, str], Handler] = {
+    (M.IDLE, "item"): scan_in_sale,
+    (M.IDLE, _cmd(C.START)): start,
+    (M.IDLE, _cmd(C.TENDER)): tender,
+    (M.IDLE, _cmd(C.RETURN)): enter_return,
+    (M.IDLE, _cmd(C.RECEIVE)): enter_receiving,
+    (M.IDLE, _cmd(C.CANCEL)): cancel_sale,
+    (M.IN_SALE, "item"): scan_in_sale,
+    (M.IN_SALE, _cmd(C.START)): start,
+    (M.IN_SALE, _cmd(C.VOID)): void,
+    (M.IN_SALE, _cmd(C.CANCEL)): cancel_sale,
+    (M.IN_SALE, _cmd(C.TENDER)): tender,
+    (M.IN_SALE, _cmd(C.RETURN)): enter_return,
+    (M.IN_SALE, _cmd(C.RECEIVE)): enter_receiving,
+    (M.IN_SALE, "ledger done"): sale_saved,
+    (M.AWAITING_SERIAL, "item"): _awaiting_serial,
+    (M.AWAITING_SERIAL, _cmd(C.VOID)): _void_awaiting,
+    (M.AWAITING_SERIAL, _cmd(C.CANCEL)): _cancel_awaiting,
+    (M.AWAITING_SERIAL, _cmd(C.DONE)): _done_awaiting,
+    (M.AWAITING_SERIAL, _cmd(C.TENDER)): tender,
+    (M.RETURN, "item"): scan_in_return,
+    (M.RETURN, _cmd(C.CANCEL)): leave_mode,
+    (M.RETURN, _cmd(C.DONE)): leave_mode,
+    (M.RETURN, "ledger done"): return_saved,
+    (M.RECEIVING, "item"): scan_in_receiving,
+    (M.RECEIVING, _cmd(C.VOID)): void_received,
+    (M.RECEIVING, _cmd(C.CANCEL)): leave_mode,
+    (M.RECEIVING, _cmd(C.DONE)): finish_receiving,
+    (M.RECEIVING, "ledger done"): receiving_saved,
+    (M.ATTENDANT_NEEDED, "badge"): badge,
+    (M.ATTENDANT_NEEDED, "release"): release,
+    (M.ATTENDANT_NEEDED, "ledger done"): _released,
+    (M.ATTENDANT_NEEDED, "item"): still_locked,
+    (M.ATTENDANT_NEEDED, "rejected"): still_locked,
+    **{(M.ATTENDANT_NEEDED, _cmd(name)): still_locked for name in CommandName},
+}
+
+# Inputs every mode (but out of service) takes the same way.
+ANY_MODE: dict[str, Handler] = {
+    "rejected": bad_scan,
+    "scanner trouble": scanner_trouble,
+    "badge": not_locked,
+    "release": not_locked,
+    "printed": printed,
+    "device": device_changed,
+    "recovered": recovered,
+    "tick": tick,
+    _cmd(C.REPRINT): reprint,
+    _cmd(C.HELP): call_for_help,
+}
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _command_from(parsed: CommandCode, source: str) -> Command | str:
+    try:
+        name = CommandName(parsed.command)
+    except ValueError:
+        known = ", ".join(c.value for c in CommandName)
+        return f"command {parsed.command!r} is not known; the lane knows {known}"
+    return Command(name, parsed.argument, source)
+
+
+def _attendant_only(state: LaneState, event: Command) -> bool:
+    if event.name is CommandName.CANCEL:
+        return state.basket is not None and bool(state.basket.lines)
+    return event.name in ATTENDANT_ONLY
+
+
+def _by_a_person(event: Input) -> bool:
+    return isinstance(event, Scanned | Command | AttendantRelease | LedgerDone)
+
+
+def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
+    if state.mode is Mode.AWAITING_SERIAL:
+        return now.monotonic + cfg.serial_timeout_s
+    if state.mode is Mode.RETURN or (state.mode is Mode.RECEIVING and not state.received):
+        return now.monotonic + cfg.mode_timeout_s
+    if state.mode is Mode.IN_SALE and cfg.self_checkout and state.basket and state.basket.lines:
+        return now.monotonic + cfg.abandoned_sale_s
+    return None
+
+
+def _out_of_service(state: LaneState, message: str) -> Step:
+    """The one way into OUT_OF_SERVICE."""
+    halted = replace(
+        state, mode=Mode.OUT_OF_SERVICE, failure=message, pending=None, lock=None, deadline=None
+    )
+    return halted, Effects(
+        display=text.CLOSED,
+        light=Light.RED_BLINKING,
+        beep=Beep.REJECT,
+        prompt=f"out of service: {message}",
+        verdict=Verdict("refused", "out_of_service", message),
+    )
+
+
+def _remember(result: Step) -> Step:
+    """Keep what the outputs now show in the state, for the kiosk and for a repaint."""
+    state, effects = result
+    changes: dict[str, Any] = {}
+    if effects.display is not None:
+        changes["display"] = effects.display
+    if effects.light is not None:
+        changes["light"] = effects.light
+    if effects.prompt is not None:
+        changes["prompt"] = effects.prompt
+    return (replace(state, **changes) if changes else state), effects
+
+
+def describe_table() -> list[tuple[str, str, str]]:
+    """(mode, input, handler) for every row: the table as a person reads it."""
+    rows = [(mode.value, kind, h.__name__.lstrip("_")) for (mode, kind), h in TABLE.items()]
+    rows += [("any", kind, h.__name__.lstrip("_")) for kind, h in ANY_MODE.items()]
+    return rows

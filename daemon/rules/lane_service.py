@@ -1,0 +1,176 @@
+"""The lane's inputs that are not items: attendants, devices, time, and restarts.
+
+Handlers for `daemon.rules.lane.TABLE`: an attendant's badge or PIN (`release`), the
+help button, bad scans and scanner trouble, device faults, receipts that did or did
+not print, a reprint, the basket found open at start, and deadlines passing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from daemon.rules import lane_text as text
+from daemon.rules.barcode import PlainLabel, Rejected
+from daemon.rules.lane_modes import leave_mode
+from daemon.rules.lane_sale import serial_timed_out
+from daemon.rules.lane_steps import Step, accept, ignore, lock, prompt, refuse, with_op
+from daemon.rules.lane_types import (
+    AttendantRelease,
+    Command,
+    CommandName,
+    DeviceChanged,
+    Effects,
+    Input,
+    LaneSettings,
+    LaneState,
+    Light,
+    Mode,
+    Now,
+    Printed,
+    RecordRelease,
+    Recovered,
+    Scanned,
+    ScannerTrouble,
+    Tick,
+    Verdict,
+)
+
+
+def badge(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
+    assert isinstance(event.parsed, PlainLabel)
+    return release(state, AttendantRelease(cfg.badges[event.parsed.text], "badge"), now, cfg)
+
+
+def release(state: LaneState, event: AttendantRelease, now: Now, cfg: LaneSettings) -> Step:
+    held = state.lock
+    assert held is not None
+    if state.pending is not None:
+        return ignore(state, "releasing", "the release is being recorded")
+    sending, op_id = with_op(state)
+    op = RecordRelease(op_id, event.attendant, event.method, held.code, held.message)
+    return replace(sending, pending=op), Effects(
+        ledger=op, prompt=f"released by {event.attendant} ({event.method})"
+    )
+
+
+def still_locked(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
+    held = state.lock
+    why = held.message if held else "an attendant is needed"
+    return ignore(state, "locked", f"waiting for an attendant's badge or PIN: {why}")
+
+
+def call_for_help(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    return lock(
+        state, "help_requested", f"help asked for at lane {cfg.terminal}", resume=state.mode
+    )
+
+
+# ----------------------------------------------------------- inputs in any mode
+
+
+def bad_scan(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
+    parsed = event.parsed
+    assert isinstance(parsed, Rejected)
+    return refuse(state, cfg, "bad_scan", parsed.message, "SCAN FAILED")
+
+
+def scanner_trouble(state: LaneState, event: ScannerTrouble, now: Now, cfg: LaneSettings) -> Step:
+    device = f"scanner {event.source}"
+    if event.reason in ("disconnected", "reconnected"):
+        devices = dict(state.devices)
+        if event.connected:
+            devices.pop(device, None)
+        else:
+            devices[device] = event.message
+        return prompt(replace(state, devices=devices), event.reason, event.message, state.display)
+    if state.mode is Mode.ATTENDANT_NEEDED:
+        return ignore(state, "bad_scan", event.message)
+    return refuse(state, cfg, "bad_scan", event.message, "SCAN FAILED")
+
+
+def device_changed(state: LaneState, event: DeviceChanged, now: Now, cfg: LaneSettings) -> Step:
+    devices = dict(state.devices)
+    if event.working:
+        devices.pop(event.device, None)
+        message = f"{event.device} is working again"
+    else:
+        devices[event.device] = event.message
+        message = f"{event.device}: {event.message}"
+    changed = replace(state, devices=devices)
+    return changed, Effects(prompt=message, verdict=Verdict("prompt", "device", message))
+
+
+def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> Step:
+    if event.ok:
+        still = None if state.receipt_waiting == event.invoice else state.receipt_waiting
+        message = f"receipt {event.invoice} printed"
+        return replace(state, receipt_waiting=still), Effects(
+            verdict=Verdict("accepted", "printed", message)
+        )
+    waiting = replace(state, receipt_waiting=event.invoice)
+    message = (
+        f"the receipt of {event.invoice} did not print ({event.reason}); the sale is saved. "
+        "Fix the printer, then REPRINT"
+    )
+    if cfg.self_checkout and state.mode is not Mode.ATTENDANT_NEEDED:
+        return lock(waiting, "receipt_failed", message, resume=state.mode)
+    if state.mode is Mode.IDLE:
+        return waiting, Effects(
+            display=("THANK YOU", "RECEIPT TO FOLLOW"),
+            light=Light.AMBER,
+            prompt=message,
+            verdict=Verdict("refused", "receipt_failed", message),
+        )
+    return waiting, Effects(prompt=message, verdict=Verdict("refused", "receipt_failed", message))
+
+
+def reprint(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    if state.last_receipt is None:
+        return refuse(state, cfg, "nothing_to_reprint", "no receipt has been printed yet")
+    invoice = state.last_receipt.invoice
+    return state, Effects(
+        reprint=True,
+        prompt=f"printing receipt {invoice} again",
+        verdict=Verdict("accepted", "reprint", f"receipt {invoice} sent to the printer again"),
+    )
+
+
+def recovered(state: LaneState, event: Recovered, now: Now, cfg: LaneSettings) -> Step:
+    if event.saved:
+        after = replace(
+            state,
+            last_receipt=event.receipt or state.last_receipt,
+            receipt_waiting=event.invoice if event.receipt else None,
+        )
+        message = (
+            f"invoice {event.invoice} ({text.money(event.total_cents)}) was saved before the "
+            "restart" + ("; its receipt may not have printed: REPRINT it" if event.receipt else "")
+        )
+        display = ("LAST SALE SAVED", text.row(event.invoice, text.money(event.total_cents)))
+        return accept(after, "last_sale_saved", message, display, beep=None)
+    message = (
+        f"the basket of {event.invoice} was not paid before the restart, so nothing of it "
+        "was sold; scan its items again"
+    )
+    return prompt(state, "last_sale_lost", message, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN"))
+
+
+def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:
+    if state.deadline is None or now.monotonic < state.deadline or state.pending is not None:
+        return state, Effects()
+    if state.mode is Mode.AWAITING_SERIAL:
+        return serial_timed_out(state, cfg)
+    if state.mode in (Mode.RETURN, Mode.RECEIVING):
+        return leave_mode(state, Command(CommandName.CANCEL, source="timeout"), now, cfg)
+    if state.mode is Mode.IN_SALE and cfg.self_checkout:
+        return lock(
+            state,
+            "abandoned_basket",
+            f"nothing scanned for {cfg.abandoned_sale_s:g} s with items in the basket",
+            resume=Mode.IN_SALE,
+        )
+    return replace(state, deadline=None), Effects()
+
+
+def not_locked(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
+    return ignore(state, "not_locked", "the lane is not waiting for an attendant")

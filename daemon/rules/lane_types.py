@@ -1,0 +1,403 @@
+"""What the lane's state machine works with: its state, what comes in, what goes out.
+
+Plain frozen data, no behaviour: `daemon.rules.lane` decides, the wiring in
+`daemon.lane` looks things up before a decision and carries out the effects after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from daemon.rules.barcode import ParseResult
+from daemon.rules.units import State, UnitView
+
+
+class Mode(StrEnum):
+    """Where the lane is. `OUT_OF_SERVICE` has one way in (a service fault) and none out
+    but a restart."""
+
+    IDLE = "idle"
+    IN_SALE = "in_sale"
+    AWAITING_SERIAL = "awaiting_serial"  # a serialized product was scanned; its serial next
+    RETURN = "return"  # scan the invoice (the receipt's barcode), then the unit
+    RECEIVING = "receiving"  # scan the purchase order, then the units
+    ATTENDANT_NEEDED = "attendant_needed"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class Light(StrEnum):
+    GREEN = "green"  # ready, accepted
+    AMBER = "amber"  # waiting for something (a serial, the receipt, a PO)
+    RED = "red"  # refused
+    RED_BLINKING = "red_blinking"  # attendant called, or out of service
+
+
+class Beep(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    ATTENDANT = "attendant"  # repeats until the next beep or STOP
+    STOP = "stop"
+
+
+class CommandName(StrEnum):
+    """Commands from command barcodes (`#CMD:VOID`) and from the kiosk API."""
+
+    START = "START"  # open a sale; argument: the customer's name
+    VOID = "VOID"  # argument: line number (1 = first); none: the last line
+    CANCEL = "CANCEL"  # drop the basket / leave return or receiving mode
+    TENDER = "TENDER"  # complete the sale; argument: METHOD[:AMOUNT], e.g. CASH:50.00
+    RETURN = "RETURN"  # return mode
+    RECEIVE = "RECEIVE"  # receiving mode; argument: the supplier
+    DONE = "DONE"  # finish receiving (writes the units) or returns
+    REPRINT = "REPRINT"  # print the last receipt again (or retry one that failed)
+    HELP = "HELP"  # call an attendant
+
+
+@dataclass(frozen=True)
+class LaneSettings:
+    """The lane's fixed settings (from configuration)."""
+
+    terminal: str
+    branch: str
+    self_checkout: bool = False
+    currency: str = ""
+    serial_timeout_s: float = 30.0
+    mode_timeout_s: float = 120.0
+    abandoned_sale_s: float = 300.0
+    return_condition: str = "as brought back to the lane"
+    return_disposition: State = State.QUARANTINED
+    supplier: str = "delivery at the lane"
+    walk_in_customer: str = "walk-in customer"
+    badges: Mapping[str, str] = field(default_factory=dict)  # badge id -> attendant name
+
+
+@dataclass(frozen=True)
+class Now:
+    """The time of one step, passed in: `monotonic` for deadlines, `wall` for documents."""
+
+    monotonic: float
+    wall: datetime
+
+
+# -------------------------------------------------------------- facts from the ledger
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    code: str
+    name: str
+    price_cents: int
+    serial_tracked: bool = True
+    gtin: str | None = None
+    mask_serial: bool = True
+    warranty_months: int = 0
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    product: ProductFacts
+    serial: str  # as the supplier printed it
+    key: str  # the normalised key the ledger judges uniqueness on
+    view: UnitView
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    product: ProductFacts
+    serial: str | None
+    key: str | None
+    price_cents: int
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    number: str
+    exists: bool
+    lines: tuple[InvoiceLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class LookupPlan:
+    """What the wiring must look up in the ledger before a scan can be decided."""
+
+    gtin: str | None = None
+    product_code: str | None = None
+    serial: str | None = None
+    invoice: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.gtin or self.product_code or self.serial or self.invoice)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the ledger answered for a `LookupPlan`."""
+
+    product: ProductFacts | None = None
+    units: tuple[UnitFacts, ...] = ()
+    invoice: InvoiceFacts | None = None
+
+
+# ------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Scanned:
+    parsed: ParseResult
+    facts: Facts = Facts()
+    source: str = "scanner"
+
+
+@dataclass(frozen=True)
+class ScannerTrouble:
+    """A scan that was not read whole, or a scanner that went away or came back."""
+
+    reason: str
+    message: str
+    source: str
+    connected: bool = True
+
+
+@dataclass(frozen=True)
+class Command:
+    name: CommandName
+    argument: str = ""
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class AttendantRelease:
+    """An attendant identified themselves (badge scan or PIN) to release a locked lane."""
+
+    attendant: str
+    method: str  # "badge" or "pin"
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed; deadlines (serial, idle mode, abandoned basket) are checked."""
+
+
+@dataclass(frozen=True)
+class LedgerDone:
+    """The ledger carried out (or refused) the operation `op_id`."""
+
+    op_id: int
+    refused: tuple[tuple[str, str], ...] = ()  # (code, message) per problem
+
+
+@dataclass(frozen=True)
+class Printed:
+    invoice: str
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceChanged:
+    device: str  # "display", "printer", "light", "buzzer"
+    working: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceFault:
+    """The lane cannot go on (the ledger cannot be written: full disk, I/O error)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """At start: the basket that was open when the daemon last stopped, and whether the
+    ledger has its sale."""
+
+    invoice: str
+    saved: bool
+    total_cents: int = 0
+    receipt: ReceiptSpec | None = None
+
+
+Input = (
+    Scanned
+    | ScannerTrouble
+    | Command
+    | AttendantRelease
+    | Tick
+    | LedgerDone
+    | Printed
+    | DeviceChanged
+    | ServiceFault
+    | Recovered
+)
+
+
+# ------------------------------------------------------------------ the lane's data
+
+
+@dataclass(frozen=True)
+class BasketLine:
+    product: ProductFacts
+    price_cents: int
+    serial: str | None = None
+    key: str | None = None
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class Basket:
+    invoice: str
+    customer: str
+    lines: tuple[BasketLine, ...] = ()
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.price_cents * line.quantity for line in self.lines)
+
+    def holds(self, product: str, key: str) -> bool:
+        return any(line.product.code == product and line.key == key for line in self.lines)
+
+
+@dataclass(frozen=True)
+class ReceivedUnit:
+    product: ProductFacts
+    serial: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Why the lane waits for an attendant, and where it goes back to."""
+
+    code: str
+    message: str
+    resume: Mode
+    pending: Command | None = None  # an attendant-only command to run once released
+
+
+@dataclass(frozen=True)
+class Tender:
+    method: str
+    amount_cents: int | None = None  # None: exactly the total
+
+
+@dataclass(frozen=True)
+class ReceiptLineSpec:
+    description: str
+    price_cents: int
+    serial: str | None = None
+    mask_serial: bool = True
+    warranty_ends: date | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptSpec:
+    """A receipt to print once its sale (or return) is durable."""
+
+    invoice: str
+    issued_at: datetime
+    lines: tuple[ReceiptLineSpec, ...]
+    tenders: tuple[tuple[str, int], ...] = ()
+    footer: tuple[str, ...] = ()
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.price_cents for line in self.lines)
+
+
+# ------------------------------------------------------------------ ledger operations
+
+
+@dataclass(frozen=True)
+class SellBasket:
+    op_id: int
+    basket: Basket
+    tender: Tender
+
+
+@dataclass(frozen=True)
+class ReturnUnit:
+    op_id: int
+    invoice: str
+    product: str
+    serial: str
+    condition: str
+    disposition: State
+    refund_cents: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ReceiveUnits:
+    op_id: int
+    po: str
+    supplier: str
+    units: tuple[ReceivedUnit, ...]
+
+
+@dataclass(frozen=True)
+class RecordRelease:
+    op_id: int
+    attendant: str
+    method: str
+    code: str
+    message: str
+
+
+LedgerOp = SellBasket | ReturnUnit | ReceiveUnits | RecordRelease
+
+
+# ------------------------------------------------------------------------ outputs
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What became of one input, for the audit record and the kiosk."""
+
+    outcome: str  # "accepted", "refused", "prompt", "ignored"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What the wiring must do after a step. None: leave that output as it is."""
+
+    display: tuple[str, str] | None = None
+    light: Light | None = None
+    beep: Beep | None = None
+    prompt: str | None = None
+    verdict: Verdict | None = None
+    ledger: LedgerOp | None = None
+    receipt: ReceiptSpec | None = None
+    reprint: bool = False
+    open_drawer: bool = False
+
+
+@dataclass(frozen=True)
+class LaneState:
+    mode: Mode = Mode.IDLE
+    basket: Basket | None = None
+    pending_product: ProductFacts | None = None  # AWAITING_SERIAL
+    serial_for: Mode | None = None  # AWAITING_SERIAL: the mode the serial is for
+    document: str | None = None  # the invoice (RETURN) or purchase order (RECEIVING)
+    invoice: InvoiceFacts | None = None  # RETURN: what that invoice sold
+    received: tuple[ReceivedUnit, ...] = ()  # RECEIVING: scanned, not yet written
+    supplier: str = ""
+    lock: Lock | None = None  # ATTENDANT_NEEDED
+    pending: LedgerOp | None = None  # sent to the ledger, answer not yet in
+    failure: str = ""  # OUT_OF_SERVICE: why
+    deadline: float | None = None  # monotonic time the next Tick matters
+    next_op: int = 1
+    next_invoice: int = 1
+    display: tuple[str, str] = ("", "")
+    light: Light = Light.GREEN
+    prompt: str = ""
+    last_receipt: ReceiptSpec | None = None
+    receipt_waiting: str | None = None  # invoice whose receipt did not print
+    devices: Mapping[str, str] = field(default_factory=dict)  # device -> what is wrong

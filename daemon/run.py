@@ -1,0 +1,221 @@
+"""`posd run`: the daemon. One asyncio loop wires scanners -> lane -> ledger -> outputs.
+
+    daemon = await start(config)          # ledger open, devices enumerated, API up
+    ...                                   # systemd has been told READY=1
+    await daemon.stop()                   # SIGTERM does this: finish the input in hand
+
+Threads only do blocking device and ledger work handed to them by the loop (the
+drivers' device workers, the ledger thread); everything the lane decides happens on
+the loop, one input at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from gpiozero.pins import Factory
+
+from daemon.api import Api, PinHolder, start_api
+from daemon.attendants import PinGuard
+from daemon.config import PosdConfig
+from daemon.drivers.gpio import AttendantButton
+from daemon.drivers.scanner import ReadingScanner
+from daemon.lane import Lane, Outputs
+from daemon.lane_devices import (
+    StartupError,
+    display_output,
+    gpio_outputs,
+    help_button,
+    pin_factory,
+    printer_output,
+    scanners,
+)
+from daemon.lane_ledger import LaneLedger, open_ledger
+from daemon.lane_outputs import Background
+from daemon.lane_recovery import recover
+from daemon.ledger import LedgerError
+from daemon.rules.lane import initial_state
+from daemon.rules.lane_types import Command, CommandName, LaneSettings
+from daemon.sdnotify import Notifier, pet_watchdog
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 5.0
+EX_CONFIG = 78  # the lane cannot run as configured; systemd does not restart it
+
+
+def lane_settings(config: PosdConfig) -> LaneSettings:
+    lane = config.lane
+    return LaneSettings(
+        terminal=config.terminal.id,
+        branch=config.terminal.branch,
+        self_checkout=config.self_checkout,
+        currency=config.terminal.currency,
+        serial_timeout_s=lane.serial_timeout_s,
+        mode_timeout_s=lane.mode_timeout_s,
+        abandoned_sale_s=lane.abandoned_sale_s,
+        return_condition=lane.return_condition,
+        return_disposition=lane.disposition(),
+        supplier=lane.supplier,
+        walk_in_customer=lane.walk_in_customer,
+        badges={a.badge: a.name for a in config.attendants if a.badge},
+    )
+
+
+@dataclass
+class Daemon:
+    """A running lane and everything it owns."""
+
+    config: PosdConfig
+    lane: Lane
+    ledger: LaneLedger
+    outputs: Outputs
+    background: Background
+    api_port: int | None = None
+    api_runner: web.AppRunner | None = None
+    button: AttendantButton | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lane_task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        """Stop taking input, finish the one in hand, then close every device."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self.lane.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.lane.stop_ticks()
+        if self.lane_task is not None:
+            self.lane_task.cancel()
+            await asyncio.gather(self.lane_task, return_exceptions=True)
+        self.lane.close_subscriptions()
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
+        await self.background.close()
+        for part in (self.outputs.display, self.outputs.gpio, self.outputs.printer, self.button):
+            if part is not None:
+                with contextlib.suppress(Exception):  # closing a dead device
+                    part.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.ledger.close)
+
+
+async def start(
+    config: PosdConfig,
+    *,
+    factory: Factory | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Daemon:
+    """Open the ledger, make the devices, start reading and serving; StartupError when
+    the configuration does not fit this terminal or its ledger."""
+    try:
+        ledger = open_ledger(config.ledger.path)
+    except LedgerError as error:
+        raise StartupError(str(error)) from None
+    if (ledger.terminal, ledger.branch) != (config.terminal.id, config.terminal.branch):
+        ledger.close()
+        raise StartupError(
+            f"the ledger at {config.ledger.path} belongs to terminal {ledger.terminal} at "
+            f"branch {ledger.branch}, but terminal.id is {config.terminal.id!r} and "
+            f"terminal.branch {config.terminal.branch!r}; fix the configuration or the path"
+        )
+    lane_ledger = LaneLedger(ledger, actor=config.operator)
+    settings = lane_settings(config)
+    background = Background()
+    outputs = Outputs()
+    first = lane_ledger.journal.next_invoice(f"{settings.terminal}-")
+    lane = Lane(
+        settings,
+        lane_ledger,
+        outputs,
+        options=config.barcode.options(),
+        state=initial_state(first),
+        background=background,
+        monotonic=monotonic,
+        wall=wall,
+    )
+    daemon = Daemon(config, lane, lane_ledger, outputs, background)
+    try:
+        await _fit_devices(daemon, factory)
+    except BaseException:
+        await daemon.stop()
+        raise
+    return daemon
+
+
+async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
+    config, lane = daemon.config, daemon.lane
+    report = lane.submit
+    outputs = daemon.outputs
+    outputs.display = display_output(config, report)
+    if config.gpio is not None and factory is None:
+        factory = pin_factory(config.gpio.pin_factory)
+    try:
+        outputs.gpio = gpio_outputs(config.gpio, factory, report, daemon.background)
+        daemon.button = help_button(
+            config.gpio,
+            factory,
+            lambda: lane.submit(Command(CommandName.HELP, source="button")),
+        )
+    except ValueError as error:  # a pin taken twice or out of range
+        raise StartupError(f"gpio: {error}") from None
+    outputs.printer = printer_output(config, report, daemon.background)
+    try:
+        readers = scanners(config)
+    except (ValueError, LookupError) as error:
+        raise StartupError(f"scanners: {error}") from None
+    loop = asyncio.get_running_loop()
+    if outputs.display is not None:
+        daemon.tasks.append(loop.create_task(outputs.display.run(), name="display"))
+    for reader in readers:
+        daemon.tasks.append(loop.create_task(_read(reader, lane), name=f"scanner-{reader.source}"))
+    recovered = await daemon.ledger.call(lambda _: recover(daemon.ledger, lane.settings))
+    daemon.lane_task = loop.create_task(lane.run(), name="lane")
+    lane.show_state()
+    if recovered is not None:
+        lane.submit(recovered)
+    pins = [PinHolder(a.name, a.pin_hash) for a in config.attendants if a.pin_hash]
+    api = Api(lane, pins, PinGuard())
+    daemon.api_runner, daemon.api_port = await start_api(api, config.api.host, config.api.port)
+
+
+async def _read(scanner: ReadingScanner, lane: Lane) -> None:
+    async for item in scanner.scans():
+        lane.submit(item)
+
+
+async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
+    """Run the daemon until SIGTERM or SIGINT; the exit status."""
+    notifier = notifier or Notifier.from_environ(os.environ)
+    notifier.status("opening the ledger and the devices")
+    try:
+        daemon = await start(config)
+    except StartupError as error:
+        log.error("%s", error)
+        notifier.status(f"cannot start: {error}")
+        return EX_CONFIG
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    watchdog = loop.create_task(pet_watchdog(notifier), name="watchdog")
+    notifier.ready(
+        status=f"lane {config.terminal.id} ready; kiosk API on {config.api.host}:{daemon.api_port}"
+    )
+    log.info("lane %s ready; kiosk API on port %s", config.terminal.id, daemon.api_port)
+    await stopping.wait()
+    notifier.stopping()
+    log.info("stopping")
+    watchdog.cancel()
+    await daemon.stop()
+    return 0

@@ -1,0 +1,222 @@
+"""A whole lane on simulated devices: posd as it runs on a terminal, with nothing attached.
+
+The scanner is a pty at a stable-looking link (`SimulatedSerialScanner`), the pole
+display another (`SimulatedDisplay`), the receipt printer a loopback TCP socket (or
+its pty) (`SimulatedPrinter`), the lights, buzzer and button gpiozero's MockFactory
+(`SimulatedGpio`). The daemon is told about them only through its configuration:
+
+    lane = SimulatedLane(tmp_path, mode="cashier")
+    stock(lane.ledger_path, ...)                  # a ledger for the lane to work on
+    daemon = await lane.start()                   # posd, in this event loop
+    await lane.scan("LX-0001")                    # typed by the scanner, decided
+    lane.display.lines, lane.gpio.light_colour(), lane.printer.receipts[-1].text
+    await lane.stop()
+
+`lane.write_config(path)` writes the same configuration as TOML, for `posd run
+--config` in a separate process (the power-cut tests kill that process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.config import parse_config
+from daemon.lane import Lane
+from daemon.rules.lane_types import Command, CommandName
+from daemon.run import Daemon, start
+from simulators.display import SimulatedDisplay
+from simulators.gpio import LanePins, SimulatedGpio
+from simulators.printer import SimulatedPrinter
+from simulators.scanner import SimulatedSerialScanner
+
+TERMINAL = "T-001"
+BRANCH = "NORTH"
+
+
+class SimulatedLane:
+    """Simulated devices for one lane, and the configuration that points posd at them."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        mode: str = "cashier",
+        attendants: list[dict[str, str]] | None = None,
+        printer_transport: str = "network",
+        lane: dict[str, Any] | None = None,
+        terminal: str = TERMINAL,
+        branch: str = BRANCH,
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.ledger_path = folder / "ledger.db"
+        self.mode = mode
+        self.attendants = attendants or []
+        self.printer_transport = printer_transport
+        self.lane_section = lane or {}
+        self.terminal = terminal
+        self.branch = branch
+        self.scanner = SimulatedSerialScanner(folder / "scanner")
+        self.display = SimulatedDisplay("epson", link=folder / "display")
+        self.display.start()
+        self.printer = SimulatedPrinter(link=folder / "printer")
+        self.printer.start()
+        self.gpio = SimulatedGpio(LanePins())
+        self.daemon: Daemon | None = None
+
+    # -- configuration ----------------------------------------------------------------
+
+    def config(self, *, gpio: bool = True) -> dict[str, Any]:
+        """The lane's configuration, as the TOML file would hold it."""
+        pins = self.gpio.pins
+        printer: dict[str, Any] = (
+            {"transport": "network", "host": self.printer.address[0],
+             "port": self.printer.address[1]}
+            if self.printer_transport == "network"
+            else {"transport": "serial", "port": self.printer.path}
+        )
+        printer.update({"timeout_s": 5.0, "status_timeout_s": 1.0})
+        config: dict[str, Any] = {
+            "terminal": {
+                "id": self.terminal,
+                "branch": self.branch,
+                "mode": self.mode,
+                "store_name": "Simulated Store",
+            },
+            "ledger": {"path": str(self.ledger_path)},
+            "scanners": [
+                {"kind": "serial", "port": self.scanner.port, "name": "scanner",
+                 "terminator": "CR"}
+            ],
+            "display": {"port": self.display.path, "model": "epson", "reconnect_s": 0.1},
+            "printer": printer,
+            "api": {"host": "127.0.0.1", "port": 0},
+            "attendants": self.attendants,
+            "lane": self.lane_section,
+        }
+        if gpio:
+            config["gpio"] = {
+                "pin_factory": "mock",
+                "pins": {
+                    "green": pins.green,
+                    "amber": pins.amber,
+                    "red": pins.red,
+                    "buzzer": pins.buzzer,
+                    "drawer": pins.drawer,
+                    "button": pins.button,
+                },
+            }
+        return config
+
+    def write_config(self, path: Path, *, gpio: bool = False) -> Path:
+        """Write the configuration as TOML (GPIO off by default: another process cannot
+        share this process's MockFactory)."""
+        path.write_text(to_toml(self.config(gpio=gpio)), encoding="utf-8")
+        return path
+
+    # -- running posd in this event loop ------------------------------------------------
+
+    async def start(self) -> Daemon:
+        self.daemon = await start(parse_config(self.config()), factory=self.gpio.factory)
+        await self.settled()
+        return self.daemon
+
+    async def stop(self) -> None:
+        if self.daemon is not None:
+            await self.daemon.stop()
+            self.daemon = None
+
+    def close(self) -> None:
+        for device in (self.scanner, self.display, self.printer):
+            device.close()
+        self.gpio.factory.close()
+
+    @property
+    def lane(self) -> Lane:
+        assert self.daemon is not None, "start() the lane first"
+        return self.daemon.lane
+
+    # -- playing the world outside ----------------------------------------------------
+
+    async def scan(self, text: str) -> dict[str, Any]:
+        """The scanner reads `text`; returns once the lane has decided and shown it."""
+        before = self.lane.taken
+        self.scanner.scan(text)
+        await wait_until(lambda: self.lane.taken > before, f"the lane to take scan {text!r}")
+        await self.settled()
+        return self.lane.last
+
+    async def command(self, name: str, argument: str = "") -> dict[str, Any]:
+        """A cashier command from the kiosk."""
+        event = await self.lane.ask(Command(CommandName(name.upper()), argument, "api"))
+        await self.settled()
+        return event
+
+    async def settled(self) -> None:
+        """Wait until the lane is idle and the glass shows what the lane last asked for."""
+        await wait_until(lambda: self.lane.idle, "the lane to finish its input")
+        display = self.lane.outputs.display
+        if display is not None and display.missing is None and self.display.lines is not None:
+            wanted = tuple(line.ljust(20)[:20] for line in self.lane.state.display)
+            await wait_until(
+                lambda: self.display.lines == wanted, f"the display to show {wanted}", soft=True
+            )
+
+    @property
+    def glass(self) -> tuple[str, str]:
+        """The two display lines as a customer reads them, trailing spaces dropped."""
+        first, second = self.display.lines
+        return first.rstrip(), second.rstrip()
+
+
+async def wait_until(
+    condition: Callable[[], bool], what: str, timeout_s: float = 5.0, *, soft: bool = False
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            if soft:
+                return False
+            raise TimeoutError(f"gave up waiting {timeout_s:g} s for {what}")
+        await asyncio.sleep(0.005)
+    return True
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Enough TOML for a lane configuration: tables, arrays of tables, scalars, lists."""
+    lines: list[str] = []
+
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        if isinstance(item, list):
+            return "[" + ", ".join(value(v) for v in item) + "]"
+        return json.dumps(str(item))
+
+    def table(prefix: str, body: dict[str, Any], header: str) -> None:
+        scalars = {k: v for k, v in body.items() if not isinstance(v, dict) and not _tables(v)}
+        if header:
+            lines.append(header)
+        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
+        lines.append("")
+        for key, item in body.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(item, dict):
+                table(name, item, f"[{name}]")
+            elif _tables(item):
+                for entry in item:
+                    table(name, entry, f"[[{name}]]")
+
+    table("", data, "")
+    return "\n".join(lines)
+
+
+def _tables(item: Any) -> bool:
+    return isinstance(item, list) and bool(item) and all(isinstance(v, dict) for v in item)
