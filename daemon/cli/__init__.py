@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from daemon.cli.common import main_group
+from daemon.cli.hq_commands import register as register_hq
 from daemon.cli.ledger_commands import register as register_ledger
 from daemon.cli.query_commands import register as register_queries
 from daemon.cli.report_commands import register as register_reports
@@ -24,6 +25,7 @@ def build() -> click.Group:
 
     register_tools(group)
     register_run(group)
+    register_hq(group)
     return group
 
 

@@ -41,14 +41,22 @@ class HqConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     broker: BrokerConfig
-    share_group: str = Field("posd-hq", description="Shared-subscription group of HQ processes")
-    resend_after_s: float = Field(5.0, gt=0, description="Ask for a resend after a gap this old")
-    batch_messages: int = Field(64, ge=1, description="Event messages stored per transaction")
-    feed_limit: int = Field(5000, ge=1, description="Feed entries claimed per branch at once")
-    feed_chunk: int = Field(200, ge=1, description="Events per feed message")
-    housekeeping_s: float = Field(0.25, gt=0)
-    ack_refresh_s: float = Field(5.0, gt=0, description="Publish recent watermarks again")
-    retry_s: float = Field(1.0, gt=0, description="Pause after a database error")
+    share_group: str = Field(
+        default="posd-hq", description="Shared-subscription group of HQ processes"
+    )
+    resend_after_s: float = Field(
+        default=5.0, gt=0, description="Ask for a resend after a gap this old"
+    )
+    batch_messages: int = Field(
+        default=64, ge=1, description="Event messages stored per transaction"
+    )
+    feed_limit: int = Field(
+        default=5000, ge=1, description="Feed entries claimed per branch at once"
+    )
+    feed_chunk: int = Field(default=200, ge=1, description="Events per feed message")
+    housekeeping_s: float = Field(default=0.25, gt=0)
+    ack_refresh_s: float = Field(default=5.0, gt=0, description="Publish recent watermarks again")
+    retry_s: float = Field(default=1.0, gt=0, description="Pause after a database error")
 
     @property
     def node(self) -> str:

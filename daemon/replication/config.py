@@ -26,25 +26,31 @@ class BrokerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(
-        "mqtts://localhost:8883",
+        default="mqtts://localhost:8883",
         description="mqtt://host:port (plain, loopback or a trusted LAN only) or mqtts://host:port",
     )
     client_id: str | None = Field(
-        None, description="Fixed MQTT client id; default posd-<terminal id> (HQ: posd-hq)"
+        default=None, description="Fixed MQTT client id; default posd-<terminal id> (HQ: posd-hq)"
     )
-    username: str | None = Field(None, description="Broker user; for a terminal, its terminal id")
-    password_file: Path | None = Field(None, description="File holding the broker password")
-    ca_file: Path | None = Field(None, description="CA certificate(s) that signed the broker's")
-    cert_file: Path | None = Field(None, description="Client certificate, for certificate login")
-    key_file: Path | None = Field(None, description="Private key of the client certificate")
-    keepalive_s: int = Field(30, ge=5, le=3600)
+    username: str | None = Field(
+        default=None, description="Broker user; for a terminal, its terminal id"
+    )
+    password_file: Path | None = Field(default=None, description="File holding the broker password")
+    ca_file: Path | None = Field(
+        default=None, description="CA certificate(s) that signed the broker's"
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate, for certificate login"
+    )
+    key_file: Path | None = Field(default=None, description="Private key of the client certificate")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
     session_expiry_s: int = Field(
-        7 * 24 * 3600,
+        default=7 * 24 * 3600,
         ge=60,
         description="How long the broker keeps this client's subscriptions and queued messages",
     )
-    reconnect_min_s: float = Field(0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -91,22 +97,25 @@ class ReplicationConfig(BrokerConfig):
     """The terminal's replication to HQ."""
 
     inflight_window: int = Field(
-        32, ge=1, le=1000, description="Event messages sent and not yet acknowledged by the broker"
+        default=32,
+        ge=1,
+        le=1000,
+        description="Event messages sent and not yet acknowledged by the broker",
     )
-    batch_events: int = Field(200, ge=1, le=5000, description="Most events in one message")
+    batch_events: int = Field(default=200, ge=1, le=5000, description="Most events in one message")
     unacked_limit: int = Field(
-        20_000,
+        default=20_000,
         ge=1,
         description="Most events sent ahead of what HQ has confirmed storing",
     )
     ack_timeout_s: float = Field(
-        30.0, gt=0, description="Send again from HQ's watermark when it stalls this long"
+        default=30.0, gt=0, description="Send again from HQ's watermark when it stalls this long"
     )
-    ack_timeout_max_s: float = Field(600.0, gt=0)
+    ack_timeout_max_s: float = Field(default=600.0, gt=0)
     feed_poll_s: float = Field(
-        300.0, gt=0, description="Ask HQ for missed branch events at least this often"
+        default=300.0, gt=0, description="Ask HQ for missed branch events at least this often"
     )
-    poll_s: float = Field(0.05, gt=0, le=5, description="How often to look for new events")
+    poll_s: float = Field(default=0.05, gt=0, le=5, description="How often to look for new events")
 
 
 def check_topic_part(value: str, what: str) -> str:
