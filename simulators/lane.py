@@ -35,6 +35,8 @@ from simulators.printer import SimulatedPrinter
 from simulators.scanner import SimulatedSerialScanner
 
 TERMINAL = "T-001"
+# Inputs whose event is the answer to what a person did (not a printer or device report).
+_DECISIONS = ("scan", "command", "release", "ledger", "scanner")
 BRANCH = "NORTH"
 
 
@@ -75,8 +77,11 @@ class SimulatedLane:
         """The lane's configuration, as the TOML file would hold it."""
         pins = self.gpio.pins
         printer: dict[str, Any] = (
-            {"transport": "network", "host": self.printer.address[0],
-             "port": self.printer.address[1]}
+            {
+                "transport": "network",
+                "host": self.printer.address[0],
+                "port": self.printer.address[1],
+            }
             if self.printer_transport == "network"
             else {"transport": "serial", "port": self.printer.path}
         )
@@ -90,8 +95,7 @@ class SimulatedLane:
             },
             "ledger": {"path": str(self.ledger_path)},
             "scanners": [
-                {"kind": "serial", "port": self.scanner.port, "name": "scanner",
-                 "terminator": "CR"}
+                {"kind": "serial", "port": self.scanner.port, "name": "scanner", "terminator": "CR"}
             ],
             "display": {"port": self.display.path, "model": "epson", "reconnect_s": 0.1},
             "printer": printer,
@@ -144,12 +148,22 @@ class SimulatedLane:
     # -- playing the world outside ----------------------------------------------------
 
     async def scan(self, text: str) -> dict[str, Any]:
-        """The scanner reads `text`; returns once the lane has decided and shown it."""
-        before = self.lane.taken
-        self.scanner.scan(text)
-        await wait_until(lambda: self.lane.taken > before, f"the lane to take scan {text!r}")
-        await self.settled()
-        return self.lane.last
+        """The scanner reads `text`; returns the lane's event for it (the ledger's answer,
+        when the scan started a ledger operation) once it is decided and shown."""
+        events = self.lane.subscribe()
+        try:
+            before = self.lane.taken
+            self.scanner.scan(text)
+            await wait_until(lambda: self.lane.taken > before, f"the lane to take scan {text!r}")
+            await self.settled()
+        finally:
+            self.lane.unsubscribe(events)
+        decided: dict[str, Any] = {}
+        while not events.empty():
+            event = events.get_nowait()
+            if event is not None and event["input"]["kind"] in _DECISIONS:
+                decided = event
+        return decided
 
     async def command(self, name: str, argument: str = "") -> dict[str, Any]:
         """A cashier command from the kiosk."""
