@@ -185,6 +185,8 @@ class Lane:
         return await self._apply(item, kind, source, shown)
 
     async def _apply(self, event: Input, kind: str, source: str, shown: str) -> dict[str, Any]:
+        if isinstance(event, ServiceFault):
+            log.error("lane out of service: %s", event.message)
         now = Now(self._monotonic(), self._wall())
         before = self.state
         after, effects = step(before, event, now, self.settings)

@@ -21,6 +21,7 @@ error: it comes back as `LedgerDone(refused=...)`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections import defaultdict
@@ -49,6 +50,7 @@ from daemon.rules.lane_types import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -115,7 +117,11 @@ class LaneLedger:
     def close(self) -> None:
         self._thread.shutdown(wait=True)
         with self._lock:
-            self.ledger.close()
+            try:
+                self.ledger.close()
+            except sqlite3.Error as error:
+                # Whatever was committed is in the WAL; the next open recovers it.
+                log.warning("the ledger did not close cleanly: %s", error)
 
     # -- internals ----------------------------------------------------------------
 

@@ -295,11 +295,12 @@ class PrinterOutput:
     async def _outcome(self, invoice: str, work: Coroutine[Any, Any, Any]) -> None:
         job = await work
         ok = job.state is JobState.PRINTED
-        self._report(Printed(invoice, ok, job.reason))
         trouble = None if ok else job.reason
         if trouble != self._trouble:
             self._trouble = trouble
             self._report(DeviceChanged("printer", ok, trouble or ""))
+        # Last, so the cashier's prompt ends on what to do about the receipt.
+        self._report(Printed(invoice, ok, job.reason))
 
     def close(self) -> None:
         self.printer.close()

@@ -46,7 +46,7 @@ from daemon.lane_recovery import recover
 from daemon.ledger import LedgerError
 from daemon.rules.lane import initial_state
 from daemon.rules.lane_types import Command, CommandName, LaneSettings
-from daemon.sdnotify import Notifier, pet_watchdog
+from daemon.sdnotify import Notifier, NotifySendError, pet_watchdog
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
@@ -214,7 +214,8 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
     )
     log.info("lane %s ready; kiosk API on port %s", config.terminal.id, daemon.api_port)
     await stopping.wait()
-    notifier.stopping()
+    with contextlib.suppress(NotifySendError):  # stopping either way
+        notifier.stopping()
     log.info("stopping")
     watchdog.cancel()
     await daemon.stop()

@@ -20,6 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -234,3 +239,87 @@ def to_toml(data: dict[str, Any]) -> str:
 
 def _tables(item: Any) -> bool:
     return isinstance(item, list) and bool(item) and all(isinstance(v, dict) for v in item)
+
+
+class PosdProcess:
+    """`posd run --config` in its own process, as systemd starts it: `start()` returns
+    once the daemon has said READY=1 on its notify socket; `kill()` is a power cut.
+
+    `file_size_limit` caps the size of any file the daemon writes (RLIMIT_FSIZE): past
+    it a write fails as it does on a full disk.
+    """
+
+    def __init__(self, config: Path, *, file_size_limit: int | None = None) -> None:
+        self.config = config
+        self.file_size_limit = file_size_limit
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready_after_s: float | None = None
+        self._log = config.with_suffix(".log")  # what the daemon printed
+
+    def start(self, timeout_s: float = 20.0) -> PosdProcess:
+        with tempfile.TemporaryDirectory(prefix="posd-notify-") as folder:
+            address = str(Path(folder) / "notify")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+                listener.bind(address)
+                listener.settimeout(0.1)
+                env = dict(os.environ, NOTIFY_SOCKET=address)
+                started = time.monotonic()
+                command = [sys.executable, "-c", _LAUNCH, str(self.config)]
+                command.append(str(self.file_size_limit or 0))
+                with self._log.open("ab") as log:  # the child keeps its own copy
+                    self.process = subprocess.Popen(
+                        command, env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+                while time.monotonic() - started < timeout_s:
+                    try:
+                        message = listener.recv(4096).decode()
+                    except TimeoutError:
+                        if self.process.poll() is not None:
+                            break
+                        continue
+                    if "READY=1" in message.split("\n"):
+                        self.ready_after_s = time.monotonic() - started
+                        return self
+        output = self.stop()
+        raise RuntimeError(f"posd did not become ready:\n{output}")
+
+    def kill(self) -> None:
+        """Power cut: SIGKILL, no chance to finish anything."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 10.0) -> str:
+        """SIGTERM, as systemd stops it; the daemon's output."""
+        if self.process is None:
+            return ""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.output
+
+    @property
+    def output(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
+# The child: cap file sizes if asked (ignoring SIGXFSZ, so an oversized write fails with
+# EFBIG instead of killing the process), then run `posd run --config`.
+_LAUNCH = """
+import resource, signal, sys
+limit = int(sys.argv[2])
+if limit:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv = ["posd", "run", "--config", sys.argv[1]]
+from daemon.cli import main
+main()
+"""

@@ -36,7 +36,6 @@ def register(group: click.Group) -> None:
 def run(config_path: str, log_level: str | None) -> None:
     from daemon.config import ConfigError, load_config
     from daemon.journal import setup_logging
-    from daemon.run import serve
 
     try:
         loaded = load_config(config_path)
@@ -44,6 +43,10 @@ def run(config_path: str, log_level: str | None) -> None:
         _print_problems(error.source, error.problems)
         sys.exit(EX_CONFIG)
     setup_logging(loaded.terminal.id, log_level or loaded.logging.level)
+    # After the journal handler: python-escpos sets up logging of its own on import
+    # unless the process already has a handler.
+    from daemon.run import serve
+
     sys.exit(asyncio.run(serve(loaded)))
 
 
