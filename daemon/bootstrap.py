@@ -33,6 +33,8 @@ DEBIAN_PACKAGES = {
     "libffi-dev": "builds the xkbcommon binding",
     "python3-dev": "builds the xkbcommon binding",
     "python3-venv": "creates the virtualenv",
+    "chromium": "the HQ dashboard tests drive a real headless browser",
+    "chromium-driver": "WebDriver for that browser",
 }
 
 
