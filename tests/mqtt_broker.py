@@ -10,7 +10,9 @@ Each test gets its own broker on a free loopback port, configured in its tmp_pat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -64,8 +66,11 @@ class Broker:
         self.process: subprocess.Popen[bytes] | None = None
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # Started as root, mosquitto would drop to user mosquitto and lose tmp_path.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"allow_anonymous {'false' if users else 'true'}",
-            "max_queued_messages 0",
+            # Not 0 ("no limit"): mosquitto 2.0 then drops a client after any refused PUBLISH.
+            "max_queued_messages 1000000",
             "max_inflight_messages 100",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {workdir}/",
@@ -227,13 +232,21 @@ class HqThread:
         pg: str | None = None,
         client_id: str = "posd-hq",
         resend_after_s: float = 1.0,
+        username: str | None = None,
+        password_file: Path | None = None,
     ) -> None:
         from daemon.hq import HqConfig, open_backend
         from daemon.hq.node import HqNode
         from daemon.replication import BrokerConfig
 
         broker = BrokerConfig(
-            url=url, client_id=client_id, reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive_s=5
+            url=url,
+            client_id=client_id,
+            reconnect_min_s=0.1,
+            reconnect_max_s=0.5,
+            keepalive_s=5,
+            username=username,
+            password_file=password_file,
         )
         self.config = HqConfig(broker=broker, resend_after_s=resend_after_s, ack_refresh_s=1.0)
         self._stop = threading.Event()
@@ -249,6 +262,61 @@ class HqThread:
         self._stop.set()
         self._thread.join(15)
         assert not self._thread.is_alive(), "HQ did not stop"
+
+
+class RawClient:
+    """A plain paho client for a test to play a misbehaving terminal or to watch topics."""
+
+    def __init__(
+        self, url: str, client_id: str, *, username: str | None = None, password: str | None = None
+    ) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        self.messages: dict[str, list[bytes]] = {}
+        self.acks: dict[int, object] = {}
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_message = lambda c, u, m: self.messages.setdefault(m.topic, []).append(
+            bytes(m.payload)
+        )
+        self.client.on_publish = lambda c, u, mid, rc, props: self.acks.__setitem__(mid, rc)
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        wait_until(self.client.is_connected, 10, "the test client to connect")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> object:
+        """Publish at QoS 1 and return the broker's PUBACK reason code."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        wait_until(lambda: info.mid in self.acks, 10, f"PUBACK for {topic}")
+        return self.acks[info.mid]
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def hq_watermark(hq_db: Path, terminal: str) -> int:
+    """HQ's stored watermark for a terminal (its current epoch), read without locking."""
+    import sqlite3
+
+    if not hq_db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(hq_db)) as conn:
+        try:
+            row = conn.execute(
+                "SELECT max(acked) FROM hq_streams WHERE terminal = ?", [terminal]
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0] or 0)
 
 
 def _terminal_main(args: argparse.Namespace) -> int:

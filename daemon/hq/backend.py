@@ -99,6 +99,7 @@ class SqliteBackend(Backend):
         self.identity = Identity(self.store.terminal, self.store.epoch, self.store.branch)
         self.prefix_length = self.store.prefix_length
         self._tx = _SqliteTx(self.db)
+        self._closed = False
 
     def run(self, work: Callable[[Tx], T]) -> T:
         conn = self.db.conn
@@ -119,7 +120,9 @@ class SqliteBackend(Backend):
         self.store.checkpoint()
 
     def close(self) -> None:
-        self.store.close()
+        if not self._closed:
+            self._closed = True
+            self.store.close()
 
 
 class _SqliteTx:

@@ -72,6 +72,7 @@ class Link:
         self._socket_open = False
         self._waiting_for: int | None = None
         self._flushed = False
+        self._refused: str | None = None
         self._next_attempt_monotonic = 0.0
         self._delay = config.reconnect_min_s
         self.client = self._make_client(manual_ack)
@@ -147,7 +148,9 @@ class Link:
         if self.connected:
             self.connected = False
             self.handler.disconnected(reason)
-        self._schedule(reason)
+        # A refused CONNACK says more than the closed socket that follows it.
+        self._schedule(self._refused or reason)
+        self._refused = None
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
         """Publish at QoS 1; returns the message id, or None when not connected."""
@@ -195,8 +198,8 @@ class Link:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            self.last_error = f"broker {self.config.url} refused the connection: {reason}"
-            log.warning(self.last_error)
+            self._refused = f"broker {self.config.url} refused the connection: {reason}"
+            log.warning(self._refused)
             return  # the broker closes the socket; step() schedules the next attempt
         self.connected = True
         self.generation += 1

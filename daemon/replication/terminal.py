@@ -198,6 +198,7 @@ class _Worker(LinkHandler):
         self.pull_due_monotonic = 0.0
         self.pull_spacing_until_monotonic = 0.0
         self.birth_spacing_until_monotonic = 0.0
+        self.birth_due_monotonic: float | None = None
         self.link = Link(
             config,
             config.client_id or f"posd-{self.terminal}",
@@ -216,6 +217,8 @@ class _Worker(LinkHandler):
                 log.info("HQ has not confirmed events for a while; sending from its watermark")
             if now >= self.pull_due_monotonic:
                 self._pull(now)
+            if self.birth_due_monotonic is not None and now >= self.birth_due_monotonic:
+                self._rebirth(now)
         self._report()
 
     def goodbye(self) -> None:
@@ -376,12 +379,15 @@ class _Worker(LinkHandler):
     def _on_own_status(self, presence: p.Presence) -> None:
         current = (self.epoch, self.session, "online")
         if (presence.epoch, presence.session, presence.state) == current:
+            self.birth_due_monotonic = None
             return
-        newer = presence.epoch == self.epoch and presence.session > self.session
-        now = self.clock()
-        if self.link.connected and not newer and now >= self.birth_spacing_until_monotonic:
-            # A late will from an older connection replaced our birth: say it again.
-            self.birth_spacing_until_monotonic = now + BIRTH_SPACING_S
-            self.link.publish(
-                p.status_topic(self.terminal), self._presence(online=True), retain=True
-            )
+        if presence.epoch == self.epoch and presence.session > self.session:
+            return  # not ours to correct
+        # A late will from an older connection replaced our birth: say it again (at
+        # most every few seconds, in case two terminals share an id and fight).
+        self.birth_due_monotonic = max(self.clock(), self.birth_spacing_until_monotonic)
+
+    def _rebirth(self, now: float) -> None:
+        self.birth_due_monotonic = None
+        self.birth_spacing_until_monotonic = now + BIRTH_SPACING_S
+        self.link.publish(p.status_topic(self.terminal), self._presence(online=True), retain=True)
