@@ -235,8 +235,7 @@ class HqThread:
         username: str | None = None,
         password_file: Path | None = None,
     ) -> None:
-        from daemon.hq import HqConfig, open_backend
-        from daemon.hq.node import HqNode
+        from daemon.hq import HqConfig, HqNode, open_backend
         from daemon.replication import BrokerConfig
 
         broker = BrokerConfig(
@@ -250,10 +249,12 @@ class HqThread:
         )
         self.config = HqConfig(broker=broker, resend_after_s=resend_after_s, ack_refresh_s=1.0)
         self._stop = threading.Event()
+        self.node: HqNode | None = None
 
         def serve() -> None:
             # The database belongs to the thread that opened it.
-            HqNode(self.config, open_backend(db, pg)).run(self._stop)
+            self.node = HqNode(self.config, open_backend(db, pg))
+            self.node.run(self._stop)
 
         self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
