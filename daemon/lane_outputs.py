@@ -88,6 +88,7 @@ class DisplayOutput:
         self._wanted: tuple[str, str] | None = None
         self._wake = asyncio.Event()
         self._writing = False
+        self._stopped = False
         self.missing: str | None = None
         self.bytes_written = 0
 
@@ -105,13 +106,14 @@ class DisplayOutput:
         return self._display.lines if self._display is not None else None
 
     async def run(self) -> None:
-        while True:
+        """Write what the lane wants shown, until `stop()` (or cancellation)."""
+        while not self._stopped:
             if self.missing is not None or self._display is None:
                 await self._connect()
             await self._wake.wait()
             self._wake.clear()
             lines = self._wanted
-            if lines is None:
+            if lines is None or self._stopped:
                 continue
             self._writing = True
             try:
@@ -123,8 +125,14 @@ class DisplayOutput:
             finally:
                 self._writing = False
 
+    def stop(self) -> None:
+        """End `run`. Besides cancelling its task: on Python 3.11 `asyncio.wait_for` can
+        swallow a cancellation that arrives as the awaited call finishes."""
+        self._stopped = True
+        self._wake.set()
+
     async def _connect(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 transport = await self._opener.call_async(OPEN_TIMEOUT_S, self._open_transport)
             except (OSError, DeviceError, ValueError) as error:

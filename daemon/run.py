@@ -88,16 +88,15 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop taking input, finish the one in hand, then close every device."""
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.outputs.display is not None:
+            self.outputs.display.stop()
+        await _cancel(self.tasks)
         deadline = time.monotonic() + STOP_GRACE_S
         while self.lane.busy and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self.lane.stop_ticks()
         if self.lane_task is not None:
-            self.lane_task.cancel()
-            await asyncio.gather(self.lane_task, return_exceptions=True)
+            await _cancel([self.lane_task])
         self.lane.close_subscriptions()
         if self.api_runner is not None:
             await self.api_runner.cleanup()
@@ -107,6 +106,15 @@ class Daemon:
                 with contextlib.suppress(Exception):  # closing a dead device
                     part.close()
         await asyncio.get_running_loop().run_in_executor(None, self.ledger.close)
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        for task in stuck:
+            log.warning("task %s did not stop within %g s", task.get_name(), STOP_GRACE_S)
 
 
 async def start(
