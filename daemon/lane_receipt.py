@@ -60,7 +60,8 @@ def receipt_text(spec: ReceiptSpec, header: ReceiptHeader) -> str:
         room = WIDTH - len(right) - 1
         return left[:room].ljust(room) + " " + right
 
-    out = [header.store, header.branch, row(f"Terminal {header.terminal}", spec.invoice)]
+    out = [header.store, header.branch]
+    out.append(row(f"Terminal {header.terminal}", f"Invoice {spec.invoice}"))
     out.append(row(spec.issued_at.strftime("%Y-%m-%d %H:%M"), f"Cashier {header.cashier}"))
     out.append("-" * WIDTH)
     for line in spec.lines:
