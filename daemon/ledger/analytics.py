@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.ledger.queries import passport
-from daemon.ledger.store import LedgerStore
+from daemon.ledger.queries import passport, search
+from daemon.ledger.reader import ReadStore
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def supplier_failure(store: LedgerStore) -> Table:
+def supplier_failure(store: ReadStore) -> Table:
     """Returns and repairs per unit received, per supplier and model."""
     rows = store.db.execute(
         "SELECT a.supplier, p.code, sum(received), sum(returned), sum(repaired)"
@@ -57,7 +57,7 @@ def supplier_failure(store: LedgerStore) -> Table:
     )
 
 
-def _repair_tickets(store: LedgerStore) -> dict[int, list[tuple[str, str, str]]]:
+def _repair_tickets(store: ReadStore) -> dict[int, list[tuple[str, str, str]]]:
     """For each unit that was repaired: (opened at, technician, ticket), in order."""
     by_unit: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
     for unit_id, body in store.db.execute(
@@ -70,7 +70,7 @@ def _repair_tickets(store: LedgerStore) -> dict[int, list[tuple[str, str, str]]]
     return by_unit
 
 
-def repeated_defects(store: LedgerStore, *, at_least: int = 2) -> Table:
+def repeated_defects(store: ReadStore, *, at_least: int = 2) -> Table:
     """Models whose units come back for repair again and again."""
     repaired_units: dict[str, int] = defaultdict(int)
     repeat_units: dict[str, int] = defaultdict(int)
@@ -111,7 +111,7 @@ def repeated_defects(store: LedgerStore, *, at_least: int = 2) -> Table:
     )
 
 
-def technician_repeats(store: LedgerStore, *, within_days: int = 90) -> Table:
+def technician_repeats(store: ReadStore, *, within_days: int = 90) -> Table:
     """Technicians whose repaired units came back for another repair within N days."""
     repairs: dict[str, int] = defaultdict(int)
     repeats: dict[str, int] = defaultdict(int)
@@ -143,7 +143,7 @@ def _days_between(earlier: str, later: str) -> float:
     return (end - start) / timedelta(days=1)
 
 
-def branch_returns(store: LedgerStore, *, unusual_factor: float = 2.0) -> Table:
+def branch_returns(store: ReadStore, *, unusual_factor: float = 2.0) -> Table:
     """Return rate per branch against the chain's; 'unusual' beyond a factor of it."""
     rows = store.db.execute(
         "SELECT branch, sum(sold), sum(returned) FROM activity GROUP BY branch"
@@ -164,7 +164,7 @@ def branch_returns(store: LedgerStore, *, unusual_factor: float = 2.0) -> Table:
     )
 
 
-def warranty_vs_margin(store: LedgerStore) -> Table:
+def warranty_vs_margin(store: ReadStore) -> Table:
     """Products whose warranty cost (covered claim lines) exceeds their margin."""
     rows = store.db.execute(
         "SELECT p.code, sum(revenue_cents), sum(cost_of_sold_cents), sum(warranty_covered_cents)"
@@ -190,7 +190,7 @@ def warranty_vs_margin(store: LedgerStore) -> Table:
     )
 
 
-def registered_per_day(store: LedgerStore) -> Table:
+def registered_per_day(store: ReadStore) -> Table:
     """Units received (registered) and sold per day."""
     rows = store.db.execute(
         "SELECT day, sum(received), sum(sold) FROM activity GROUP BY day ORDER BY day"
@@ -198,7 +198,7 @@ def registered_per_day(store: LedgerStore) -> Table:
     return Table("Units registered per day", ("day", "received", "sold"), [tuple(r) for r in rows])
 
 
-def time_to_locate(store: LedgerStore, *, samples: int = 200, seed: int = 1) -> Table:
+def time_to_locate(store: ReadStore, *, samples: int = 200, seed: int = 1) -> Table:
     """How long finding a unit's whole history takes, on a random sample of units."""
     high = store.db.execute("SELECT max(id) FROM units").fetchone()[0] or 0
     rng = random.Random(seed)
@@ -208,7 +208,7 @@ def time_to_locate(store: LedgerStore, *, samples: int = 200, seed: int = 1) -> 
             "SELECT serial FROM units WHERE id >= ? LIMIT 1", [rng.randint(1, high)]
         ).fetchone()
         started = time.perf_counter()
-        found = store.find(row[0])
+        found = search(store, serial=row[0], limit=10)
         passport(store, found[0])
         timings.append((time.perf_counter() - started) * 1000)
     if not timings:
@@ -222,7 +222,7 @@ def time_to_locate(store: LedgerStore, *, samples: int = 200, seed: int = 1) -> 
     )
 
 
-REPORTS: dict[str, Callable[[LedgerStore], Table]] = {
+REPORTS: dict[str, Callable[[ReadStore], Table]] = {
     "supplier-failure": supplier_failure,
     "repeated-defects": repeated_defects,
     "technician-repeats": technician_repeats,

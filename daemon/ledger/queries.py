@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.ledger.store import UNIT_SELECT, LedgerStore, Unit, unit_from_row
+from daemon.ledger.reader import ReadStore
+from daemon.ledger.store import UNIT_SELECT, Unit, unit_from_row
 from daemon.rules.serials import serial_key
 
 # Sorts after every character a serial key may contain.
@@ -57,7 +58,7 @@ class Passport:
         }
 
 
-def passport(store: LedgerStore, unit: Unit) -> Passport:
+def passport(store: ReadStore, unit: Unit) -> Passport:
     """A unit's whole history, in order, each event with its document."""
     events = []
     for row in store.db.query("SELECT body FROM events WHERE unit_id = ? ORDER BY id", [unit.id]):
@@ -82,7 +83,7 @@ def passport(store: LedgerStore, unit: Unit) -> Passport:
 
 
 def search(
-    store: LedgerStore,
+    store: ReadStore,
     *,
     serial: str | None = None,
     prefix: str | None = None,
@@ -125,7 +126,7 @@ _GROUPS = {"product": "p.code", "branch": "c.branch", "state": "c.state", "prefi
 
 
 def counts(
-    store: LedgerStore,
+    store: ReadStore,
     *,
     by: tuple[str, ...] = ("prefix", "state"),
     prefix: str | None = None,
@@ -165,7 +166,7 @@ def counts(
 
 
 def _counts_from_index(
-    store: LedgerStore, by: tuple[str, ...], key: str, product: str | None, branch: str | None
+    store: ReadStore, by: tuple[str, ...], key: str, product: str | None, branch: str | None
 ) -> list[dict[str, Any]]:
     groups = {"product": "p.code", "branch": "u.branch", "state": "u.state", "prefix": "?"}
     columns = [f"{groups[name]} AS {name}" for name in by]

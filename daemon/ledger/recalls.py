@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.ledger.analytics import Table
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.ledger import Ledger, Outcome, UnitRef
-from daemon.ledger.store import UNIT_SELECT, LedgerStore, unit_from_row
+from daemon.ledger.reader import ReadStore, chunks, placeholders
+from daemon.ledger.store import UNIT_SELECT, unit_from_row
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Flag
 
@@ -40,8 +40,9 @@ class RecallSelector:
         return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
 
 
-def select_units(store: LedgerStore, selector: RecallSelector) -> list[UnitRef]:
-    """The units a selector covers, found through indexes (one query)."""
+def select_units(store: ReadStore, selector: RecallSelector) -> list[UnitRef]:
+    """The units a selector covers, found through indexes (one query, or one per few
+    hundred serials of a list)."""
     where: list[str] = []
     params: list[Any] = []
     if selector.product:
@@ -60,10 +61,7 @@ def select_units(store: LedgerStore, selector: RecallSelector) -> list[UnitRef]:
         key = serial_key(selector.prefix)
         where.append("u.serial_key >= ? AND u.serial_key < ?")
         params += [key, key + _KEY_CEILING]
-    if selector.serials:
-        where.append("u.serial_key IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps([serial_key(s) for s in selector.serials]))
-    if not where:
+    if not where and not selector.serials:
         raise Refusal(
             [
                 Problem(
@@ -72,11 +70,18 @@ def select_units(store: LedgerStore, selector: RecallSelector) -> list[UnitRef]:
                 )
             ]
         )
-    sql = f"{UNIT_SELECT} WHERE {' AND '.join(where)} ORDER BY u.serial_key"
-    return [
-        UnitRef(unit.product.code, unit.serial)
-        for unit in (unit_from_row(row) for row in store.db.query(sql, params))
-    ]
+    if not selector.serials:
+        sql = f"{UNIT_SELECT} WHERE {' AND '.join(where)} ORDER BY u.serial_key"
+        rows = list(store.db.query(sql, params))
+    else:
+        rows = []
+        keys = list(dict.fromkeys(serial_key(s) for s in selector.serials))
+        for part in chunks(keys):
+            listed = [*where, f"u.serial_key IN ({placeholders(len(part))})"]
+            sql = f"{UNIT_SELECT} WHERE {' AND '.join(listed)}"
+            rows += store.db.query(sql, [*params, *part])
+        rows.sort(key=lambda row: (row["serial_key"], row["product_id"]))
+    return [UnitRef(unit.product.code, unit.serial) for unit in map(unit_from_row, rows)]
 
 
 def recall(
@@ -96,7 +101,7 @@ def recall(
     return outcome
 
 
-def outreach(store: LedgerStore, notice: str) -> Table:
+def outreach(store: ReadStore, notice: str) -> Table:
     """Every sold unit recall `notice` flagged: who has it, on which invoice, since when."""
     rows = store.db.execute(
         "SELECT DISTINCT p.code, u.serial, u.customer, u.invoice, u.branch, u.sold_on, u.state"

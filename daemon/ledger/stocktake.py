@@ -20,6 +20,7 @@ from daemon.ledger.analytics import Table
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
 from daemon.ledger.ledger import Ledger, Outcome, UnitRef
+from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import LedgerStore, Unit
 from daemon.rules.serials import SerialProblem, check_serial, serial_key
 from daemon.rules.units import Op, State, where
@@ -253,7 +254,7 @@ def resolve(
     )
 
 
-def accuracy_by_branch(store: LedgerStore) -> Table:
+def accuracy_by_branch(store: ReadStore) -> Table:
     """Inventory accuracy by serial, per branch, count by count."""
     rows = []
     for (body,) in store.db.execute(
