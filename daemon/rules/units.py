@@ -286,9 +286,13 @@ def _refuse_state(unit: UnitView, request: Request) -> Refused:
         return Refused(
             "not_sold", f"{unit.label} is {where(unit)}; only a sold unit can be returned"
         )
+    if op in _SALE_OPS:
+        return Refused(
+            unit.state.value, f"{unit.label} is {where(unit)}; only a unit in stock can be sold"
+        )
     action = op.value.replace("_", " ")
     allowed = ", ".join(sorted(_STATE_WORDS[s] for s in TRANSITIONS[op] if s is not None))
     return Refused(
-        unit.state.value if op in _SALE_OPS else "wrong_state",
+        "wrong_state",
         f"{unit.label} is {where(unit)}; {action} needs a unit that is {allowed}",
     )
