@@ -82,6 +82,7 @@ class Lane:
             asyncio.Queue()
         )
         self._busy = False
+        self._answering = False
         self._tick: asyncio.TimerHandle | None = None
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.taken = 0  # inputs processed so far
@@ -105,6 +106,7 @@ class Lane:
         while True:
             item, future = await self._queue.get()
             self._busy = True
+            self._answering = future is not None
             try:
                 event = await self._take(item)
             except Exception as error:  # a bug must not leave a kiosk call hanging
@@ -201,11 +203,14 @@ class Lane:
                 else:
                     return await self._apply(ServiceFault(str(error)), "fault", "ledger", shown)
         self.state = after
-        self._act(effects, seq)
         published = self._publish(seq, kind, shown, effects)
+        if effects.ledger is None:
+            self._schedule_tick()
+        # Last: the display's thread takes over as soon as this task next waits, and it
+        # needs the interpreter lock, which this task holds until then.
+        self._act(effects, seq)
         if effects.ledger is not None:
             return await self._carry_out(effects.ledger)
-        self._schedule_tick()
         return published
 
     async def _carry_out(self, op: LedgerOp) -> dict[str, Any]:
@@ -213,7 +218,18 @@ class Lane:
             done = await self.ledger.perform(op)
         except (LedgerUnusable, LedgerError, OSError) as error:
             return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
-        return await self._apply(done, "ledger", "ledger", type(op).__name__)
+        event = await self._apply(done, "ledger", "ledger", type(op).__name__)
+        if self.state.basket is None and self.state.pending is None:
+            # Between customers: the WAL's pages go into the ledger file now, not in
+            # the middle of the next sale's commit.
+            self.background.start(self._checkpoint(), "checkpoint")
+        return event
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.ledger.checkpoint()
+        except LedgerUnusable as error:
+            self.submit(ServiceFault(str(error)))
 
     def _entry(
         self,
@@ -270,15 +286,18 @@ class Lane:
 
     def _publish(self, seq: int | None, kind: str, shown: str, effects: Effects) -> dict[str, Any]:
         verdict = effects.verdict
-        event = {
+        event: dict[str, Any] = {
             "seq": seq,
             "input": {"kind": kind, "text": shown},
             "verdict": None
             if verdict is None
             else {"outcome": verdict.outcome, "code": verdict.code, "message": verdict.message},
             "beep": effects.beep.value if effects.beep else None,
-            "lane": self.snapshot(),
         }
+        if self._subscribers or self._answering:
+            # Built only for someone who reads it: a large basket makes it the costliest
+            # thing a scan does after the display is updated.
+            event["lane"] = self.snapshot()
         if verdict is not None or effects.display is not None:
             self.last = event
             for queue in list(self._subscribers):

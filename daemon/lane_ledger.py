@@ -67,6 +67,8 @@ def open_ledger(path: str | Path, *, clock: Clock = utc_now) -> Ledger:
     # The same settings as every ledger connection (daemon.ledger.store), except the
     # busy timeout, which `LaneLedger` sets per path.
     conn.execute("PRAGMA journal_mode = WAL")
+    # Checkpoints between customers (`checkpoint`), never inside a sale's commit.
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -109,6 +111,10 @@ class LaneLedger:
             return await self._slow(self._perform, op)
         except Refusal as refusal:
             return LedgerDone(op.op_id, tuple((p.code, p.message) for p in refusal.problems))
+
+    async def checkpoint(self) -> None:
+        """Move the WAL's pages into the ledger file: call it between customers."""
+        await self._slow(self.ledger.checkpoint)
 
     async def call(self, fn: Callable[[Ledger], T]) -> T:
         """Run `fn(ledger)` on the ledger thread (for reads that may take a while)."""

@@ -135,7 +135,7 @@ class DisplayOutput:
         while not self._stopped:
             try:
                 transport = await self._opener.call_async(OPEN_TIMEOUT_S, self._open_transport)
-            except (OSError, DeviceError, ValueError) as error:
+            except Exception as error:  # whatever the port does, the lane goes on
                 self._lost(
                     f"cannot open the display ({error}); retrying every {self._reconnect_s:g} s"
                 )

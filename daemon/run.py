@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -217,6 +218,9 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     watchdog = loop.create_task(pet_watchdog(notifier), name="watchdog")
+    # Everything made so far lives as long as the daemon: keep it out of the garbage
+    # collector's full passes, which would otherwise walk it in the middle of a scan.
+    gc.freeze()
     notifier.ready(
         status=f"lane {config.terminal.id} ready; kiosk API on {config.api.host}:{daemon.api_port}"
     )

@@ -50,10 +50,12 @@ class ScanLookup:
     def facts(self, plan: LookupPlan) -> Facts:
         if plan.empty:
             return Facts()
-        product = self.product_by_gtin(plan.gtin) if plan.gtin else None
-        if product is None and plan.product_code:
-            product = self.product(plan.product_code)
         units = self.units(plan.serial) if plan.serial else ()
+        product = self.product_by_gtin(plan.gtin) if plan.gtin else None
+        if product is None and plan.product_code and not units:
+            # A label that is a serial needs no product look-up by code: one query less
+            # on the most common scan.
+            product = self.product(plan.product_code)
         invoice = self.invoice(plan.invoice) if plan.invoice else None
         return Facts(product=product, units=units, invoice=invoice)
 

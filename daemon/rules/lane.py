@@ -188,7 +188,7 @@ def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
     before = state.mode
     after, effects = dispatch(state, event, now, cfg)
     if _by_a_person(event) or after.mode is not before:
-        after = replace(after, deadline=_deadline(after, now, cfg))
+        return _remember((after, effects), deadline=_deadline(after, now, cfg))
     return _remember((after, effects))
 
 
@@ -248,15 +248,15 @@ def _void_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings
 
 
 def _resume(state: LaneState) -> LaneState:
-    return replace(
-        state, mode=state.serial_for or Mode.IN_SALE, pending_product=None, serial_for=None
+    return state.evolve(
+        mode=state.serial_for or Mode.IN_SALE, pending_product=None, serial_for=None
     )
 
 
 def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     held, op = state.lock, state.pending
     assert held is not None and isinstance(op, RecordRelease)
-    back = replace(state, mode=held.resume, lock=None, pending=None)
+    back = state.evolve(mode=held.resume, lock=None, pending=None)
     said = f"released by {op.attendant} ({op.method}) after {held.code}"
     if held.pending is not None:
         after, effects = dispatch(back, held.pending, now, cfg)
@@ -366,8 +366,8 @@ def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
 
 def _out_of_service(state: LaneState, message: str) -> Step:
     """The one way into OUT_OF_SERVICE."""
-    halted = replace(
-        state, mode=Mode.OUT_OF_SERVICE, failure=message, pending=None, lock=None, deadline=None
+    halted = state.evolve(
+        mode=Mode.OUT_OF_SERVICE, failure=message, pending=None, lock=None, deadline=None
     )
     return halted, Effects(
         display=text.CLOSED,
@@ -378,17 +378,16 @@ def _out_of_service(state: LaneState, message: str) -> Step:
     )
 
 
-def _remember(result: Step) -> Step:
+def _remember(result: Step, **changes: Any) -> Step:
     """Keep what the outputs now show in the state, for the kiosk and for a repaint."""
     state, effects = result
-    changes: dict[str, Any] = {}
     if effects.display is not None:
         changes["display"] = effects.display
     if effects.light is not None:
         changes["light"] = effects.light
     if effects.prompt is not None:
         changes["prompt"] = effects.prompt
-    return (replace(state, **changes) if changes else state), effects
+    return (state.evolve(**changes) if changes else state), effects
 
 
 def describe_table() -> list[tuple[str, str, str]]:

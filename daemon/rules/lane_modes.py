@@ -8,8 +8,6 @@ barcode followed by as many of its serials as arrived), then DONE writes them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
 from daemon.rules.lane_steps import Step, accept, prompt, refuse, with_op
@@ -39,8 +37,8 @@ from daemon.rules.units import Op, Refused, Request, decide
 def enter_return(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     if state.basket is not None and state.basket.lines:
         return refuse(state, cfg, "sale_open", "pay or CANCEL the open sale before a return")
-    returning = replace(
-        state, mode=Mode.RETURN, basket=None, document=None, invoice=None, pending_product=None
+    returning = state.evolve(
+        mode=Mode.RETURN, basket=None, document=None, invoice=None, pending_product=None
     )
     return prompt(returning, "return_mode", "return: scan the barcode on the customer's receipt")
 
@@ -60,7 +58,7 @@ def scan_in_return(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings
                 f"there is no invoice {parsed.text} in the ledger; scan the barcode at the "
                 "foot of the customer's receipt",
             )
-        found = replace(state, document=facts.invoice.number, invoice=facts.invoice)
+        found = state.evolve(document=facts.invoice.number, invoice=facts.invoice)
         sold = ", ".join(
             f'{line.product.name} "{line.serial}"' for line in facts.invoice.lines if line.serial
         )
@@ -79,8 +77,7 @@ def scan_in_return(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings
                 "not_serialized",
                 f"{facts.product.name} has no serial; refund it at the service desk",
             )
-        waiting = replace(
-            state,
+        waiting = state.evolve(
             mode=Mode.AWAITING_SERIAL,
             pending_product=facts.product,
             serial_for=Mode.RETURN,
@@ -102,7 +99,7 @@ def take_back(
     unit that invoice did not sell."""
     invoice, document = state.invoice, state.document
     assert invoice is not None and document is not None
-    state = replace(state, mode=Mode.RETURN, pending_product=None, serial_for=None)
+    state = state.evolve(mode=Mode.RETURN, pending_product=None, serial_for=None)
     candidates = [u for u in units if product is None or u.product.code == product.code]
     sold = {(line.product.code, line.key): line for line in invoice.lines}
     chosen = next((u for u in candidates if (u.product.code, u.key) in sold), None)
@@ -127,13 +124,13 @@ def take_back(
         refund,
         name,
     )
-    return replace(sending, pending=op), Effects(ledger=op)
+    return sending.evolve(pending=op), Effects(ledger=op)
 
 
 def return_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     op = state.pending
     assert isinstance(op, ReturnUnit)
-    state = replace(state, pending=None)
+    state = state.evolve(pending=None)
     if event.refused:
         code, message = event.refused[0]
         return refuse(state, cfg, code, message, op.description or "RETURN")
@@ -147,7 +144,7 @@ def return_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSetting
     display = ("RETURN ACCEPTED", text.row("REFUND", text.money(op.refund_cents)))
     message = f'{op.description} serial "{op.serial}" taken back on invoice {op.invoice}'
     return accept(
-        replace(state, last_receipt=slip), "return_accepted", message, display, receipt=slip
+        state.evolve(last_receipt=slip), "return_accepted", message, display, receipt=slip
     )
 
 
@@ -157,8 +154,7 @@ def return_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSetting
 def enter_receiving(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     if state.basket is not None and state.basket.lines:
         return refuse(state, cfg, "sale_open", "pay or CANCEL the open sale before receiving")
-    receiving = replace(
-        state,
+    receiving = state.evolve(
         mode=Mode.RECEIVING,
         basket=None,
         document=None,
@@ -173,7 +169,7 @@ def scan_in_receiving(state: LaneState, event: Scanned, now: Now, cfg: LaneSetti
     if state.document is None:
         if not isinstance(parsed, PlainLabel):
             return refuse(state, cfg, "po_expected", "scan the purchase order before the units")
-        with_po = replace(state, document=parsed.text)
+        with_po = state.evolve(document=parsed.text)
         return prompt(with_po, "po_found", f"PO {parsed.text}: scan the units that arrived")
     if isinstance(parsed, ProductCode):
         if facts.product is None:
@@ -182,8 +178,7 @@ def scan_in_receiving(state: LaneState, event: Scanned, now: Now, cfg: LaneSetti
             return refuse(
                 state, cfg, "not_serialized", f"{facts.product.name} is not received by serial"
             )
-        waiting = replace(
-            state,
+        waiting = state.evolve(
             mode=Mode.AWAITING_SERIAL,
             pending_product=facts.product,
             serial_for=Mode.RECEIVING,
@@ -225,28 +220,28 @@ def receive_unit(
             if isinstance(verdict, Refused):
                 return refuse(state, cfg, verdict.code, verdict.message, product.name)
     received = (*state.received, ReceivedUnit(product, serial, key))
-    added = replace(state, received=received)
+    added = state.evolve(received=received)
     display = (text.line(f"{product.name}"), text.row("UNITS", str(len(received))))
     return accept(added, "unit_received", f'{product.name} serial "{serial}" scanned', display)
 
 
 def finish_receiving(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     if not state.received or state.document is None:
-        idle = replace(state, mode=Mode.IDLE, document=None, received=())
+        idle = state.evolve(mode=Mode.IDLE, document=None, received=())
         return accept(idle, "receiving_done", "nothing was received", text.WELCOME, beep=None)
     sending, op_id = with_op(state, mode=Mode.RECEIVING, pending_product=None, serial_for=None)
     op = ReceiveUnits(op_id, state.document, state.supplier, state.received)
-    return replace(sending, pending=op), Effects(ledger=op)
+    return sending.evolve(pending=op), Effects(ledger=op)
 
 
 def receiving_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     op = state.pending
     assert isinstance(op, ReceiveUnits)
-    state = replace(state, pending=None)
+    state = state.evolve(pending=None)
     if event.refused:
         code = event.refused[0][0]
         return refuse(state, cfg, code, "; ".join(m for _, m in event.refused), "RECEIVING")
-    idle = replace(state, mode=Mode.IDLE, document=None, received=())
+    idle = state.evolve(mode=Mode.IDLE, document=None, received=())
     count = len(op.units)
     display = (text.line(f"RECEIVED {count} UNITS"), text.row("PO", op.po))
     return accept(idle, "received", f"{count} unit(s) received on PO {op.po}", display)
@@ -256,7 +251,7 @@ def void_received(state: LaneState, event: Command, now: Now, cfg: LaneSettings)
     if not state.received:
         return refuse(state, cfg, "nothing_to_void", "no unit is scanned on this delivery yet")
     gone = state.received[-1]
-    after = replace(state, received=state.received[:-1])
+    after = state.evolve(received=state.received[:-1])
     return accept(
         after, "voided", f'{gone.product.name} serial "{gone.serial}" taken off', beep=None
     )
@@ -265,8 +260,7 @@ def void_received(state: LaneState, event: Command, now: Now, cfg: LaneSettings)
 def leave_mode(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     """CANCEL or DONE in return mode, CANCEL in receiving: back to idle."""
     dropped = len(state.received)
-    idle = replace(
-        state,
+    idle = state.evolve(
         mode=Mode.IDLE,
         document=None,
         invoice=None,

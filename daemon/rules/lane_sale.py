@@ -107,8 +107,7 @@ def add_product(state: LaneState, product: ProductFacts, cfg: LaneSettings) -> S
     if state.basket is None:
         state = open_basket(state, cfg)
     if product.serial_tracked:
-        waiting = replace(
-            state,
+        waiting = state.evolve(
             mode=Mode.AWAITING_SERIAL,
             pending_product=product,
             serial_for=Mode.IN_SALE,
@@ -118,7 +117,7 @@ def add_product(state: LaneState, product: ProductFacts, cfg: LaneSettings) -> S
     basket = replace(
         state.basket, lines=(*state.basket.lines, BasketLine(product, product.price_cents))
     )
-    added = replace(state, mode=Mode.IN_SALE, basket=basket)
+    added = state.evolve(mode=Mode.IN_SALE, basket=basket)
     return accept(added, "item_added", f"{product.name} {text.money(product.price_cents)}")
 
 
@@ -143,7 +142,7 @@ def sell_unit(state: LaneState, unit: UnitFacts, cfg: LaneSettings) -> Step:
     assert state.basket is not None
     line = BasketLine(unit.product, unit.product.price_cents, unit.serial, unit.key)
     basket = replace(state.basket, lines=(*state.basket.lines, line))
-    added = replace(state, mode=Mode.IN_SALE, basket=basket)
+    added = state.evolve(mode=Mode.IN_SALE, basket=basket)
     return accept(added, "unit_added", f"{unit.view.label} {text.money(line.price_cents)}")
 
 
@@ -176,7 +175,7 @@ def tender(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Ste
         )
     sending, op_id = with_op(state)
     op = SellBasket(op_id, basket, Tender(method, paid))
-    return replace(sending, pending=op), Effects(ledger=op)
+    return sending.evolve(pending=op), Effects(ledger=op)
 
 
 def sale_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
@@ -184,7 +183,7 @@ def sale_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings)
     assert isinstance(op, SellBasket)
     if event.refused:
         code = event.refused[0][0]
-        back = replace(state, pending=None, mode=Mode.IN_SALE)
+        back = state.evolve(pending=None, mode=Mode.IN_SALE)
         return refuse(back, cfg, code, "; ".join(m for _, m in event.refused))
     basket, paid = op.basket, op.tender
     amount = paid.amount_cents if paid.amount_cents is not None else basket.total_cents
@@ -201,8 +200,7 @@ def sale_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings)
         if change
         else text.row("TOTAL", text.money(basket.total_cents)),
     )
-    done = replace(
-        state,
+    done = state.evolve(
         mode=Mode.IDLE,
         basket=None,
         pending=None,
@@ -239,7 +237,7 @@ def void(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
         number = int(event.argument)
     gone = basket.lines[number - 1]
     lines = basket.lines[: number - 1] + basket.lines[number:]
-    after = replace(state, basket=replace(basket, lines=lines))
+    after = state.evolve(basket=replace(basket, lines=lines))
     display = (text.row("VOID " + gone.product.name), basket_lines(after.basket)[1])
     if not lines:
         display = (display[0], text.row("TOTAL", text.money(0)))
@@ -254,7 +252,7 @@ def start(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step
     if state.basket is None:
         state = open_basket(state, cfg, event.argument.strip())
     elif event.argument.strip():
-        state = replace(state, basket=replace(state.basket, customer=event.argument.strip()))
+        state = state.evolve(basket=replace(state.basket, customer=event.argument.strip()))
     assert state.basket is not None
     return accept(
         state,
@@ -267,7 +265,7 @@ def start(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step
 
 def cancel_sale(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     invoice = state.basket.invoice if state.basket else "sale"
-    idle = replace(state, mode=Mode.IDLE, basket=None, pending_product=None, serial_for=None)
+    idle = state.evolve(mode=Mode.IDLE, basket=None, pending_product=None, serial_for=None)
     return accept(
         idle,
         "cancelled",
@@ -325,7 +323,7 @@ def _ambiguous(
 def _back(state: LaneState) -> LaneState:
     """Leave AWAITING_SERIAL for the mode the serial was for."""
     mode = state.serial_for or Mode.IN_SALE
-    return replace(state, mode=mode, pending_product=None, serial_for=None)
+    return state.evolve(mode=mode, pending_product=None, serial_for=None)
 
 
 def _no_product(code: str) -> str:

@@ -7,8 +7,6 @@ not print, a reprint, the basket found open at start, and deadlines passing.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, Rejected
 from daemon.rules.lane_modes import leave_mode
@@ -48,7 +46,7 @@ def release(state: LaneState, event: AttendantRelease, now: Now, cfg: LaneSettin
         return ignore(state, "releasing", "the release is being recorded")
     sending, op_id = with_op(state)
     op = RecordRelease(op_id, event.attendant, event.method, held.code, held.message)
-    return replace(sending, pending=op), Effects(
+    return sending.evolve(pending=op), Effects(
         ledger=op, prompt=f"released by {event.attendant} ({event.method})"
     )
 
@@ -82,7 +80,7 @@ def scanner_trouble(state: LaneState, event: ScannerTrouble, now: Now, cfg: Lane
             devices.pop(device, None)
         else:
             devices[device] = event.message
-        return prompt(replace(state, devices=devices), event.reason, event.message, state.display)
+        return prompt(state.evolve(devices=devices), event.reason, event.message, state.display)
     if state.mode is Mode.ATTENDANT_NEEDED:
         return ignore(state, "bad_scan", event.message)
     return refuse(state, cfg, "bad_scan", event.message, "SCAN FAILED")
@@ -96,7 +94,7 @@ def device_changed(state: LaneState, event: DeviceChanged, now: Now, cfg: LaneSe
     else:
         devices[event.device] = event.message
         message = f"{event.device}: {event.message}"
-    changed = replace(state, devices=devices)
+    changed = state.evolve(devices=devices)
     return changed, Effects(prompt=message, verdict=Verdict("prompt", "device", message))
 
 
@@ -104,10 +102,10 @@ def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> St
     if event.ok:
         still = None if state.receipt_waiting == event.invoice else state.receipt_waiting
         message = f"receipt {event.invoice} printed"
-        return replace(state, receipt_waiting=still), Effects(
+        return state.evolve(receipt_waiting=still), Effects(
             verdict=Verdict("accepted", "printed", message)
         )
-    waiting = replace(state, receipt_waiting=event.invoice)
+    waiting = state.evolve(receipt_waiting=event.invoice)
     message = (
         f"the receipt of {event.invoice} did not print ({event.reason}); the sale is saved. "
         "Fix the printer, then REPRINT"
@@ -137,8 +135,7 @@ def reprint(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> St
 
 def recovered(state: LaneState, event: Recovered, now: Now, cfg: LaneSettings) -> Step:
     if event.saved:
-        after = replace(
-            state,
+        after = state.evolve(
             last_receipt=event.receipt or state.last_receipt,
             receipt_waiting=event.invoice if event.receipt else None,
         )
@@ -169,7 +166,7 @@ def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:
             f"nothing scanned for {cfg.abandoned_sale_s:g} s with items in the basket",
             resume=Mode.IN_SALE,
         )
-    return replace(state, deadline=None), Effects()
+    return state.evolve(deadline=None), Effects()
 
 
 def not_locked(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:

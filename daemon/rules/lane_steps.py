@@ -6,8 +6,6 @@ table reads as one sentence: `return refuse(state, cfg, "already_sold", message,
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from daemon.rules import lane_text as text
 from daemon.rules.lane_types import (
     Basket,
@@ -144,7 +142,7 @@ def lock(
     """Wait for an attendant's badge or PIN; nothing but that releases the lane."""
     if state.mode is Mode.ATTENDANT_NEEDED and state.lock is not None:
         return ignore(state, "already_locked", f"an attendant is already called: {message}")
-    locked = replace(state, mode=Mode.ATTENDANT_NEEDED, lock=Lock(code, message, resume, pending))
+    locked = state.evolve(mode=Mode.ATTENDANT_NEEDED, lock=Lock(code, message, resume, pending))
     return locked, Effects(
         display=text.LOCKED,
         light=Light.RED_BLINKING,
@@ -157,14 +155,13 @@ def lock(
 def with_op(state: LaneState, **changes: object) -> tuple[LaneState, int]:
     """`state` with `changes` and a fresh ledger operation id taken."""
     op_id = state.next_op
-    return replace(state, next_op=op_id + 1, **changes), op_id  # type: ignore[arg-type]
+    return state.evolve(next_op=op_id + 1, **changes), op_id
 
 
 def open_basket(state: LaneState, cfg: LaneSettings, customer: str = "") -> LaneState:
     """A new, empty basket with the lane's next invoice number."""
     invoice = f"{cfg.terminal}-{state.next_invoice:06d}"
-    return replace(
-        state,
+    return state.evolve(
         mode=Mode.IN_SALE,
         basket=Basket(invoice, customer or cfg.walk_in_customer),
         next_invoice=state.next_invoice + 1,
