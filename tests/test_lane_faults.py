@@ -150,7 +150,9 @@ def test_power_cut_with_a_basket_open_loses_the_basket_and_says_so(
     try:
         assert _glass(lane, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN")), lane.glass
     finally:
-        posd.stop()
+        output = posd.stop()
+    assert posd.returncode == 0, output  # SIGTERM: a clean stop
+    assert "stopping" in output
     assert not _invoice_in_ledger(lane.ledger_path, "T-001-000001")
     assert _states(lane.ledger_path, "LX-0001", "LX-0002") == ["in_stock", "in_stock"]
     _consistent(lane.ledger_path)
