@@ -36,6 +36,7 @@ from daemon.ledger.store import iso
 from daemon.rules.lane_types import AttendantRelease, Command, CommandName
 
 KEEPALIVE_S = 15.0
+ANSWER_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,7 @@ async def command(request: web.Request) -> web.Response:
     except ValidationError as error:
         return _bad_request(error)
     lane = request.app[API].lane
-    event = await lane.ask(Command(CommandName(asked.command.upper()), asked.argument, "api"))
-    return _json({"ok": True, **event})
+    return await _answer(lane, Command(CommandName(asked.command.upper()), asked.argument, "api"))
 
 
 async def release(request: web.Request) -> web.Response:
@@ -147,7 +147,15 @@ async def release(request: web.Request) -> web.Response:
         await _note_wrong_pin(api.lane)
         return _json({"ok": False, "error": "that PIN is not an attendant's"}, 403)
     api.guard.succeeded()
-    event = await api.lane.ask(AttendantRelease(name, "pin"))
+    return await _answer(api.lane, AttendantRelease(name, "pin"))
+
+
+async def _answer(lane: Lane, item: Command | AttendantRelease) -> web.Response:
+    try:
+        event = await lane.ask(item, ANSWER_TIMEOUT_S)
+    except TimeoutError:
+        message = f"the lane did not answer within {ANSWER_TIMEOUT_S:g} s; see its display"
+        return _json({"ok": False, "error": message}, 504)
     return _json({"ok": True, **event})
 
 
