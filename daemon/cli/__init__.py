@@ -10,6 +10,7 @@ import click
 
 from daemon.cli.common import main_group
 from daemon.cli.hq_commands import register as register_hq
+from daemon.cli.hq_web_commands import register as register_hq_web
 from daemon.cli.ledger_commands import register as register_ledger
 from daemon.cli.query_commands import register as register_queries
 from daemon.cli.report_commands import register as register_reports
@@ -26,6 +27,7 @@ def build() -> click.Group:
     register_tools(group)
     register_run(group)
     register_hq(group)
+    register_hq_web(group)
     return group
 
 

@@ -1,0 +1,277 @@
+"""What the dashboard's pages show, read from HQ's tables.
+
+Counts come from the kept `unit_counts` (through the ledger's `counts`), never
+from a scan of `units`; terminals, conflicts and recalls come from HQ's own small
+tables. Each function takes a `ReadStore`, so it runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.ledger.queries import counts
+from daemon.ledger.reader import ReadStore, placeholders
+from daemon.rules.units import State
+
+STATE_ORDER = tuple(state.value for state in State)
+
+
+@dataclass(frozen=True)
+class CountFilter:
+    prefix: str | None = None
+    product: str | None = None
+    branch: str | None = None
+
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class PivotRow:
+    key: str
+    cells: dict[str, int]
+    total: int
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """Units per `key` (product, branch or serial prefix) and state."""
+
+    key: str
+    title: str
+    states: tuple[str, ...]
+    rows: list[PivotRow]
+    shown: int  # rows kept (the largest first when there are more)
+    of: int  # rows there are
+
+
+@dataclass(frozen=True)
+class CountsView:
+    filters: CountFilter
+    states: tuple[str, ...]
+    totals: dict[str, int]
+    total: int
+    pivots: list[Pivot] = field(default_factory=list)
+
+
+def dashboard_counts(store: ReadStore, filters: CountFilter, *, limit: int = 200) -> CountsView:
+    """Units per state, by product, branch and serial prefix: three reads of the kept
+    counts (a prefix longer than the counted length reads that index range instead)."""
+    args: dict[str, Any] = {
+        "prefix": filters.prefix,
+        "product": filters.product,
+        "branch": filters.branch,
+    }
+    pivots = []
+    totals: dict[str, int] = {}
+    for key, title in (("product", "By product"), ("branch", "By branch"), ("prefix", "By prefix")):
+        rows = counts(store, by=(key, "state"), **args)
+        pivots.append(_pivot(key, title, rows, limit))
+        if key == "product":
+            for row in rows:
+                totals[row["state"]] = totals.get(row["state"], 0) + int(row["units"])
+    states = _ordered(totals)
+    pivots = [Pivot(p.key, p.title, states, p.rows, p.shown, p.of) for p in pivots]
+    return CountsView(filters, states, {s: totals[s] for s in states}, sum(totals.values()), pivots)
+
+
+def _pivot(key: str, title: str, rows: list[dict[str, Any]], limit: int) -> Pivot:
+    table: dict[str, dict[str, int]] = {}
+    for row in rows:
+        cells = table.setdefault(str(row[key]), {})
+        cells[row["state"]] = cells.get(row["state"], 0) + int(row["units"])
+    found = [PivotRow(k, cells, sum(cells.values())) for k, cells in table.items()]
+    if len(found) > limit:
+        found.sort(key=lambda r: -r.total)
+    kept = sorted(found[:limit], key=lambda r: r.key)
+    return Pivot(key, title, (), kept, len(kept), len(found))
+
+
+def _ordered(states: dict[str, int]) -> tuple[str, ...]:
+    known = [s for s in STATE_ORDER if s in states]
+    return (*known, *sorted(s for s in states if s not in STATE_ORDER))
+
+
+def change_marker(store: ReadStore) -> tuple[int, int]:
+    """Changes whenever HQ stores an event (any terminal's, or its own) or a conflict
+    opens or closes: the sum of the stream watermarks, and the open conflicts."""
+    stored = store.db.execute("SELECT coalesce(sum(acked), 0) FROM hq_streams").fetchone()
+    conflicts = open_conflict_count(store)
+    return int(stored[0]), conflicts
+
+
+def open_conflict_count(store: ReadStore) -> int:
+    row = store.db.execute("SELECT count(*) FROM hq_conflicts WHERE resolved_at IS NULL").fetchone()
+    return int(row[0])
+
+
+def choices(store: ReadStore) -> dict[str, list[str]]:
+    """Product codes and branches, for the filters' drop-downs."""
+    products = [str(r[0]) for r in store.db.execute("SELECT code FROM products ORDER BY code")]
+    branches = {
+        str(r[0]) for r in store.db.execute("SELECT branch FROM hq_branches").fetchall()
+    } | {str(r[0]) for r in store.db.execute("SELECT branch FROM hq_terminals").fetchall()}
+    return {"products": products, "branches": sorted(branches)}
+
+
+# -- terminals ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminalRow:
+    terminal: str
+    branch: str
+    epoch: str
+    online: bool
+    seen_at: str
+    stored_seq: int  # every event up to this one is stored at HQ
+    last_stored_at: str | None
+    waiting: int  # events parked behind a gap
+    waiting_since: str | None
+    feed_unsent: int  # events for the terminal's branch not yet sent
+
+
+def terminals(store: ReadStore) -> list[TerminalRow]:
+    rows = store.db.execute(
+        "SELECT t.terminal, t.branch, t.epoch, t.online, t.seen_at, s.acked, s.updated_at,"
+        " s.gap_since, (SELECT count(*) FROM hq_parked p WHERE p.terminal = t.terminal"
+        " AND p.epoch = t.epoch), b.head - b.published"
+        " FROM hq_terminals t"
+        " LEFT JOIN hq_streams s ON s.terminal = t.terminal AND s.epoch = t.epoch"
+        " LEFT JOIN hq_branches b ON b.branch = t.branch ORDER BY t.terminal"
+    ).fetchall()
+    return [
+        TerminalRow(
+            terminal=str(r[0]),
+            branch=str(r[1]),
+            epoch=str(r[2]),
+            online=bool(r[3]),
+            seen_at=str(r[4]),
+            stored_seq=int(r[5] or 0),
+            last_stored_at=_stamp(r[6]),
+            waiting=int(r[8] or 0),
+            waiting_since=_stamp(r[7]),
+            feed_unsent=int(r[9] or 0),
+        )
+        for r in rows
+    ]
+
+
+def _stamp(seconds: float | None) -> str | None:
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="seconds")
+
+
+# -- conflicts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForkSide:
+    """One of the events that changed a unit without knowing of the other."""
+
+    uuid: str
+    kind: str
+    terminal: str
+    branch: str
+    at: str
+    actor: str
+    document: str | None
+    outcome: dict[str, Any]  # the unit's fields after it
+
+
+@dataclass(frozen=True)
+class Conflict:
+    id: int
+    product: str
+    serial: str
+    opened_at: str
+    sides: list[ForkSide]
+    resolved_at: str | None = None
+    resolution: str | None = None
+    note: str | None = None
+
+
+def conflicts(store: ReadStore, *, resolved: bool = False, limit: int = 200) -> list[Conflict]:
+    """Open conflicts (oldest first), or the latest resolved ones."""
+    where = "resolved_at IS NOT NULL" if resolved else "resolved_at IS NULL"
+    order = "DESC" if resolved else "ASC"
+    rows = store.db.execute(
+        "SELECT id, product, serial, events, opened_at, resolved_at, resolution, note"
+        f" FROM hq_conflicts WHERE {where} ORDER BY id {order} LIMIT ?",
+        [limit],
+    ).fetchall()
+    wanted = [uuid for row in rows for uuid in json.loads(row[3])]
+    bodies: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        for uuid, body in store.db.execute(
+            f"SELECT uuid, body FROM events WHERE uuid IN ({placeholders(len(part))})", part
+        ).fetchall():
+            bodies[str(uuid)] = json.loads(body)
+    found = []
+    for r in rows:
+        sides = [_side(uuid, bodies.get(uuid)) for uuid in json.loads(r[3])]
+        found.append(Conflict(int(r[0]), r[1], r[2], r[4], sides, r[5], r[6], r[7]))
+    return found
+
+
+def _side(uuid: str, body: dict[str, Any] | None) -> ForkSide:
+    if body is None:
+        return ForkSide(uuid, "?", "?", "?", "?", "?", None, {})
+    doc = body.get("doc")
+    return ForkSide(
+        uuid=uuid,
+        kind=body["kind"],
+        terminal=body["terminal"],
+        branch=body["branch"],
+        at=body["at"],
+        actor=body["actor"],
+        document=f"{doc['type']} {doc['no']}" if doc else None,
+        outcome={k: v for k, v in body.get("set", {}).items() if v not in (None, "", [])},
+    )
+
+
+# -- recalls --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecallNotice:
+    notice: str
+    opened_at: str
+    branch: str
+    flagged: int  # units the notice flagged recalled
+    actor: str | None = None
+    reason: str | None = None
+
+
+def recalls(store: ReadStore) -> list[RecallNotice]:
+    rows = store.db.execute(
+        "SELECT d.number, d.opened_at, d.branch, count(e.id) FROM documents d"
+        " LEFT JOIN events e ON e.doc_id = d.id AND e.kind = 'flag'"
+        " WHERE d.type = 'recall' GROUP BY d.id, d.number, d.opened_at, d.branch"
+        " ORDER BY d.opened_at DESC, d.number"
+    ).fetchall()
+    return [RecallNotice(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
+def recall_notice(store: ReadStore, notice: str) -> RecallNotice | None:
+    row = store.db.execute(
+        "SELECT d.id, d.number, d.opened_at, d.branch FROM documents d"
+        " WHERE d.type = 'recall' AND d.number = ?",
+        [notice],
+    ).fetchone()
+    if row is None:
+        return None
+    flagged, first = 0, None
+    for (body,) in store.db.execute(
+        "SELECT body FROM events WHERE doc_id = ? AND kind = 'flag' ORDER BY id", [row[0]]
+    ).fetchall():
+        flagged += 1
+        first = first or json.loads(body)
+    actor = first["actor"] if first else None
+    reason = first["data"].get("reason") if first else None
+    return RecallNotice(str(row[1]), str(row[2]), str(row[3]), flagged, actor, reason)
