@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -163,7 +164,11 @@ async def login_form(request: web.Request) -> web.Response:
 def _login_page(
     request: web.Request, message: str | None, status: int, name: str = ""
 ) -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # The same token while the cookie lasts: a second sign-in tab (or a stray request
+    # for an icon) must not void the form already open.
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+        token = secrets.token_urlsafe(24)
     response = render(
         request,
         "login.html",
