@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 # Benchmark areas, each a module in daemon.bench with run(...) -> dict of figures.
-BENCH_AREAS = ("ledger", "scan", "display", "lane")
+BENCH_AREAS = ("ledger", "scan", "display", "lane", "hq_dashboard")
 
 
 def register(group: click.Group) -> None:
@@ -34,7 +34,7 @@ def bench(units: int, only: tuple[str, ...], as_json: bool) -> None:
     for area in only or BENCH_AREAS:
         module = importlib.import_module(f"daemon.bench.{area}")
         click.echo(f"measuring {area}…", err=True)
-        if area in ("ledger", "lane"):
+        if area in ("ledger", "lane", "hq_dashboard"):
             figures.update(module.run(units=units))
         else:
             figures.update(module.run())
