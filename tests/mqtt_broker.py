@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,8 +24,8 @@ from typing import Any
 
 import pytest
 
-MOSQUITTO = os.environ.get("POSD_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+from daemon.bench.mosquitto import MOSQUITTO, Broker
+
 PG_ADMIN_DSN = os.environ.get("POSD_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,99 +38,6 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str
             return
         time.sleep(0.05)
     raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what or condition}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Broker:
-    """A mosquitto process: start, stop, restart on the same port."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        users: dict[str, str] | None = None,
-        acl: str | None = None,
-        persistence: bool = False,
-    ) -> None:
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            # Started as root, mosquitto would drop to user mosquitto and lose tmp_path.
-            f"user {pwd.getpwuid(os.getuid()).pw_name}",
-            f"allow_anonymous {'false' if users else 'true'}",
-            # Not 0 ("no limit"): mosquitto 2.0 then drops a client after any refused PUBLISH.
-            "max_queued_messages 1000000",
-            "max_inflight_messages 100",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {workdir}/",
-            f"log_dest file {workdir / 'mosquitto.log'}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-        ]
-        if users:
-            passwords = workdir / "passwords"
-            passwords.write_text("")
-            for user, password in users.items():
-                subprocess.run(
-                    [MOSQUITTO_PASSWD, "-b", str(passwords), user, password],
-                    check=True,
-                    capture_output=True,
-                )
-            lines.append(f"password_file {passwords}")
-        if acl is not None:
-            (workdir / "acl").write_text(acl)
-            lines.append(f"acl_file {workdir / 'acl'}")
-        self.config = workdir / "mosquitto.conf"
-        self.config.write_text("\n".join(lines) + "\n")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log(self) -> str:
-        path = self.workdir / "mosquitto.log"
-        return path.read_text() if path.exists() else ""
 
 
 def needs_mosquitto() -> None:

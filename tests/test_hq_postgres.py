@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.hq import Central
-from daemon.hq.backend import PgBackend
+from daemon.hq.pg import PgBackend
 from daemon.ledger import SaleLine
 from daemon.ledger.remote import apply_remote_many, head_seq, outbox
 from daemon.replication import Replicator

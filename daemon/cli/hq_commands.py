@@ -137,6 +137,13 @@ def refusals(func: F) -> F:
     help="Shared-subscription group: HQ processes in one group share the load.",
 )
 @click.option(
+    "--session-expiry",
+    type=click.IntRange(0),
+    default=120,
+    show_default=True,
+    help="Seconds the broker queues events for this process while it is away.",
+)
+@click.option(
     "--resend-after",
     type=float,
     default=5.0,
@@ -153,6 +160,7 @@ def run(
     cert_file: Path | None,
     key_file: Path | None,
     share_group: str,
+    session_expiry: int,
     resend_after: float,
     as_json: bool,
 ) -> None:
@@ -173,6 +181,7 @@ def run(
                 key_file=key_file,
             ),
             share_group=share_group,
+            session_expiry_s=session_expiry,
             resend_after_s=resend_after,
         )
     except ValidationError as exc:

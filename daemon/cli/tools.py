@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 # Benchmark areas, each a module in daemon.bench with run(...) -> dict of figures.
-BENCH_AREAS = ("ledger", "scan", "display", "lane", "hq_dashboard")
+BENCH_AREAS = ("ledger", "scan", "display", "lane", "replication", "hq_dashboard")
 
 
 def register(group: click.Group) -> None:

@@ -61,6 +61,11 @@ class Central:
         when = time.time() if now is None else now
         return transact(self.backend, self.caches, lambda s: ingest.ingest(s, batches, when))[1]
 
+    def drain(self, now: float | None = None) -> Report:
+        """Store parked events that follow their watermark (left by another process)."""
+        when = time.time() if now is None else now
+        return transact(self.backend, self.caches, lambda s: ingest.drain(s, when))[1]
+
     def presence(self, statuses: Sequence[Presence]) -> Report:
         return transact(
             self.backend, self.caches, lambda s: [ingest.presence(s, p) for p in statuses]

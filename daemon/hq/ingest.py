@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from daemon.hq.session import Session
 from daemon.ledger.events import genesis_hash
-from daemon.ledger.remote import RemoteEventError, parse_foreign, stored_hash
+from daemon.ledger.remote import ForeignEvent, RemoteEventError, parse_foreign, stored_hash
 from daemon.replication.protocol import EventBatch, Presence, WireEvent
 
 
@@ -48,11 +48,23 @@ def _stream(
         " VALUES (?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
         [terminal, epoch, genesis_hash(terminal, epoch), now],
     )
-    acked, head_hash, gap_since = tx.execute(
+    row = tx.execute(
         "SELECT acked, head_hash, gap_since FROM hq_streams WHERE terminal = ? AND epoch = ?"
-        + session.backend.lock,
+        + session.backend.skip_locked,
         [terminal, epoch],
     ).fetchone()
+    if row is None:
+        # Another HQ process is storing this terminal's events right now: leave
+        # these parked for it (or for `drain`) instead of waiting for it.
+        tx.executemany(
+            "INSERT INTO hq_parked (terminal, epoch, seq, hash, body, parked_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(terminal, epoch, s, w.hash, w.body, now) for s, w in sorted(events.items())],
+        )
+        session.report.parked += len(events)
+        session.report.deferred = True
+        return
+    acked, head_hash, gap_since = row
     start = acked = int(acked)
     available = dict(events)
     parked: set[int] = set()
@@ -63,9 +75,18 @@ def _stream(
         ).fetchall():
             parked.add(int(seq))
             available.setdefault(int(seq), WireEvent(hash=digest, body=body))
+    ready: dict[int, ForeignEvent] = {}
+    seq = acked + 1
+    while (wire := available.get(seq)) is not None:
+        try:
+            ready[seq] = parse_foreign(wire.body, wire.hash)
+        except RemoteEventError:
+            break  # reported in order below
+        seq += 1
+    session.backend.prefetch(tx, (e.body for e in ready.values()))
     while (wire := available.get(acked + 1)) is not None:
         try:
-            event = parse_foreign(wire.body, wire.hash)
+            event = ready.get(acked + 1) or parse_foreign(wire.body, wire.hash)
             if (event.terminal, event.epoch, event.seq) != (terminal, epoch, acked + 1):
                 raise RemoteEventError(
                     f"event {event.uuid} says terminal {event.terminal} epoch {event.epoch}"
@@ -76,7 +97,8 @@ def _stream(
                     f"terminal {terminal} seq {acked + 1} does not follow seq {acked}: its"
                     " ledger was edited or rebuilt; check it with `posd audit verify`"
                 )
-            session.apply(event)
+            # Above the watermark, terminal/epoch/seq cannot be stored yet.
+            session.apply(event, known_new=True)
         except (RemoteEventError, LookupError) as exc:
             problem(session, str(exc), None, terminal, epoch, acked + 1)
             break
@@ -105,6 +127,16 @@ def _stream(
     )
     if acked > start:
         session.report.advanced[(terminal, epoch)] = acked
+
+
+def drain(session: Session, now: float) -> None:
+    """Store parked events that now follow their stream's watermark."""
+    for terminal, epoch in session.tx.execute(
+        "SELECT s.terminal, s.epoch FROM hq_streams s WHERE s.gap_since IS NOT NULL AND EXISTS"
+        " (SELECT 1 FROM hq_parked p WHERE p.terminal = s.terminal AND p.epoch = s.epoch"
+        " AND p.seq = s.acked + 1) ORDER BY s.terminal, s.epoch"
+    ).fetchall():
+        _stream(session, terminal, epoch, {}, now)
 
 
 def _check_duplicate(

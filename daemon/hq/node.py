@@ -44,6 +44,15 @@ class HqConfig(BaseModel):
     share_group: str = Field(
         default="posd-hq", description="Shared-subscription group of HQ processes"
     )
+    session_expiry_s: int = Field(
+        default=120,
+        ge=0,
+        description=(
+            "How long the broker queues terminals' events for this process while it is"
+            " away. Short: a member of a shared subscription that is gone keeps being"
+            " handed its share until its session expires (terminals send again anyway)."
+        ),
+    )
     resend_after_s: float = Field(
         default=5.0, gt=0, description="Ask for a resend after a gap this old"
     )
@@ -111,7 +120,7 @@ class HqNode(LinkHandler):
         self._acks_due = 0.0
         self._paused_until = 0.0
         self.link = Link(
-            config.broker,
+            config.broker.model_copy(update={"session_expiry_s": config.session_expiry_s}),
             config.node,
             self,
             will=lambda: Will(p.node_status_topic(config.node), self._node_status(False)),
@@ -131,7 +140,9 @@ class HqNode(LinkHandler):
                 if mid is not None:
                     self.link.flush(mid, 2.0)
         finally:
-            self.link.close()
+            # A clean stop ends the session: the broker hands everything to the
+            # group's other members instead of queueing a share for this one.
+            self.link.close(forget_session=True)
             self.central.close()
 
     def step(self) -> None:
@@ -164,7 +175,7 @@ class HqNode(LinkHandler):
         for received in taken:
             self.link.ack(received.mid, received.generation)
         self.totals.add(report)
-        if report.branches:
+        if report.branches or report.deferred:
             self._housekeeping_due = 0.0
         if self.on_report is not None:
             self.on_report(report)
@@ -189,6 +200,10 @@ class HqNode(LinkHandler):
     def _housekeeping(self) -> None:
         now = self.clock()
         self._housekeeping_due = now + self.config.housekeeping_s
+        drained = self.central.drain(self.wall())
+        self.totals.add(drained)
+        for ack in self.central.acks(list(drained.advanced)):
+            self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
         for feed in self.central.claim_feed(self.config.feed_limit, self.config.feed_chunk):
             self.link.publish(p.branch_feed_topic(feed.branch), p.encode(feed))
         for resend in self.central.claim_resends(self.config.resend_after_s, self.wall()):

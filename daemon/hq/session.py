@@ -41,6 +41,7 @@ class Report:
     conflicts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     branches: set[str] = field(default_factory=set)  # feeds that grew
+    deferred: bool = False  # events were left parked for another process
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Session:
         self._new_holders: set[tuple[str, int]] = set()
         self._pending: dict[str, list[tuple[int, int | None]]] = {}
         self._routed: set[tuple[str, int]] = set()
+        self._new_units: set[int] = set()  # no branch can have heard of these yet
 
     # -- events ---------------------------------------------------------------
 
@@ -85,11 +87,18 @@ class Session:
         self._stored.append((int(cursor.lastrowid), sealed.body, unit_id))
         return sealed
 
-    def apply(self, event: ForeignEvent) -> Applied:
+    def apply(self, event: ForeignEvent, *, known_new: bool = False) -> Applied:
         """Store a terminal's event (once) and apply it; open a conflict on a fork."""
         applied = apply_foreign(
-            self.tx, self.projection, self.record, event, lock=self.backend.lock_unit
+            self.tx,
+            self.projection,
+            self.record,
+            event,
+            lock=self.backend.lock_unit,
+            known_new=known_new,
         )
+        if applied.new_unit and applied.unit_id is not None:
+            self._new_units.add(applied.unit_id)
         if not applied.stored:
             self.report.duplicates += 1
             return applied
@@ -178,13 +187,13 @@ class Session:
         definition so far (before `before_event`, when given)."""
         if branch in self.caches.branches or branch in self._new_branches:
             return
-        cursor = self.tx.execute(
+        created = self.tx.execute(
             "INSERT INTO hq_branches (branch, head, published) VALUES (?, 0, 0)"
-            " ON CONFLICT DO NOTHING",
+            " ON CONFLICT DO NOTHING RETURNING branch",
             [branch],
-        )
+        ).fetchone()
         self._new_branches.add(branch)
-        if cursor.rowcount == 1:
+        if created is not None:
             for (earlier,) in self.tx.execute(
                 "SELECT id FROM events WHERE kind = 'product' AND id < ? ORDER BY id",
                 [before_event if before_event is not None else 2**62],
@@ -207,16 +216,29 @@ class Session:
                 " WHERE terminal = ? AND epoch = ?",
                 [self._head.seq, self._head.hash, self._head.terminal, self._head.epoch],
             )
-        for event_id, body, unit_id in sorted(self._stored, key=lambda item: item[0]):
+        stored = sorted(self._stored, key=lambda item: item[0])
+        self._load_holders({u for _, _, u in stored if u is not None} - self._new_units)
+        # A unit first heard of in this transaction has no history before it.
+        this_time: dict[int, list[int]] = {}
+        for event_id, body, unit_id in stored:
             for branch in sorted(self._targets(body, unit_id)):
                 self.ensure_branch(branch, before_event=event_id)
                 if unit_id is not None and not self._holds(branch, unit_id):
-                    for earlier, earlier_unit in self.tx.execute(
-                        "SELECT id, unit_id FROM events WHERE unit_id = ? AND id < ? ORDER BY id",
-                        [unit_id, event_id],
-                    ).fetchall():
-                        self._add_route(branch, int(earlier), earlier_unit)
+                    if unit_id in self._new_units:
+                        earlier = this_time.get(unit_id, [])
+                    else:
+                        earlier = [
+                            int(e)
+                            for (e,) in self.tx.execute(
+                                "SELECT id FROM events WHERE unit_id = ? AND id < ? ORDER BY id",
+                                [unit_id, event_id],
+                            ).fetchall()
+                        ]
+                    for earlier_id in earlier:
+                        self._add_route(branch, earlier_id, unit_id)
                 self._add_route(branch, event_id, unit_id)
+            if unit_id is not None:
+                this_time.setdefault(unit_id, []).append(event_id)
         for branch in sorted(self._pending):
             rows = self._pending[branch]
             (head,) = self.tx.execute(
@@ -252,16 +274,21 @@ class Session:
         found.discard(self.identity.branch)
         return found
 
+    def _load_holders(self, unit_ids: set[int]) -> None:
+        """Which branches have heard of these units: a few queries for the whole batch."""
+        wanted = sorted(unit_ids)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for unit_id, branch in self.tx.execute(
+                "SELECT DISTINCT unit_id, branch FROM hq_routes WHERE unit_id IN"
+                f" ({', '.join('?' for _ in part)})",
+                part,
+            ).fetchall():
+                self._new_holders.add((branch, int(unit_id)))
+
     def _holds(self, branch: str, unit_id: int) -> bool:
         key = (branch, unit_id)
-        if key in self.caches.holders or key in self._new_holders:
-            return True
-        row = self.tx.execute(
-            "SELECT 1 FROM hq_routes WHERE unit_id = ? AND branch = ? LIMIT 1", [unit_id, branch]
-        ).fetchone()
-        if row is not None:
-            self._new_holders.add(key)
-        return row is not None
+        return key in self.caches.holders or key in self._new_holders
 
     def remember(self) -> None:
         """After commit: keep what this transaction learnt for good."""

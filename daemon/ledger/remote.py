@@ -92,6 +92,7 @@ class Applied:
     unit_id: int | None = None
     event_id: int | None = None  # local row id
     fork_with: str | None = None  # the local event it forked from
+    new_unit: bool = False  # the unit was first heard of here with this event
     responses: list[Sealed] = field(default_factory=list)  # events written here in reply
 
 
@@ -245,15 +246,23 @@ Record = Callable[[Change], Sealed]
 
 
 def apply_foreign(
-    db: Sql, projection: Projection, record: Record, event: ForeignEvent, *, lock: str = ""
+    db: Sql,
+    projection: Projection,
+    record: Record,
+    event: ForeignEvent,
+    *,
+    lock: str = "",
+    known_new: bool = False,
 ) -> Applied:
     """Store one foreign event and apply it, inside the caller's transaction.
 
     `record` writes this ledger's own events (a conflict flag, a flag merge) in the
     same transaction. `lock` is appended to the query that reads the unit, so that
-    on a shared database two writers cannot both miss a fork.
+    on a shared database two writers cannot both miss a fork. `known_new`: the
+    caller knows the event is not stored yet (HQ, above a terminal's watermark);
+    the unique indexes still refuse a second copy.
     """
-    if stored_hash(db, event) is not None:
+    if not known_new and stored_hash(db, event) is not None:
         return Applied(event, stored=False)
     unit = event.unit
     head = None
@@ -277,7 +286,7 @@ def apply_foreign(
             event.hash,
         ],
     )
-    applied = Applied(event, True, unit_id, int(cursor.lastrowid or 0), fork)
+    applied = Applied(event, True, unit_id, int(cursor.lastrowid or 0), fork, head is None)
     if unit is None:
         return applied
     serial = head.serial if head else unit[1]

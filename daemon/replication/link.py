@@ -169,10 +169,18 @@ class Link:
         if generation == self.generation and self.connected:
             self.client.ack(mid, 1)
 
-    def close(self) -> None:
-        """Disconnect cleanly (the broker drops the will) and close the socket."""
+    def close(self, *, forget_session: bool = False) -> None:
+        """Disconnect cleanly (the broker drops the will) and close the socket.
+
+        `forget_session` ends the broker's session too (session expiry 0), so nothing
+        more is queued for this client.
+        """
         if self._socket_open:
-            self.client.disconnect()
+            properties = None
+            if forget_session:
+                properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = 0
+            self.client.disconnect(properties=properties)
             with contextlib.suppress(Exception):  # closing anyway
                 self.client.loop(0.2)
         self._socket_open = False

@@ -55,6 +55,7 @@ class ReplicationStatus:
     connected: bool = False
     head_seq: int = 0  # the newest own event
     acked_seq: int = 0  # HQ has stored every own event up to here
+    sent_seq: int = 0  # published up to here (sent again from acked_seq after a stall)
     inflight: int = 0  # messages awaiting the broker's PUBACK
     feed_position: int = 0  # how far the branch feed from HQ is applied
     last_error: str | None = None
@@ -292,6 +293,7 @@ class _Worker(LinkHandler):
             connected=self.link.connected,
             head_seq=self.head,
             acked_seq=outbound.acked,
+            sent_seq=outbound.next_seq - 1,
             inflight=len(outbound.inflight),
             feed_position=self._feed_position(),
             last_error=error,

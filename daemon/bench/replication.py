@@ -1,0 +1,263 @@
+"""Replication figures, on loopback with a mosquitto of the bench's own.
+
+- `replication_events_per_s`: a lane writes events while replication runs;
+  events per second from the first write until HQ (SQLite) has confirmed the last
+  one with its ack watermark (end to end: terminal → broker → HQ → terminal).
+- `replication_backlog_drain_s`: seconds to drain 50,000 events written while the
+  terminal was offline, from the moment replication starts until HQ confirmed all.
+- `hq_pg_events_per_s`: HQ ingest into PostgreSQL by two HQ processes on a shared
+  subscription, from a backlog queued at the broker for them; skipped (with a
+  note) when no PostgreSQL answers at POSD_BENCH_PG.
+
+HQ always runs as its own `posd hq run` processes, as it does in production; the
+terminals run in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from daemon.bench.mosquitto import Broker
+from daemon.ledger import Ledger
+from daemon.ledger.remote import head_seq
+from daemon.replication import ReplicationConfig, ReplicationStatus, Replicator
+
+PG_ADMIN = os.environ.get("POSD_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres")
+CHUNK = 2000
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"benchmark gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def _ledger(path: Path, terminal: str) -> Ledger:
+    ledger = Ledger.create(path, terminal=terminal, branch="B1")
+    ledger.define_product("LAP", "Laptop", actor="bench")
+    return ledger
+
+
+def _fill(ledger: Ledger, count: int) -> None:
+    """`count` receipt events, in documents of CHUNK units."""
+    for start in range(0, count, CHUNK):
+        serials = [f"{ledger.terminal}-{n:08d}" for n in range(start, min(count, start + CHUNK))]
+        ledger.receive(f"PO-{start}", "Bench", "LAP", serials, actor="bench")
+
+
+def _config(url: str, **extra: object) -> ReplicationConfig:
+    return ReplicationConfig(
+        url=url,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.5,
+        poll_s=0.01,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+class _Hq:
+    """`posd hq run` in a process of its own."""
+
+    def __init__(
+        self, url: str, workdir: Path, name: str, *, db: Path | None = None, pg: str | None = None
+    ) -> None:
+        store = ["--pg", pg] if pg else ["--db", str(db)]
+        self.log = (workdir / f"{name}.log").open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from daemon.cli import main; main()",
+                "hq",
+                *store,
+                "run",
+                "--broker",
+                url,
+                "--client-id",
+                name,
+                "--session-expiry",
+                "3600",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop (a clean stop ends its broker session; a kill leaves it queueing)."""
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+
+
+def _online(url: str, nodes: list[str], timeout: float = 30) -> None:
+    """Wait until every HQ process has subscribed (its birth follows its subscriptions)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from daemon.replication import protocol as p
+
+    seen: dict[str, str] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+    client.on_message = lambda c, u, m: seen.__setitem__(
+        m.topic, p.decode(p.NodeStatus, bytes(m.payload), m.topic).state
+    )
+    host, port = url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.subscribe([(p.node_status_topic(n), 1) for n in nodes])
+    deadline = time.monotonic() + timeout
+    while any(seen.get(p.node_status_topic(n)) != "online" for n in nodes):
+        client.loop(0.05)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"HQ processes {nodes} did not come online")
+    client.disconnect()
+
+
+def end_to_end(url: str, workdir: Path, events: int) -> float:
+    hq = _Hq(url, workdir, "bench-hq", db=workdir / "hq.db")
+    try:
+        _online(url, ["bench-hq"])
+        ledger = _ledger(workdir / "lane.db", "BENCH-E2E")
+        replicator = Replicator(_config(url), workdir / "lane.db")
+        replicator.start()
+        replicator.wait_for(lambda s: s.connected, 30)
+        started = time.perf_counter()
+        _fill(ledger, events)
+        head = head_seq(ledger)
+        if not replicator.wait_for(lambda s: s.acked_seq >= head, 300):
+            raise TimeoutError(f"HQ confirmed only {replicator.status.acked_seq} of {head}")
+        elapsed = time.perf_counter() - started
+        replicator.stop()
+        ledger.close()
+        return events / elapsed
+    finally:
+        hq.stop()
+
+
+def backlog_drain(url: str, workdir: Path, events: int) -> float:
+    hq = _Hq(url, workdir, "bench-hq-backlog", db=workdir / "hq-backlog.db")
+    try:
+        _online(url, ["bench-hq-backlog"])
+        ledger = _ledger(workdir / "offline.db", "BENCH-OFFLINE")
+        _fill(ledger, events)  # written while the terminal had no replication
+        head = head_seq(ledger)
+        replicator = Replicator(_config(url), workdir / "offline.db")
+        started = time.perf_counter()
+        replicator.start()
+        if not replicator.wait_for(lambda s: s.acked_seq >= head, 300):
+            raise TimeoutError(f"HQ confirmed only {replicator.status.acked_seq} of {head}")
+        elapsed = time.perf_counter() - started
+        replicator.stop()
+        ledger.close()
+        return elapsed
+    finally:
+        hq.stop()
+
+
+def pg_ingest(url: str, workdir: Path, events: int, terminals: int = 4) -> float | None:
+    import psycopg
+
+    name = f"posd_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(f"{PG_ADMIN} dbname=postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        click.echo(f"no PostgreSQL at {PG_ADMIN!r} ({exc}); hq_pg_events_per_s skipped", err=True)
+        return None
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            return _pg_ingest(url, workdir, f"{PG_ADMIN} dbname={name}", events, terminals)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_ingest(url: str, workdir: Path, dsn: str, events: int, terminals: int) -> float:
+    import psycopg
+
+    nodes = ["bench-hq-pg-1", "bench-hq-pg-2"]
+    # Both processes subscribe once (persistent sessions), then vanish...
+    hqs = [_Hq(url, workdir, n, pg=dsn) for n in nodes]
+    _online(url, nodes)
+    for hq in hqs:
+        hq.stop(kill=True)
+    # ...while the terminals send everything: the broker queues it for them.
+    lanes = []
+    for n in range(terminals):
+        path = workdir / f"pg-lane-{n}.db"
+        ledger = _ledger(path, f"BENCH-PG-{n}")
+        _fill(ledger, events // terminals)
+        config = _config(url, unacked_limit=10**7, ack_timeout_s=3600, ack_timeout_max_s=3600)
+        replicator = Replicator(config, path)
+        replicator.start()
+        lanes.append((ledger, replicator, head_seq(ledger)))
+    for _, replicator, head in lanes:
+
+        def all_sent(status: ReplicationStatus, head: int = head) -> bool:
+            return status.sent_seq >= head and status.inflight == 0
+
+        if not replicator.wait_for(all_sent, 300):
+            raise TimeoutError(f"terminal sent only {replicator.status.sent_seq} of {head}")
+        replicator.stop()  # all queued at the broker: the terminals need not share the CPU
+    total = sum(head for _, _, head in lanes)
+    hqs = [_Hq(url, workdir, n, pg=dsn) for n in nodes]
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+
+            def stored() -> int:
+                row = conn.execute(
+                    "SELECT coalesce(sum(acked), 0) FROM hq_streams WHERE terminal LIKE 'BENCH%%'"
+                ).fetchone()
+                return int(row[0]) if row else 0
+
+            _wait(lambda: stored() > 0, 120, "HQ to start storing")
+            first, started = stored(), time.perf_counter()
+            _wait(lambda: stored() >= total, 600, "HQ to store everything")
+            elapsed = time.perf_counter() - started
+    finally:
+        for hq in hqs:
+            hq.stop()
+        for ledger, _, _ in lanes:
+            ledger.close()
+    return (total - first) / elapsed
+
+
+def run(
+    events: int = 20_000,
+    backlog: int = 50_000,
+    pg_events: int = 40_000,
+    workdir: Path | None = None,
+) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        root = Path(tmp)
+        for name, measure in (
+            ("replication_events_per_s", lambda url: round(end_to_end(url, root, events))),
+            (
+                "replication_backlog_drain_s",
+                lambda url: round(backlog_drain(url, root, backlog), 2),
+            ),
+            ("hq_pg_events_per_s", lambda url: pg_ingest(url, root, pg_events)),
+        ):
+            # A broker per measurement: no session of one lingers into the next.
+            broker = Broker(root / f"broker-{name}")
+            broker.start()
+            try:
+                figure = measure(broker.url)
+            finally:
+                broker.stop()
+            if figure is not None:
+                figures[name] = round(figure, 2) if name.endswith("_s") else round(figure)
+    return figures
