@@ -346,7 +346,13 @@ def _verify(session: Session) -> Verification:
         "SELECT p.code, c.branch, c.state, c.prefix, c.n FROM unit_counts c"
         " JOIN products p ON p.id = c.product_id WHERE c.n != 0"
     )
-    kept = sorted(tuple(r) for r in tx.execute(counts).fetchall())
-    if kept != sorted(tuple(r) for r in fresh.execute(counts).fetchall()):
-        return Verification(count, "the kept unit counts disagree with a recount from the log")
+    activity = (
+        "SELECT p.code, a.supplier, a.branch, a.day, a.received, a.sold, a.returned,"
+        " a.repaired, a.replaced, a.revenue_cents, a.cost_of_sold_cents,"
+        " a.warranty_covered_cents FROM activity a JOIN products p ON p.id = a.product_id"
+    )
+    for what, sql in (("unit counts", counts), ("activity figures", activity)):
+        kept = sorted(tuple(r) for r in tx.execute(sql).fetchall())
+        if kept != sorted(tuple(r) for r in fresh.execute(sql).fetchall()):
+            return Verification(count, f"the kept {what} disagree with a recount from the log")
     return Verification(count, None)
