@@ -6,8 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.bench.hq_dashboard import as_hq, run
-from daemon.bench.ledger import fill
+from daemon.bench.hq_dashboard import as_hq, fill, run
 from daemon.hq import Central
 from daemon.hq.backend import SqliteBackend
 from daemon.hq.web.db import HqSource, open_reader
@@ -33,7 +32,7 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_the_bench_database_equals_what_hq_stores_from_the_terminal(tmp_path: Path) -> None:
-    terminal, _ = fill(tmp_path / "hq.db", 600)
+    terminal = fill(tmp_path / "hq.db", 600, days=3)
     ingested = Central(SqliteBackend(tmp_path / "ingested.db"))
     ingested.ingest(batches(terminal, size=1000))
     ingested.close()
@@ -50,7 +49,7 @@ def test_the_bench_database_equals_what_hq_stores_from_the_terminal(tmp_path: Pa
 
 
 def test_the_counts_view_never_scans_the_units(tmp_path: Path) -> None:
-    terminal, _ = fill(tmp_path / "hq.db", 3000)
+    terminal = fill(tmp_path / "hq.db", 3000, days=2)
     terminal.close()
     as_hq(tmp_path / "hq.db")
     reader = open_reader(HqSource(db=tmp_path / "hq.db"))

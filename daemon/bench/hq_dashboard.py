@@ -1,9 +1,12 @@
 """HQ dashboard figures: the counts view and the supplier failure table on HQ's SQLite
-at `units` units (one receive event each).
+at `units` units (one receive event each), received over `DAYS` days at `BRANCHES`
+branches from five suppliers, so the kept counts and activity have the rows a
+chain's would (not one row per product).
 
 Filling HQ by ingesting a million events would measure ingest, not the dashboard.
-Instead a terminal ledger is filled through the CSV import (`daemon.bench.ledger`)
-and turned into the database HQ has after storing all of that terminal's events:
+Instead a terminal ledger is filled through the CSV import (a day's deliveries per
+import, the serial ranges of `daemon.bench.ledger`) and turned into the database
+HQ has after storing all of that terminal's events:
 HQ stores a terminal's events as they are and runs the same projection on them, so
 its events, units, counts and activity tables are the terminal's; what HQ adds
 (its own identity, the terminal's stream with its watermark and head hash, the
@@ -20,26 +23,65 @@ events went back to the terminal) is left empty: no dashboard view reads it.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from daemon.bench.ledger import fill
+from daemon.bench.ledger import PRODUCTS, serial_for
 from daemon.hq.backend import HQ_BRANCH, HQ_TERMINAL, SqliteBackend
 from daemon.hq.schema import HQ_MIGRATIONS
 from daemon.hq.users import Role, add_user, ensure_tables
 from daemon.hq.web.db import HqSource, open_reader
 from daemon.hq.web.reads import CountFilter, dashboard_counts
+from daemon.ledger import Ledger
 from daemon.ledger.analytics import supplier_failure
+from daemon.ledger.importer import import_csv
 from daemon.ledger.store import iso, utc_now
 
+BRANCHES = 20
+DAYS = 120
+SUPPLIERS = 5
 BENCH_USER = "bench"
+
+
+class _Days:
+    """The bench ledger's clock: one day per import."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def fill(path: Path, units: int, days: int = DAYS) -> Ledger:
+    """A terminal ledger with `units` units received over `days` days (one import each)."""
+    clock = _Days()
+    ledger = Ledger.create(path, terminal="BENCH", branch="B1", clock=clock)
+    for code, name, _ in PRODUCTS:
+        ledger.define_product(code, name, actor="bench", warranty_months=24)
+    days = max(1, min(days, units))
+    for day in range(days):
+        first, last = units * day // days, units * (day + 1) // days
+        rows = ["serial,product,po,supplier,branch,cost"]
+        for i in range(first, last):
+            code, serial = serial_for(i)
+            supplier = f"Supplier {i // len(PRODUCTS) % SUPPLIERS}"
+            branch = f"B{i % BRANCHES + 1}"
+            rows.append(f"{serial},{code},PO-{i // 5000},{supplier},{branch},{100 + i % 900}.00")
+        import_csv(ledger, io.StringIO("\n".join(rows) + "\n"), actor="bench")
+        clock.now += timedelta(days=1)
+    return ledger
+
+
 BENCH_PASSWORD = "bench-password-not-secret"
 
 
@@ -87,8 +129,7 @@ def median_ms(work: Callable[[], object], runs: int = 7) -> float:
 def run(units: int = 1_000_000, workdir: Path | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = Path(tmp) / "hq.db"
-        ledger, _ = fill(path, units)
-        ledger.close()
+        fill(path, units).close()
         as_hq(path)
         backend = SqliteBackend(path)
         try:

@@ -58,7 +58,6 @@ def create_app(source: HqSource, settings: WebSettings | None = None) -> web.App
     db = HqDatabase(source)
     dash = Dashboard(db, settings, templates())
     live = LiveCounts(dash)
-    dash.changed = live.nudge
     app = web.Application(middlewares=[auth.security_headers, auth.sessions])
     app[DASHBOARD] = dash
     app[LIVE] = live

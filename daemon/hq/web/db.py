@@ -164,7 +164,14 @@ class HqDatabase:
 
     async def write(self, work: Callable[[Central], T]) -> T:
         """Run `work` with HQ's `Central` (its transactions), on the database thread."""
-        return await self._on_thread(lambda: work(self.central))
+
+        def done() -> T:
+            try:
+                return work(self.central)
+            finally:
+                self.central.backend.maintain()  # keeps SQLite's WAL short, as HQ does
+
+        return await self._on_thread(done)
 
     @property
     def reader(self) -> Reader:

@@ -43,8 +43,6 @@ class Dashboard:
             settings.login_attempts, 4 * settings.login_attempts, settings.login_window_s
         )
         self._decoy: str | None = None
-        # Set by the live module at start-up: wakes the live streams after a write here.
-        self.changed: Callable[[], None] = lambda: None
 
     async def decoy_hash(self) -> str:
         """A hash to check unknown names against, so they take as long as known ones."""
