@@ -259,5 +259,5 @@ def run(
             finally:
                 broker.stop()
             if figure is not None:
-                figures[name] = round(figure, 2) if name.endswith("_s") else round(figure)
+                figures[name] = round(figure) if name.endswith("_per_s") else round(figure, 2)
     return figures
