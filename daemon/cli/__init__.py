@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from daemon.cli.appliance_commands import register as register_appliance
 from daemon.cli.common import main_group
 from daemon.cli.hq_commands import register as register_hq
 from daemon.cli.hq_web_commands import register as register_hq_web
@@ -27,6 +28,7 @@ def build() -> click.Group:
     register_tools(group)
     register_run(group)
     register_hq(group)
+    register_appliance(group)
     register_hq_web(group)
     return group
 

@@ -9,6 +9,7 @@ disk before the call returns.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -171,8 +172,8 @@ class LedgerStore:
         clock: Clock = utc_now,
     ) -> Self:
         """Create a new ledger (a new epoch) at `path`, or in memory when None."""
-        if path is not None and Path(path).exists():
-            raise LedgerError(f"a ledger already exists at {path}; open it instead")
+        if path is not None:
+            _create_private(Path(path))
         db = _connect(path)
         MIGRATIONS.apply(db)
         with db.atomic():
@@ -326,6 +327,19 @@ def unit_from_row(row: dict[str, Any]) -> Unit:
         last_event=row["last_event"],
         row=row,
     )
+
+
+def _create_private(path: Path) -> None:
+    """Make the new ledger file, readable and writable by its owner only, whatever the
+    umask. SQLite gives the -wal and -shm files it makes later the same mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise LedgerError(f"a ledger already exists at {path}; open it instead") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _connect(path: str | Path | None) -> Database:

@@ -1,0 +1,173 @@
+"""`posd provision`, `posd devices` and `posd doctor`: the field engineer's tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.cli.run_commands import EX_CONFIG
+
+
+def register(group: click.Group) -> None:
+    group.add_command(provision)
+    group.add_command(devices)
+
+
+_root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="The terminal's filesystem: / here, or a mounted image or folder to write into.",
+)
+
+
+@click.command(
+    help="List input and serial devices by their stable names; say which may be scanners."
+)
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def devices(root: Path, as_json: bool) -> None:
+    from daemon.devices_inventory import inventory
+
+    found = inventory(root)
+    if as_json:
+        click.echo(json.dumps({"devices": [d.as_dict() for d in found.devices]}, indent=2))
+        return
+    _show_devices(found)
+
+
+def _show_devices(found: Any) -> None:
+    if not found.devices:
+        click.echo("No input or serial devices with a stable name are attached.")
+        return
+    click.echo("Devices attached (stable names only; eventN and ttyUSBn move after a replug):")
+    for device in found.devices:
+        ids = f" [{device.vendor_product}]" if device.vendor_product else ""
+        mark = {"likely": "SCANNER?  yes", "possible": "SCANNER?  maybe", "no": "          "}
+        click.echo(f"  {mark[device.scanner]}  {device.name}")
+        click.echo(f"                   {device.kind}: {device.label}{ids}; {device.why}")
+        for alias in device.aliases:
+            click.echo(f"                   also {alias}")
+
+
+@click.command(
+    help="Set up this terminal: identity, branch, HQ broker login and devices. Writes "
+    "/etc/posd/posd.toml (0640) and creates the ledger if there is none; asks for what "
+    "is not given unless --yes. Safe to run again."
+)
+@click.option("--terminal", help="This terminal's id, e.g. T-0042 (unique in the chain).")
+@click.option("--branch", help="The branch (store) this terminal belongs to.")
+@click.option("--mode", type=click.Choice(["cashier", "self_checkout"]), help="Lane mode.")
+@click.option("--store-name", help="Store name printed at the top of receipts.")
+@click.option("--hq-url", help="HQ's MQTT broker, mqtts://host:8883 (none: no replication).")
+@click.option(
+    "--ca-file", type=click.Path(path_type=Path), help="CA certificate that signed the broker's."
+)
+@click.option(
+    "--cert-file", type=click.Path(path_type=Path), help="Client certificate (certificate login)."
+)
+@click.option("--key-file", type=click.Path(path_type=Path), help="Its private key.")
+@click.option("--username", help="Broker username (password login; default the terminal id).")
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path),
+    help="A file holding the broker password; installed as a 0600 file, never in the TOML.",
+)
+@click.option("--scanner", help="Scanner by stable name or vendor:product (none: no scanner).")
+@click.option(
+    "--scanner-kind",
+    type=click.Choice(["evdev", "serial"]),
+    help="Keyboard-mode (evdev) or serial scanner; default: from the device.",
+)
+@click.option("--layout", help="Keyboard layout a keyboard-mode scanner types in (us, de, fr…).")
+@click.option("--display", help="Customer display's serial port by stable name (or none).")
+@click.option(
+    "--display-model", type=click.Choice(["epson", "cd5220"]), help="Display command set."
+)
+@click.option(
+    "--printer", help="Printer: /dev/posd-printer, serial:/dev/serial/by-id/…, tcp://host:9100."
+)
+@click.option("--gpio", help="Lane GPIO pins, e.g. green=17,amber=27,red=22,buzzer=18 (or none).")
+@click.option(
+    "--pin-factory",
+    type=click.Choice(["native", "lgpio", "rpigpio", "pigpio", "mock"]),
+    help="gpiozero pin factory (lgpio on a Raspberry Pi).",
+)
+@click.option(
+    "--attendant",
+    "attendants",
+    multiple=True,
+    help="NAME=BADGE of an attendant who may release a self-checkout (repeatable).",
+)
+@_root_option
+@click.option("--yes", is_flag=True, help="Ask nothing: take the rest from the terminal as it is.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
+    from daemon.devices_inventory import inventory
+    from daemon.provision import ProvisionRefused, apply, current, plan
+    from daemon.provision_files import Owner
+    from daemon.provision_prompts import Given, answers
+
+    found = inventory(root)
+    if not as_json:
+        _show_devices(found)
+    try:
+        now = current(root)
+        given = Given(options, ask=not yes)
+        planned = plan(answers(given, now, found), now)
+    except ProvisionRefused as refused:
+        _refused(refused.problems, as_json)
+        sys.exit(EX_CONFIG)
+    if not yes and not as_json:
+        click.echo(f"\nThe configuration ({root / 'etc/posd/posd.toml'}):\n")
+        click.echo(planned.text)
+        click.confirm(
+            "Write it (and create the ledger if there is none)?", default=True, abort=True
+        )
+    owner = Owner.on_this_system() if root == Path("/") else None
+    done = apply(planned, owner)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "written": done.written,
+                    "unchanged": done.unchanged,
+                    "ledger_epoch": done.ledger_epoch,
+                    "warnings": list(planned.warnings),
+                },
+                indent=2,
+            )
+        )
+        return
+    for path in done.written:
+        click.echo(f"wrote     {path}")
+    for path in done.unchanged:
+        click.echo(f"unchanged {path}")
+    if done.ledger_epoch:
+        click.echo(
+            f"new ledger for terminal {planned.config.terminal.id} at branch "
+            f"{planned.config.terminal.branch}, epoch {done.ledger_epoch}"
+        )
+    for warning in planned.warnings:
+        click.echo(f"note: {warning}")
+    if owner is None and root == Path("/"):
+        click.echo(
+            "note: files are owned by the user who ran this; on the terminal run it as root "
+            "after systemd-sysusers made the posd user, so the service can read them"
+        )
+    click.echo("next: posd doctor   (self-test), then: systemctl enable --now posd")
+
+
+def _refused(problems: list[str], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+        return
+    click.echo("refused: this terminal would not start with these answers:", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
