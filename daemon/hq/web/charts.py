@@ -40,8 +40,8 @@ def bar_chart(
     marker: tuple[str, float] | None = None,
 ) -> Markup:
     """Horizontal bars, one per row, longest scale at the largest value (or marker)."""
-    if not bars:
-        return Markup("")
+    if not any(b.value for b in bars) and not (marker and marker[1]):
+        return Markup("")  # all nought: the table says it better
     area = WIDTH - LABEL_W - 80
     top = max([b.value for b in bars] + [marker[1] if marker else 0.0]) or 1.0
     height = ROW_H * len(bars) + (22 if marker else 8)

@@ -163,7 +163,7 @@ def terminals(store: ReadStore) -> list[TerminalRow]:
 def _stamp(seconds: float | None) -> str | None:
     if not seconds:
         return None
-    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="seconds")[:19] + "Z"
 
 
 # -- conflicts ------------------------------------------------------------------
