@@ -17,7 +17,7 @@ import pytest
 from daemon.hq.web import WebSettings
 from daemon.hq.web.sessions import SessionPolicy
 from daemon.ledger import Refusal, SaleLine, UnitRef
-from daemon.rules.units import Flag
+from daemon.rules.units import Flag, State
 from tests.hq_fixtures_web import (
     MANAGER,
     PASSWORD,
@@ -268,15 +268,24 @@ def test_terminals_show_presence_watermark_and_what_waits(
     assert '<td class="num warn">1 <small>since' in rows["T3"]
 
 
-def test_analytics_tables_with_charts_and_downloads(server: DashboardServer) -> None:
+def test_analytics_tables_with_charts_and_downloads(server: DashboardServer, chain: Chain) -> None:
+    t3 = chain.terminals["T3"]
+    t3.sell("INV-7", "Hal", [SaleLine("LAP", "LY-0", 99000)], actor="bea", branch="B2")
+    t3.return_unit(
+        "INV-7", "LAP", "LY-0", actor="bea", condition="dead", disposition=State.QUARANTINED
+    )
+    chain.send("T3")
     client = signed_in(server, VIEWER)
     page = client.get("/analytics").text
     for title in ("Supplier failure rates", "Return rate per branch", "Units registered per day"):
         assert title in page
-    assert page.count("<svg") >= 2 and "Acme · LAP" in page
+    failures = page[page.index('id="supplier-failure"') : page.index('id="repeated-defects"')]
+    assert "<svg" in failures and "Bolt · LAP: 20.0%" in failures
+    returns = page[page.index('id="branch-returns"') : page.index('id="warranty-vs-margin"')]
+    assert 'class="bar warn"' in returns  # B2's returns stand out from the chain's
     rows = list(csv.reader(io.StringIO(client.get("/analytics/supplier-failure.csv").text)))
     assert rows[0] == ["supplier", "product", "received", "returned", "repaired", "failure_rate"]
-    assert sorted(r[0] for r in rows[1:]) == ["Acme", "Bolt"]
+    assert {r[0]: r[5] for r in rows[1:]} == {"Acme": "0.0", "Bolt": "0.2"}
     per_day = json.loads(client.get("/analytics/registered-per-day.json").text)
     assert sum(r["received"] for r in per_day["rows"]) == 15
     assert client.get("/analytics/no-such-report.csv").status == 404

@@ -57,7 +57,7 @@ def test_the_dashboard_on_postgresql(server: DashboardServer, chain: Chain) -> N
     passport = viewer.get("/unit?product=LAP&serial=LX-1").text
     assert passport.count('data-kind="sell"') == 2 and "flag-conflict" in passport
     analytics = viewer.get("/analytics")
-    assert analytics.status == 200 and "Acme · LAP" in analytics.text
+    assert analytics.status == 200 and "Supplier failure rates" in analytics.text
     terminals = viewer.get("/terminals").text
     assert ">online<" in terminals and ">offline<" in terminals
 
