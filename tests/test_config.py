@@ -101,7 +101,7 @@ def test_a_whole_configuration_reads_as_written(tmp_path: Path) -> None:
     assert config.barcode.options().gs_stand_in == "|"
     assert config.attendants[0].badge == "BADGE-0042"
     assert config.lane.disposition().value == "in_stock"
-    assert config.replication == {"url": "mqtts://hq.example.com:8883"}  # its module checks it
+    assert config.replication is not None and config.replication.url == "mqtts://hq.example.com:8883"
     assert config.api.host == "127.0.0.1"
 
 
