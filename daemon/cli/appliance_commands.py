@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from daemon.cli.run_commands import EX_CONFIG
+from daemon.cli.run_commands import DEFAULT_CONFIG, EX_CONFIG
 
 
 def register(group: click.Group) -> None:
     group.add_command(provision)
     group.add_command(devices)
+    group.add_command(doctor)
 
 
 _root_option = click.option(
@@ -169,5 +172,64 @@ def _refused(problems: list[str], as_json: bool) -> None:
         click.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
         return
     click.echo("refused: this terminal would not start with these answers:", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
+
+
+@click.command(
+    help="Self-test this terminal: test ticket, display pattern, light and buzzer, a scan, "
+    "the HQ broker login, the ledger's integrity and hash chain, disk and clock. Stop posd "
+    "first (it holds the devices). Exit 1 when something the store depends on is broken."
+)
+@click.option(
+    "--config",
+    "config_path",
+    envvar="POSD_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The lane's configuration file (or set POSD_CONFIG).",
+)
+@click.option("--no-scan", is_flag=True, help="Do not wait for a test scan.")
+@click.option(
+    "--scan-timeout",
+    type=click.FloatRange(min=1, max=600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the test scan.",
+)
+@click.option("--open-drawer", is_flag=True, help="Also open the cash drawer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(
+    config_path: str, no_scan: bool, scan_timeout: float, open_drawer: bool, as_json: bool
+) -> None:
+    from daemon.config import ConfigError, load_config
+
+    # A handler before the drivers are imported: python-escpos otherwise sets up its own
+    # and prints its notes into the report.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from daemon.doctor import Context, DoctorOptions, render, render_json, run_doctor
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "file": config_path, "problems": error.problems}))
+        else:
+            _refused_config(error.source, error.problems)
+        sys.exit(EX_CONFIG)
+    options = DoctorOptions(scan=not no_scan, scan_timeout_s=scan_timeout, open_drawer=open_drawer)
+    context = Context(
+        config, options, config_path=Path(config_path), say=lambda text: click.echo(text, err=True)
+    )
+    # Only the report on standard output (python-escpos prints notes of its own).
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run_doctor(context)
+    click.echo(render_json(report) if as_json else render(report, config_path))
+    sys.exit(report.exit_status)
+
+
+def _refused_config(source: str, problems: list[str]) -> None:
+    click.echo(f"{source}: the configuration cannot be used:", err=True)
     for problem in problems:
         click.echo(f"  - {problem}", err=True)
