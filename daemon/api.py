@@ -4,14 +4,23 @@
     GET  /api/events               server-sent events: every verdict and prompt as it
                                    happens (`event: lane` first, then `event: verdict`)
     POST /api/commands             {"command": "tender", "argument": "CASH:50.00"}
+    POST /api/scan                 {"text": "LX-0001"}: a barcode keyed in at the kiosk
     POST /api/attendant/release    {"pin": "4821"}: an attendant releases a locked lane
+    POST /api/manager/approve      {"pin": "9000"}: a manager approves what the lane
+                                   waits for (an override, a void, a write-off)
+    GET  /api/count                the report of the count under way (or the last one)
+    GET  /api/counts/{number}      the report of any stock count
+    POST /api/count/resolve        {"count", "product", "serial", "pin"}: a manager
+                                   settles one difference (lost, found, moved here)
     GET  /api/journal?limit=50     the lane's last journal entries
-    GET  /api/health               {"ok": true, "mode": ...}
+    GET  /api/health               {"ok": true, "mode": ..., "devices": {...}}
 
-Commands: start, void, cancel, tender, return, receive, done, reprint, help. Each is
-the same input as its command barcode and answers with the verdict and the lane after
-it. There is no log-in: the API listens on 127.0.0.1 or ::1 only (the configuration
-refuses anything else), and releasing a lane takes an attendant's PIN.
+Commands: start, void, cancel, tender, return, receive, done, reprint, help, count,
+writeoff, status. Each is the same input as its command barcode and answers with the
+verdict and the lane after it. There is no log-in: the API listens on 127.0.0.1 or ::1
+only (the configuration refuses anything else); releasing a lane takes an attendant's
+PIN, and what only a manager may do takes a manager's. Wrong PINs, at either, count
+together towards the same limit.
 """
 
 from __future__ import annotations
@@ -29,11 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.attendants import PinGuard, verify_pin
 from daemon.config import describe
+from daemon.drivers.scanner import Scan
 from daemon.lane import Lane
 from daemon.lane_ledger import LedgerUnusable
+from daemon.ledger import Ledger, Outcome, Refusal
 from daemon.ledger.lane_log import Entry
+from daemon.ledger.stocktake import CountedUnit, CountReport, count_report, resolve
 from daemon.ledger.store import iso
-from daemon.rules.lane_types import AttendantRelease, Command, CommandName
+from daemon.rules.lane_types import AttendantRelease, Command, CommandName, ManagerApproval, Mode
 
 KEEPALIVE_S = 15.0
 ANSWER_TIMEOUT_S = 30.0
@@ -48,7 +60,18 @@ class PinHolder:
 class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     command: Literal[
-        "start", "void", "cancel", "tender", "return", "receive", "done", "reprint", "help"
+        "start",
+        "void",
+        "cancel",
+        "tender",
+        "return",
+        "receive",
+        "done",
+        "reprint",
+        "help",
+        "count",
+        "writeoff",
+        "status",
     ]
     argument: str = Field(default="", max_length=200)
 
@@ -58,12 +81,26 @@ class ReleaseRequest(BaseModel):
     pin: str = Field(min_length=1, max_length=32)
 
 
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=512)
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=64)
+    serial: str = Field(min_length=1, max_length=128)
+    pin: str = Field(min_length=1, max_length=32)
+
+
 @dataclass
 class Api:
     lane: Lane
-    pins: Sequence[PinHolder]
+    pins: Sequence[PinHolder]  # attendants
     guard: PinGuard
     monotonic: Callable[[], float] = time.monotonic
+    managers: Sequence[PinHolder] = ()
 
 
 API = web.AppKey("api", Api)
@@ -75,7 +112,12 @@ def make_app(api: Api) -> web.Application:
     app.router.add_get("/api/lane", lane_now)
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/commands", command)
+    app.router.add_post("/api/scan", scan)
     app.router.add_post("/api/attendant/release", release)
+    app.router.add_post("/api/manager/approve", manager_approve)
+    app.router.add_get("/api/count", count_now)
+    app.router.add_get("/api/counts/{number}", count_of)
+    app.router.add_post("/api/count/resolve", count_resolve)
     app.router.add_get("/api/journal", journal)
     app.router.add_get("/api/health", health)
     app.on_shutdown.append(_end_streams)
@@ -119,7 +161,13 @@ async def lane_now(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     snapshot = request.app[API].lane.snapshot()
-    return _json({"ok": snapshot["out_of_service"] is None, "mode": snapshot["mode"]})
+    return _json(
+        {
+            "ok": snapshot["out_of_service"] is None,
+            "mode": snapshot["mode"],
+            "devices": snapshot["devices"],
+        }
+    )
 
 
 async def command(request: web.Request) -> web.Response:
@@ -131,26 +179,139 @@ async def command(request: web.Request) -> web.Response:
     return await _answer(lane, Command(CommandName(asked.command.upper()), asked.argument, "api"))
 
 
+async def scan(request: web.Request) -> web.Response:
+    """A barcode keyed in at the kiosk: the same input as the scanner's, from "kiosk"."""
+    try:
+        asked = ScanRequest.model_validate(await _body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    lane = request.app[API].lane
+    return await _answer(lane, Scan(asked.text, None, "kiosk", time.monotonic()))
+
+
 async def release(request: web.Request) -> web.Response:
     api = request.app[API]
     try:
         asked = ReleaseRequest.model_validate(await _body(request))
     except ValidationError as error:
         return _bad_request(error)
-    wait = api.guard.blocked_for(api.monotonic())
-    if wait > 0:
-        return _json({"ok": False, "error": f"too many wrong PINs; try again in {wait:.0f} s"}, 429)
-    loop = asyncio.get_running_loop()
-    name = await loop.run_in_executor(None, _holder_of, asked.pin, api.pins)
-    if name is None:
-        api.guard.failed(api.monotonic())
-        await _note_wrong_pin(api.lane)
-        return _json({"ok": False, "error": "that PIN is not an attendant's"}, 403)
-    api.guard.succeeded()
+    # A manager may release a lane as an attendant may.
+    name, refused = await _check_pin(api, asked.pin, [*api.pins, *api.managers])
+    if refused is not None:
+        if refused.status == 403:
+            await _note_wrong_pin(api.lane)
+        return refused
+    assert name is not None
     return await _answer(api.lane, AttendantRelease(name, "pin"))
 
 
-async def _answer(lane: Lane, item: Command | AttendantRelease) -> web.Response:
+async def manager_approve(request: web.Request) -> web.Response:
+    api = request.app[API]
+    try:
+        asked = ReleaseRequest.model_validate(await _body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    name, refused = await _check_pin(api, asked.pin, api.managers)
+    if refused is not None and refused.status != 403:
+        return refused
+    # A wrong PIN goes to the lane too: when it waits for a manager, the attempt is
+    # recorded in the ledger.
+    event = await _answer(api.lane, ManagerApproval(name, "pin"))
+    return refused if refused is not None else event
+
+
+async def _check_pin(
+    api: Api, pin: str, holders: Sequence[PinHolder]
+) -> tuple[str | None, web.Response | None]:
+    """Whose PIN `pin` is among `holders`, or the response that refuses it (403 for a
+    wrong PIN, 429 while guessing is stopped)."""
+    wait = api.guard.blocked_for(api.monotonic())
+    if wait > 0:
+        message = f"too many wrong PINs; try again in {wait:.0f} s"
+        return None, _json({"ok": False, "error": message}, 429)
+    loop = asyncio.get_running_loop()
+    name = await loop.run_in_executor(None, _holder_of, pin, holders)
+    if name is None:
+        api.guard.failed(api.monotonic())
+        whose = "a manager's" if holders is api.managers else "an attendant's"
+        return None, _json({"ok": False, "error": f"that PIN is not {whose}"}, 403)
+    api.guard.succeeded()
+    return name, None
+
+
+async def count_now(request: web.Request) -> web.Response:
+    lane = request.app[API].lane
+    number = lane.state.document if lane.state.mode is Mode.COUNTING else lane.state.last_count
+    if number is None:
+        message = "no stock count has been run at this lane since it started; scan COUNT"
+        return _json({"ok": False, "error": message}, 404)
+    return await _report(lane, number)
+
+
+async def count_of(request: web.Request) -> web.Response:
+    return await _report(request.app[API].lane, request.match_info["number"])
+
+
+async def _report(lane: Lane, number: str) -> web.Response:
+    try:
+        report = await lane.ledger.call(lambda led: count_report(led, number))
+    except Refusal as refusal:
+        return _json({"ok": False, "error": str(refusal)}, 404)
+    return _json({"ok": True, "report": report_json(report)})
+
+
+async def count_resolve(request: web.Request) -> web.Response:
+    """A manager settles one difference of a count: a unit missing is marked lost, a unit
+    the ledger had as lost is found, a unit the ledger had elsewhere is moved here."""
+    api = request.app[API]
+    try:
+        asked = ResolveRequest.model_validate(await _body(request))
+    except ValidationError as error:
+        return _bad_request(error)
+    name, refused = await _check_pin(api, asked.pin, api.managers)
+    if refused is not None:
+        if refused.status == 403:
+            await _note_wrong_pin(api.lane, "a count's difference", "manager")
+        return refused
+    assert name is not None
+    ledger = api.lane.ledger
+
+    def settle(led: Ledger) -> Outcome:
+        return resolve(
+            led, asked.count, asked.product, asked.serial, actor=ledger.actor, manager=name
+        )
+
+    try:
+        outcome = await ledger.call(settle)
+    except Refusal as refusal:
+        await _note(api.lane, "resolve", name, asked, "refused", str(refusal))
+        return _json({"ok": False, "error": str(refusal)}, 409)
+    message = f"{outcome.message} (count {asked.count}, approved by {name})"
+    await _note(api.lane, "resolve", name, asked, "accepted", message)
+    return _json({"ok": True, "message": message, "events": outcome.events})
+
+
+def report_json(report: CountReport) -> dict[str, Any]:
+    def units(found: list[CountedUnit]) -> list[dict[str, str]]:
+        return [{"product": u.product, "serial": u.serial, "note": u.note} for u in found]
+
+    return {
+        "count": report.count,
+        "branch": report.branch,
+        "product": report.product,
+        "expected": report.expected,
+        "found": report.found,
+        "accuracy": report.accuracy,
+        "missing": units(report.missing),
+        "unexpected": units(report.unexpected),
+        "duplicates": units(report.duplicates),
+        "unknown": units(report.unknown),
+    }
+
+
+async def _answer(
+    lane: Lane, item: Command | AttendantRelease | ManagerApproval | Scan
+) -> web.Response:
     try:
         event = await lane.ask(item, ANSWER_TIMEOUT_S)
     except TimeoutError:
@@ -213,7 +374,7 @@ def _holder_of(pin: str, holders: Sequence[PinHolder]) -> str | None:
     return found
 
 
-async def _note_wrong_pin(lane: Lane) -> None:
+async def _note_wrong_pin(lane: Lane, what: str = "a release", whose: str = "attendant") -> None:
     entry = Entry(
         at=iso(lane.wall()),
         kind="release",
@@ -222,8 +383,26 @@ async def _note_wrong_pin(lane: Lane) -> None:
         mode=lane.state.mode.value,
         outcome="refused",
         code="bad_pin",
-        message="a PIN that is no attendant's was entered at the kiosk",
+        message=f"a PIN that is no {whose}'s was entered at the kiosk for {what}",
     )
     # If the ledger cannot take it, the lane reports that the next time it needs it.
+    with contextlib.suppress(LedgerUnusable):
+        await lane.ledger.log(entry)
+
+
+async def _note(
+    lane: Lane, kind: str, manager: str, asked: ResolveRequest, outcome: str, message: str
+) -> None:
+    """Put a kiosk action that is not a lane input in the lane's journal."""
+    entry = Entry(
+        at=iso(lane.wall()),
+        kind=kind,
+        source="kiosk",
+        input=f"{asked.product} {asked.serial} on {asked.count} by {manager}",
+        mode=lane.state.mode.value,
+        outcome=outcome,
+        code="count_resolved" if outcome == "accepted" else "count_not_resolved",
+        message=message,
+    )
     with contextlib.suppress(LedgerUnusable):
         await lane.ledger.log(entry)

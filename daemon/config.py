@@ -24,7 +24,6 @@ from pydantic import (
 
 from daemon.attendants import PinProblem, parse_pin_hash
 from daemon.config_devices import Display, Gpio, Printer, Scanner, Section
-from daemon.replication.config import ReplicationConfig
 from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
 
@@ -129,6 +128,18 @@ class Attendant(Section):
         return self
 
 
+class Manager(Attendant):
+    """Someone who may approve what only a manager may do at the lane (an override, a
+    void of a sold line, a write-off, settling a stock count's differences) by badge,
+    by PIN, or both. A manager may also release a locked self-checkout."""
+
+    @model_validator(mode="after")
+    def _can_release(self) -> Manager:
+        if self.badge is None and self.pin_hash is None:
+            raise ValueError(f"manager {self.name!r} needs a badge or a pin_hash")
+        return self
+
+
 class Lane(Section):
     serial_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     mode_timeout_s: float = Field(default=120.0, gt=0, le=86400)
@@ -156,16 +167,26 @@ class PosdConfig(Section):
     api: Api = Api()
     barcode: Barcodes = Barcodes()
     attendants: list[Attendant] = Field(default_factory=list)
+    managers: list[Manager] = Field(default_factory=list)
     lane: Lane = Lane()
-    # Absent: the terminal keeps selling and its ledger keeps every event for later.
-    replication: ReplicationConfig | None = None
+    # Validated by the replication module, which owns its own settings.
+    replication: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PosdConfig:
         badges = [a.badge for a in self.attendants if a.badge]
         if len(badges) != len(set(badges)):
             raise ValueError("attendants: two attendants have the same badge")
-        if self.terminal.mode == "self_checkout" and not self.attendants:
+        taken = set(badges)
+        for number, manager in enumerate(self.managers):
+            if manager.badge and manager.badge in taken:
+                raise ValueError(
+                    f"managers[{number}].badge: {manager.name!r} has a badge that is already "
+                    "another attendant's or manager's; give each person their own badge"
+                )
+            if manager.badge:
+                taken.add(manager.badge)
+        if self.terminal.mode == "self_checkout" and not (self.attendants or self.managers):
             raise ValueError(
                 "attendants: a self-checkout lane needs at least one attendant with a badge "
                 "or a pin_hash, or nobody can release it"

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +30,9 @@ from daemon.ledger import LedgerError
 from daemon.ledger.lane_log import Entry
 from daemon.ledger.store import iso
 from daemon.rules.barcode import BarcodeOptions, PlainLabel, parse
-from daemon.rules.lane import plan_lookup, step
+from daemon.rules.lane import plan_command, plan_lookup, step
 from daemon.rules.lane_types import (
+    Command,
     Effects,
     Input,
     LaneSettings,
@@ -87,6 +88,9 @@ class Lane:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.taken = 0  # inputs processed so far
         self.last: dict[str, Any] = {}  # the last published event
+        # Called with the devices that are missing whenever that changes (e.g. to put
+        # them in the service's status line).
+        self.on_devices: Callable[[dict[str, str]], None] | None = None
 
     # -- what comes in ----------------------------------------------------------
 
@@ -94,7 +98,7 @@ class Lane:
         """Queue an input; it is taken after everything queued before it."""
         self._queue.put_nowait((item, None))
 
-    async def ask(self, item: Input, timeout_s: float = 30.0) -> dict[str, Any]:
+    async def ask(self, item: Item, timeout_s: float = 30.0) -> dict[str, Any]:
         """Queue an input and wait until it (and any ledger operation it started) is done;
         the published event: its verdict and the lane's state after it."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -171,8 +175,12 @@ class Lane:
             except LedgerUnusable as error:
                 return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
             shown = item.text
-            if isinstance(parsed, PlainLabel) and parsed.text in self.settings.badges:
-                shown = f"badge of {self.settings.badges[parsed.text]}"
+            if isinstance(parsed, PlainLabel):
+                holder = self.settings.badges.get(parsed.text) or self.settings.managers.get(
+                    parsed.text
+                )
+                if holder is not None:  # a badge id is a credential: never stored
+                    shown = f"badge of {holder}"
             scanned = Scanned(parsed, facts, item.source)
             return await self._apply(scanned, "scan", item.source, shown)
         if isinstance(item, ScanProblem):
@@ -183,6 +191,15 @@ class Lane:
                 connected=item.reason_code is not Reason.DISCONNECTED,
             )
             return await self._apply(trouble, "scanner", item.source, item.reason_code.value)
+        if isinstance(item, Command):
+            plan = plan_command(self.state, item)
+            if not plan.empty:
+                try:
+                    item = replace(item, facts=await self.ledger.facts(plan))
+                except LedgerUnusable as error:
+                    return await self._apply(
+                        ServiceFault(str(error)), "fault", "ledger", str(error)
+                    )
         kind, source, shown = describe_input(item)
         return await self._apply(item, kind, source, shown)
 
@@ -193,7 +210,7 @@ class Lane:
         before = self.state
         after, effects = step(before, event, now, self.settings)
         seq = None
-        if kind in ("scan", "command", "release") or effects.verdict is not None:
+        if kind in ("scan", "command", "release", "manager") or effects.verdict is not None:
             entry = self._entry(now, kind, source, shown, before, after, effects, event)
             try:
                 seq = await self.ledger.log(entry)
@@ -203,6 +220,8 @@ class Lane:
                 else:
                     return await self._apply(ServiceFault(str(error)), "fault", "ledger", shown)
         self.state = after
+        if after.devices is not before.devices and self.on_devices is not None:
+            self.on_devices(dict(after.devices))
         published = self._publish(seq, kind, shown, effects)
         if effects.ledger is None:
             self._schedule_tick()

@@ -8,9 +8,10 @@ One SQLite connection, guarded by a lock, serves both:
   microseconds, far less than handing the work to a thread and back, and a scan is
   decided within the millisecond budget. With `busy_timeout` 0 on this path, a write
   lock held by another process never stalls the loop: the work moves to the thread.
-- Operations that must be durable (`perform`: a sale, return, receipt of goods, an
-  attendant's release) commit with `synchronous=FULL`, i.e. an fsync, which can take
-  milliseconds on an SD card. They run on the ledger thread, so the event loop keeps
+- Operations that must be durable (`perform`, `daemon.lane_ops`: a sale, return,
+  receipt of goods, an attendant's release, a manager's approval, a count scan)
+  commit with `synchronous=FULL`, i.e. an fsync, which can take milliseconds on an
+  SD card. They run on the ledger thread, so the event loop keeps
   serving scanners, the display and the kiosk meanwhile.
 
 An error of the database itself (full disk, I/O error, a damaged file) is raised as
@@ -24,7 +25,6 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,22 +32,13 @@ from typing import TypeVar
 
 from sqlite_utils import Database
 
-from daemon.ledger import Ledger, LedgerError, Refusal, SaleLine
-from daemon.ledger.events import Change
+from daemon.lane_ops import perform
+from daemon.ledger import Ledger, LedgerError, Refusal
 from daemon.ledger.lane_log import Entry, LaneLog
 from daemon.ledger.lookup import ScanLookup
 from daemon.ledger.schema import MIGRATIONS
 from daemon.ledger.store import Clock, utc_now
-from daemon.rules.lane_types import (
-    Facts,
-    LedgerDone,
-    LedgerOp,
-    LookupPlan,
-    ReceiveUnits,
-    RecordRelease,
-    ReturnUnit,
-    SellBasket,
-)
+from daemon.rules.lane_types import Facts, LedgerDone, LedgerOp, LookupPlan
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -160,43 +151,7 @@ class LaneLedger:
                 self._conn.execute("PRAGMA busy_timeout = 0")
 
     def _perform(self, op: LedgerOp) -> LedgerDone:
-        ledger = self.ledger
-        if isinstance(op, SellBasket):
-            basket = op.basket
-            lines = [
-                SaleLine(line.product.code, line.serial, line.price_cents, line.quantity)
-                for line in basket.lines
-            ]
-            ledger.sell(basket.invoice, basket.customer, lines, actor=self.actor)
-        elif isinstance(op, ReturnUnit):
-            ledger.return_unit(
-                op.invoice,
-                op.product,
-                op.serial,
-                actor=self.actor,
-                condition=op.condition,
-                disposition=op.disposition,
-            )
-        elif isinstance(op, ReceiveUnits):
-            by_product: dict[str, list[str]] = defaultdict(list)
-            for unit in op.units:
-                by_product[unit.product.code].append(unit.serial)
-            for code, serials in by_product.items():
-                ledger.receive(
-                    op.po, op.supplier, code, serials, actor=self.actor, quantity=len(serials)
-                )
-        elif isinstance(op, RecordRelease):
-            change = Change(
-                "lane_release",
-                {
-                    "terminal": ledger.terminal,
-                    "method": op.method,
-                    "reason": op.code,
-                    "message": op.message,
-                },
-            )
-            ledger.record(ledger.stamp(op.attendant), [change])
-        return LedgerDone(op.op_id)
+        return perform(self.ledger, self.lookup, self.actor, op)
 
 
 def _explain(error: BaseException) -> str:

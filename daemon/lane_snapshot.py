@@ -14,6 +14,7 @@ from daemon.rules.lane_types import (
     LaneSettings,
     LaneState,
     LedgerDone,
+    ManagerApproval,
     Mode,
     Printed,
     Recovered,
@@ -61,6 +62,22 @@ def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict
         "attendant_needed": None
         if state.lock is None
         else {"code": state.lock.code, "message": state.lock.message},
+        "manager_needed": None
+        if state.approval is None
+        else {
+            "action": state.approval.action,
+            "code": state.approval.code,
+            "message": state.approval.message,
+        },
+        "count": None
+        if state.mode is not Mode.COUNTING
+        else {
+            "number": state.document,
+            "product": state.count_product,
+            "scanned": state.counted,
+        },
+        "last_count": state.last_count,
+        "last_sale": state.last_sale.invoice if state.last_sale else None,
         "out_of_service": state.failure or None,
         "devices": dict(state.devices),
         "display_missing": display.missing if display is not None else None,
@@ -76,6 +93,9 @@ def describe_input(item: Input) -> tuple[str, str, str]:
         return "command", item.source, text
     if isinstance(item, AttendantRelease):
         return "release", item.method, f"{item.attendant} by {item.method}"
+    if isinstance(item, ManagerApproval):
+        who = item.manager or "someone who is not a manager"
+        return "manager", item.method, f"{who} by {item.method}"
     if isinstance(item, LedgerDone):
         return "ledger", "ledger", f"op {item.op_id}"
     if isinstance(item, Printed):

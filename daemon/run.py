@@ -45,7 +45,6 @@ from daemon.lane_ledger import LaneLedger, open_ledger
 from daemon.lane_outputs import Background
 from daemon.lane_recovery import recover
 from daemon.ledger import LedgerError
-from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane import initial_state
 from daemon.rules.lane_types import Command, CommandName, LaneSettings
 from daemon.sdnotify import Notifier, NotifySendError, pet_watchdog
@@ -70,6 +69,7 @@ def lane_settings(config: PosdConfig) -> LaneSettings:
         supplier=lane.supplier,
         walk_in_customer=lane.walk_in_customer,
         badges={a.badge: a.name for a in config.attendants if a.badge},
+        managers={m.badge: m.name for m in config.managers if m.badge},
     )
 
 
@@ -87,7 +87,6 @@ class Daemon:
     button: AttendantButton | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lane_task: asyncio.Task[None] | None = None
-    replicator: Replicator | None = None
 
     async def stop(self) -> None:
         """Stop taking input, finish the one in hand, then close every device."""
@@ -104,9 +103,6 @@ class Daemon:
         if self.api_runner is not None:
             await self.api_runner.cleanup()
         await self.background.close()
-        loop = asyncio.get_running_loop()
-        if self.replicator is not None:
-            await loop.run_in_executor(None, self.replicator.stop)
         for part in (self.outputs.display, self.outputs.gpio, self.outputs.printer, self.button):
             if part is not None:
                 with contextlib.suppress(Exception):  # closing a dead device
@@ -164,36 +160,7 @@ async def start(
     except BaseException:
         await daemon.stop()
         raise
-    if config.replication is not None:
-        daemon.replicator = Replicator(
-            config.replication,
-            config.ledger.path,
-            notify=on_loop(asyncio.get_running_loop(), _replication_logger()),
-        )
-        daemon.replicator.start()
     return daemon
-
-
-def _replication_logger() -> Callable[[ReplicationStatus], None]:
-    """Log when the link to HQ comes or goes, or a new error appears; the lane keeps
-    selling either way and the ledger keeps every event until HQ has stored it."""
-    last: list[tuple[bool, str | None]] = [(False, None)]
-
-    def seen(status: ReplicationStatus) -> None:
-        now = (status.connected, status.last_error)
-        if now == last[0]:
-            return
-        if status.connected != last[0][0]:
-            log.info(
-                "replication %s; %d event(s) waiting for HQ",
-                "connected" if status.connected else "offline",
-                status.backlog,
-            )
-        if status.last_error and status.last_error != last[0][1]:
-            log.warning("replication: %s", status.last_error)
-        last[0] = now
-
-    return seen
 
 
 async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
@@ -228,13 +195,25 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
     if recovered is not None:
         lane.submit(recovered)
     pins = [PinHolder(a.name, a.pin_hash) for a in config.attendants if a.pin_hash]
-    api = Api(lane, pins, PinGuard())
+    managers = [PinHolder(m.name, m.pin_hash) for m in config.managers if m.pin_hash]
+    api = Api(lane, pins, PinGuard(), managers=managers)
     daemon.api_runner, daemon.api_port = await start_api(api, config.api.host, config.api.port)
 
 
 async def _read(scanner: ReadingScanner, lane: Lane) -> None:
     async for item in scanner.scans():
         lane.submit(item)
+
+
+def _device_status(notifier: Notifier, ready: str, missing: dict[str, str]) -> None:
+    """`systemctl status posd` names the devices that are missing."""
+    text = ready
+    if missing:
+        text += "; missing: " + "; ".join(
+            f"{name} ({why})" for name, why in sorted(missing.items())
+        )
+    with contextlib.suppress(NotifySendError):  # a status line is not worth stopping for
+        notifier.status(text)
 
 
 async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
@@ -252,12 +231,14 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     watchdog = loop.create_task(pet_watchdog(notifier), name="watchdog")
+    ready = f"lane {config.terminal.id} ready; kiosk API on {config.api.host}:{daemon.api_port}"
+    daemon.lane.on_devices = lambda missing: _device_status(notifier, ready, missing)
     # Everything made so far lives as long as the daemon: keep it out of the garbage
     # collector's full passes, which would otherwise walk it in the middle of a scan.
     gc.freeze()
-    notifier.ready(
-        status=f"lane {config.terminal.id} ready; kiosk API on {config.api.host}:{daemon.api_port}"
-    )
+    notifier.ready(status=ready)
+    if daemon.lane.state.devices:  # already missing at start
+        _device_status(notifier, ready, dict(daemon.lane.state.devices))
     log.info("lane %s ready; kiosk API on port %s", config.terminal.id, daemon.api_port)
     await stopping.wait()
     with contextlib.suppress(NotifySendError):  # stopping either way

@@ -54,6 +54,7 @@ class SimulatedLane:
         *,
         mode: str = "cashier",
         attendants: list[dict[str, str]] | None = None,
+        managers: list[dict[str, str]] | None = None,
         printer_transport: str = "network",
         lane: dict[str, Any] | None = None,
         terminal: str = TERMINAL,
@@ -64,6 +65,7 @@ class SimulatedLane:
         self.ledger_path = folder / "ledger.db"
         self.mode = mode
         self.attendants = attendants or []
+        self.managers = managers or []
         self.printer_transport = printer_transport
         self.lane_section = lane or {}
         self.terminal = terminal
@@ -106,6 +108,7 @@ class SimulatedLane:
             "printer": printer,
             "api": {"host": "127.0.0.1", "port": 0},
             "attendants": self.attendants,
+            "managers": self.managers,
             "lane": self.lane_section,
         }
         if gpio:

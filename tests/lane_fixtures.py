@@ -15,6 +15,8 @@ from daemon.rules.barcode import (
 )
 from daemon.rules.lane import initial_state, step
 from daemon.rules.lane_types import (
+    CloseCount,
+    CountScan,
     Effects,
     Facts,
     Input,
@@ -24,13 +26,14 @@ from daemon.rules.lane_types import (
     LaneState,
     LedgerDone,
     Now,
+    OpenCount,
     ProductFacts,
     Scanned,
     UnitFacts,
 )
 from daemon.rules.units import Flag, State, UnitView
 
-CASHIER = LaneSettings(terminal="T-001", branch="NORTH")
+CASHIER = LaneSettings(terminal="T-001", branch="NORTH", managers={"BADGE-9001": "Max"})
 SELF = replace(CASHIER, self_checkout=True, badges={"BADGE-0042": "Mia"})
 
 LAPTOP = ProductFacts("LAP-X1", "Laptop X1", 129900, True, "04006381333931", False, 24)
@@ -98,14 +101,29 @@ class Driven:
     effects: list[Effects] = field(default_factory=list)
     ops: list[object] = field(default_factory=list)
 
+    verdicts: list[str] = field(default_factory=list)  # count scans: the ledger's verdicts
+
     def feed(self, event: Input, *, refuse: tuple[tuple[str, str], ...] = ()) -> Effects:
         now = Now(self.clock, NOW.wall)
         self.state, effects = step(self.state, event, now, self.cfg)
         self.effects.append(effects)
         if effects.ledger is not None:
             self.ops.append(effects.ledger)
-            return self.feed(LedgerDone(effects.ledger.op_id, refuse))
+            details = {} if refuse else self._answer(effects.ledger)
+            return self.feed(LedgerDone(effects.ledger.op_id, refuse, details))
         return effects
+
+    def _answer(self, op: object) -> dict[str, object]:
+        """What the ledger says back for a stock count's steps."""
+        if isinstance(op, OpenCount):
+            product = op.argument or None
+            return {"count": "C-T-001-0001", "product": product, "scanned": 0}
+        if isinstance(op, CountScan):
+            return {"verdict": self.verdicts.pop(0) if self.verdicts else "expected"}
+        if isinstance(op, CloseCount):
+            names = ("expected", "found", "missing", "unexpected", "duplicates", "unknown")
+            return dict.fromkeys(names, 0)
+        return {}
 
     def scan(self, scanned: tuple, **kw: object) -> Effects:
         parsed: ParseResult = scanned[0]

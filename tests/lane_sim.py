@@ -26,6 +26,8 @@ UNKNOWN_EAN = "5901234123457"
 BAD_EAN = "4006381333932"  # check digit wrong
 MIA_BADGE = "BADGE-0042"
 MIA_PIN = "4821"
+MAX_BADGE = "BADGE-9001"  # a manager
+MAX_PIN = "9001"
 # A real scrypt hash of MIA_PIN, made once: hashing costs tens of milliseconds.
 _PIN_HASHES: dict[str, str] = {}
 
@@ -34,6 +36,13 @@ def mia() -> dict[str, str]:
     if MIA_PIN not in _PIN_HASHES:
         _PIN_HASHES[MIA_PIN] = hash_pin(MIA_PIN)
     return {"name": "Mia", "badge": MIA_BADGE, "pin_hash": _PIN_HASHES[MIA_PIN]}
+
+
+def max_() -> dict[str, str]:
+    """Max, a manager, with a badge and a PIN."""
+    if MAX_PIN not in _PIN_HASHES:
+        _PIN_HASHES[MAX_PIN] = hash_pin(MAX_PIN)
+    return {"name": "Max", "badge": MAX_BADGE, "pin_hash": _PIN_HASHES[MAX_PIN]}
 
 
 def stock(path: Path) -> None:

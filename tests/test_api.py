@@ -55,7 +55,7 @@ def test_the_live_lane_and_the_cashiers_commands(tmp_path: Path, template_dir: P
             status, reply = await _post(session, sim, "/api/commands", {"command": "return"})
             assert reply["lane"]["mode"] == "return" and reply["lane"]["display"][0] == "RETURNS"
             async with session.get(_url(sim, "/api/health")) as response:
-                assert await response.json() == {"ok": True, "mode": "return"}
+                assert await response.json() == {"ok": True, "mode": "return", "devices": {}}
             async with session.get(_url(sim, "/api/journal?limit=4")) as response:
                 entries = (await response.json())["entries"]
             assert "return_mode" in [e["code"] for e in entries] and len(entries) == 4

@@ -73,10 +73,17 @@ REFUSALS = [
 ]
 
 
+# A cashier's lane asks for a manager instead (test_lane_manager).
+OVERRIDE_OFFERS = {"wrong_branch": "OTHER BRANCH", "in_transit": "IN TRANSIT"}
+
+
 def _refusal_scenarios() -> list[Scenario]:
     scenarios = []
     for scans, code, display in REFUSALS:
         last = Do(scan=scans[-1], display=display, light="red", beep="reject", code=code)
+        if code in OVERRIDE_OFFERS:
+            offer = (OVERRIDE_OFFERS[code], "MANAGER OVERRIDE?")
+            last = Do(scan=scans[-1], display=offer, light="amber", beep="reject", code=code)
         steps = (*(Do(scan=s) for s in scans[:-1]), last)
         scenarios.append(Scenario(f"cashier refuses {code} {scans[-1]}", steps))
         locked = Do(

@@ -14,7 +14,10 @@ as the input `LedgerDone`.
 way in (`ServiceFault`) and none out: every input is then ignored until a restart.
 A self-checkout lane locks on any refusal a customer cannot put right and on the
 commands only an attendant may give; an attendant's badge or PIN releases it, and the
-release is recorded in the ledger before the lane moves on.
+release is recorded in the ledger before the lane moves on. What only a manager may do
+(an override, a void of a sold line, a write-off) waits in MANAGER_NEEDED for a
+manager's badge or PIN (`daemon.rules.lane_manager`); a stock count is its own mode
+(`daemon.rules.lane_count`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ from daemon.rules.barcode import (
     ProductCode,
     Rejected,
     UnitCode,
+)
+from daemon.rules.lane_count import (
+    count_saved,
+    finish_count,
+    leave_count,
+    scan_in_count,
+    start_count,
+)
+from daemon.rules.lane_manager import (
+    approval_done,
+    approve,
+    decline,
+    enter_write_off,
+    manager_badge,
+    not_a_manager,
+    not_waiting,
+    scan_write_off,
+    void_sold,
 )
 from daemon.rules.lane_modes import (
     enter_receiving,
@@ -59,6 +80,7 @@ from daemon.rules.lane_service import (
     badge,
     call_for_help,
     device_changed,
+    device_status,
     not_locked,
     printed,
     recovered,
@@ -90,6 +112,7 @@ from daemon.rules.lane_types import (
     LedgerDone,
     Light,
     LookupPlan,
+    ManagerApproval,
     Mode,
     Now,
     Printed,
@@ -107,7 +130,14 @@ Handler = Callable[[LaneState, Any, Now, LaneSettings], Step]
 # Commands a self-checkout customer cannot give: the lane calls an attendant, and runs
 # the command once the attendant has released it.
 ATTENDANT_ONLY = frozenset(
-    {CommandName.VOID, CommandName.RETURN, CommandName.RECEIVE, CommandName.REPRINT}
+    {
+        CommandName.VOID,
+        CommandName.RETURN,
+        CommandName.RECEIVE,
+        CommandName.REPRINT,
+        CommandName.COUNT,
+        CommandName.WRITEOFF,
+    }
 )
 
 
@@ -123,6 +153,8 @@ def plan_lookup(state: LaneState, parsed: ParseResult, cfg: LaneSettings) -> Loo
         return LookupPlan(gtin=parsed.gtin, serial=parsed.serial)
     if not isinstance(parsed, PlainLabel) or parsed.text in cfg.badges:
         return LookupPlan()
+    if parsed.text in cfg.managers:
+        return LookupPlan()
     if state.mode in (Mode.ATTENDANT_NEEDED, Mode.OUT_OF_SERVICE):
         return LookupPlan()
     if state.mode is Mode.RETURN and state.document is None:
@@ -132,14 +164,26 @@ def plan_lookup(state: LaneState, parsed: ParseResult, cfg: LaneSettings) -> Loo
     return LookupPlan(serial=parsed.text, product_code=parsed.text)
 
 
+def plan_command(state: LaneState, command: Command) -> LookupPlan:
+    """What the ledger must be asked before `command` can be decided: the invoice of a
+    `VOID:INVOICE:SERIAL` given with no basket open."""
+    no_basket = state.basket is None or not state.basket.lines
+    if command.name is CommandName.VOID and ":" in command.argument and no_basket:
+        return LookupPlan(invoice=command.argument.partition(":")[0].strip())
+    return LookupPlan()
+
+
 def kind_of(event: Input, cfg: LaneSettings) -> str:
     """The input's row name in `TABLE`."""
     if isinstance(event, Scanned):
         parsed = event.parsed
         if isinstance(parsed, Rejected):
             return "rejected"
-        if isinstance(parsed, PlainLabel) and parsed.text in cfg.badges:
-            return "badge"
+        if isinstance(parsed, PlainLabel):
+            if parsed.text in cfg.badges:
+                return "badge"
+            if parsed.text in cfg.managers:
+                return "manager badge"
         return "item"
     if isinstance(event, Command):
         return f"command {event.name.value}"
@@ -149,6 +193,7 @@ def kind_of(event: Input, cfg: LaneSettings) -> str:
 _KINDS: dict[type, str] = {
     ScannerTrouble: "scanner trouble",
     AttendantRelease: "release",
+    ManagerApproval: "manager",
     Tick: "tick",
     LedgerDone: "ledger done",
     Printed: "printed",
@@ -253,6 +298,13 @@ def _resume(state: LaneState) -> LaneState:
     )
 
 
+def _next_item(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
+    """Another item scanned while a manager is called: the request is dropped and the
+    item taken as usual."""
+    dropped, _ = decline(state, event, now, cfg)
+    return dispatch(dropped, event, now, cfg)
+
+
 def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     held, op = state.lock, state.pending
     assert held is not None and isinstance(op, RecordRelease)
@@ -309,7 +361,24 @@ TABLE: dict[tuple[Mode, str], Handler] = {
     (M.RECEIVING, _cmd(C.CANCEL)): leave_mode,
     (M.RECEIVING, _cmd(C.DONE)): finish_receiving,
     (M.RECEIVING, "ledger done"): receiving_saved,
+    (M.IDLE, _cmd(C.VOID)): void_sold,
+    (M.IDLE, _cmd(C.COUNT)): start_count,
+    (M.IDLE, _cmd(C.WRITEOFF)): enter_write_off,
+    (M.MANAGER_NEEDED, "manager badge"): manager_badge,
+    (M.MANAGER_NEEDED, "manager"): approve,
+    (M.MANAGER_NEEDED, "badge"): not_a_manager,
+    (M.MANAGER_NEEDED, "ledger done"): approval_done,
+    (M.MANAGER_NEEDED, "item"): _next_item,
+    (M.MANAGER_NEEDED, _cmd(C.CANCEL)): decline,
+    (M.WRITE_OFF, "item"): scan_write_off,
+    (M.WRITE_OFF, _cmd(C.CANCEL)): leave_mode,
+    (M.WRITE_OFF, _cmd(C.DONE)): leave_mode,
+    (M.COUNTING, "item"): scan_in_count,
+    (M.COUNTING, _cmd(C.DONE)): finish_count,
+    (M.COUNTING, _cmd(C.CANCEL)): leave_count,
+    (M.COUNTING, "ledger done"): count_saved,
     (M.ATTENDANT_NEEDED, "badge"): badge,
+    (M.ATTENDANT_NEEDED, "manager badge"): badge,
     (M.ATTENDANT_NEEDED, "release"): release,
     (M.ATTENDANT_NEEDED, "ledger done"): _released,
     (M.ATTENDANT_NEEDED, "item"): still_locked,
@@ -323,12 +392,15 @@ ANY_MODE: dict[str, Handler] = {
     "scanner trouble": scanner_trouble,
     "badge": not_locked,
     "release": not_locked,
+    "manager badge": not_waiting,
+    "manager": not_waiting,
     "printed": printed,
     "device": device_changed,
     "recovered": recovered,
     "tick": tick,
     _cmd(C.REPRINT): reprint,
     _cmd(C.HELP): call_for_help,
+    _cmd(C.STATUS): device_status,
 }
 
 
@@ -351,13 +423,15 @@ def _attendant_only(state: LaneState, event: Command) -> bool:
 
 
 def _by_a_person(event: Input) -> bool:
-    return isinstance(event, Scanned | Command | AttendantRelease | LedgerDone)
+    return isinstance(event, Scanned | Command | AttendantRelease | ManagerApproval | LedgerDone)
 
 
 def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
     if state.mode is Mode.AWAITING_SERIAL:
         return now.monotonic + cfg.serial_timeout_s
     if state.mode is Mode.RETURN or (state.mode is Mode.RECEIVING and not state.received):
+        return now.monotonic + cfg.mode_timeout_s
+    if state.mode in (Mode.MANAGER_NEEDED, Mode.WRITE_OFF):
         return now.monotonic + cfg.mode_timeout_s
     if state.mode is Mode.IN_SALE and cfg.self_checkout and state.basket and state.basket.lines:
         return now.monotonic + cfg.abandoned_sale_s
@@ -367,7 +441,12 @@ def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
 def _out_of_service(state: LaneState, message: str) -> Step:
     """The one way into OUT_OF_SERVICE."""
     halted = state.evolve(
-        mode=Mode.OUT_OF_SERVICE, failure=message, pending=None, lock=None, deadline=None
+        mode=Mode.OUT_OF_SERVICE,
+        failure=message,
+        pending=None,
+        lock=None,
+        approval=None,
+        deadline=None,
     )
     return halted, Effects(
         display=text.CLOSED,

@@ -267,6 +267,7 @@ def leave_mode(state: LaneState, event: Command, now: Now, cfg: LaneSettings) ->
         received=(),
         pending_product=None,
         serial_for=None,
+        reason="",
     )
     message = f"{dropped} scanned unit(s) dropped" if dropped else "back to selling"
     return accept(idle, "mode_left", message, text.WELCOME, beep=None)

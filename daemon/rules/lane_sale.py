@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
+from daemon.rules.lane_manager import offer_override
 from daemon.rules.lane_steps import (
     Step,
     accept,
@@ -136,7 +137,7 @@ def sell_unit(state: LaneState, unit: UnitFacts, cfg: LaneSettings) -> Step:
         )
     verdict = decide(unit.view, Request(Op.SELL, cfg.branch))
     if isinstance(verdict, Refused):
-        return refuse(state, cfg, verdict.code, verdict.message, name)
+        return offer_override(state, unit, verdict, cfg)
     if state.basket is None:
         state = open_basket(state, cfg)
     assert state.basket is not None
@@ -206,6 +207,7 @@ def sale_saved(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings)
         pending=None,
         last_receipt=receipt,
         receipt_waiting=None,
+        last_sale=basket,
     )
     message = (
         f"invoice {basket.invoice}: {len(basket.lines)} line(s), "

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, Rejected
+from daemon.rules.lane_manager import decline
 from daemon.rules.lane_modes import leave_mode
 from daemon.rules.lane_sale import serial_timed_out
-from daemon.rules.lane_steps import Step, accept, ignore, lock, prompt, refuse, with_op
+from daemon.rules.lane_steps import (
+    Step,
+    accept,
+    ignore,
+    lock,
+    prompt,
+    refuse,
+    resting_display,
+    with_op,
+)
 from daemon.rules.lane_types import (
     AttendantRelease,
     Command,
@@ -36,7 +46,10 @@ from daemon.rules.lane_types import (
 
 def badge(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
     assert isinstance(event.parsed, PlainLabel)
-    return release(state, AttendantRelease(cfg.badges[event.parsed.text], "badge"), now, cfg)
+    code = event.parsed.text
+    # A manager may do whatever an attendant may.
+    name = cfg.badges[code] if code in cfg.badges else cfg.managers[code]
+    return release(state, AttendantRelease(name, "badge"), now, cfg)
 
 
 def release(state: LaneState, event: AttendantRelease, now: Now, cfg: LaneSettings) -> Step:
@@ -80,7 +93,8 @@ def scanner_trouble(state: LaneState, event: ScannerTrouble, now: Now, cfg: Lane
             devices.pop(device, None)
         else:
             devices[device] = event.message
-        return prompt(state.evolve(devices=devices), event.reason, event.message, state.display)
+        changed = state.evolve(devices=devices)
+        return prompt(changed, event.reason, event.message, _at_rest(changed) or state.display)
     if state.mode is Mode.ATTENDANT_NEEDED:
         return ignore(state, "bad_scan", event.message)
     return refuse(state, cfg, "bad_scan", event.message, "SCAN FAILED")
@@ -95,7 +109,18 @@ def device_changed(state: LaneState, event: DeviceChanged, now: Now, cfg: LaneSe
         devices[event.device] = event.message
         message = f"{event.device}: {event.message}"
     changed = state.evolve(devices=devices)
-    return changed, Effects(prompt=message, verdict=Verdict("prompt", "device", message))
+    return changed, Effects(
+        display=_at_rest(changed),
+        prompt=message,
+        verdict=Verdict("prompt", "device", message),
+    )
+
+
+def _at_rest(state: LaneState) -> tuple[str, str] | None:
+    """The display again, when the lane is at rest: it says which device to check."""
+    if state.mode is Mode.IDLE and state.basket is None and state.pending is None:
+        return resting_display(state)
+    return None
 
 
 def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> Step:
@@ -157,8 +182,10 @@ def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:
         return state, Effects()
     if state.mode is Mode.AWAITING_SERIAL:
         return serial_timed_out(state, cfg)
-    if state.mode in (Mode.RETURN, Mode.RECEIVING):
+    if state.mode in (Mode.RETURN, Mode.RECEIVING, Mode.WRITE_OFF):
         return leave_mode(state, Command(CommandName.CANCEL, source="timeout"), now, cfg)
+    if state.mode is Mode.MANAGER_NEEDED:
+        return decline(state, event, now, cfg)
     if state.mode is Mode.IN_SALE and cfg.self_checkout:
         return lock(
             state,
@@ -171,3 +198,14 @@ def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:
 
 def not_locked(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
     return ignore(state, "not_locked", "the lane is not waiting for an attendant")
+
+
+def device_status(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
+    """STATUS: which devices are missing, on the display and in full for the kiosk."""
+    devices = state.devices
+    if not devices:
+        return accept(state, "devices_ok", "every device is working", ("DEVICES", "ALL WORKING"))
+    names = sorted(name.split()[0].upper() for name in devices)
+    message = "; ".join(f"{name}: {why}" for name, why in sorted(devices.items()))
+    display = ("MISSING", text.line(" ".join(dict.fromkeys(names))))
+    return accept(state, "devices_missing", message, display, beep=None)

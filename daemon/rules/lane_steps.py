@@ -6,8 +6,11 @@ table reads as one sentence: `return refuse(state, cfg, "already_sold", message,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from daemon.rules import lane_text as text
 from daemon.rules.lane_types import (
+    Approval,
     Basket,
     Beep,
     Command,
@@ -28,6 +31,8 @@ _WAITING_LIGHT = {
     Mode.RETURN: Light.AMBER,
     Mode.RECEIVING: Light.AMBER,
     Mode.ATTENDANT_NEEDED: Light.RED_BLINKING,
+    Mode.MANAGER_NEEDED: Light.AMBER,
+    Mode.WRITE_OFF: Light.AMBER,
     Mode.OUT_OF_SERVICE: Light.RED_BLINKING,
 }
 
@@ -47,6 +52,31 @@ def basket_lines(basket: Basket | None) -> tuple[str, str]:
     )
 
 
+def waiting_display(approval: Approval) -> tuple[str, str]:
+    """The display while the lane waits for a manager."""
+    if approval.action == "override":
+        first = text.refusal(approval.code).words
+    elif approval.line is not None:
+        first = "VOID " + approval.line.product.name
+    elif approval.unit is not None:
+        first = "WRITE OFF " + approval.unit.product.name
+    else:
+        first = "MANAGER NEEDED"
+    ask = "MANAGER OVERRIDE?" if approval.action == "override" else "MANAGER APPROVAL?"
+    return text.line(first), ask
+
+
+def idle_display(devices: Mapping[str, str]) -> tuple[str, str]:
+    """The display at rest: a welcome, or which device to check before anyone scans."""
+    shown = [name for name in devices if name != "display"]
+    if not shown:
+        return text.WELCOME
+    scanner_gone = any(name.startswith("scanner") for name in shown)
+    missing = sorted({name.split()[0].upper() for name in shown})
+    first = text.line(f"NO {missing[0]}" if len(missing) == 1 else "CHECK " + " ".join(missing))
+    return first, "PLEASE WAIT" if scanner_gone else text.WELCOME[1]
+
+
 def resting_display(state: LaneState) -> tuple[str, str]:
     """What the display shows in `state` when nothing has just happened."""
     if state.mode is Mode.AWAITING_SERIAL and state.pending_product is not None:
@@ -61,8 +91,18 @@ def resting_display(state: LaneState) -> tuple[str, str]:
         return (text.row("PO", state.document), text.row("UNITS", str(len(state.received))))
     if state.mode is Mode.ATTENDANT_NEEDED:
         return text.LOCKED
+    if state.mode is Mode.MANAGER_NEEDED and state.approval is not None:
+        return waiting_display(state.approval)
+    if state.mode is Mode.WRITE_OFF:
+        if state.pending_product is not None:
+            return (text.line(state.pending_product.name), "SCAN SERIAL NUMBER")
+        return text.WRITE_OFF
+    if state.mode is Mode.COUNTING:
+        return (text.line(f"COUNT {state.document or ''}"), text.row("SCANNED", str(state.counted)))
     if state.mode is Mode.OUT_OF_SERVICE:
         return text.CLOSED
+    if state.basket is None or not state.basket.lines:
+        return idle_display(state.devices)
     return basket_lines(state.basket)
 
 

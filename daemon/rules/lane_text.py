@@ -15,6 +15,7 @@ LOCKED = ("PLEASE WAIT", "ATTENDANT CALLED")
 CLOSED = ("LANE CLOSED", "OUT OF SERVICE")
 RETURNS = ("RETURNS", "SCAN THE RECEIPT")
 RECEIVING = ("RECEIVING", "SCAN THE PO")
+WRITE_OFF = ("WRITE OFF", "SCAN THE UNIT")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ REFUSALS: dict[str, Refusal] = {
     "not_sold": Refusal("WRONG UNIT"),
     "unknown_invoice": Refusal("UNKNOWN RECEIPT"),
     "already_active": Refusal("ALREADY IN STOCK"),
+    "wrong_state": Refusal("NOT POSSIBLE NOW"),
     "duplicate_in_document": Refusal("SCANNED TWICE"),
     "not_serialized": Refusal("NO SERIAL NEEDED"),
     "bad_serial": Refusal("BAD SERIAL"),
@@ -71,6 +73,12 @@ REFUSALS: dict[str, Refusal] = {
     "nothing_to_void": Refusal("NOTHING TO VOID", locks=False),
     "nothing_to_reprint": Refusal("NO RECEIPT YET", locks=False),
     "sale_open": Refusal("FINISH THE SALE", locks=False),
+    "not_on_invoice": Refusal("NOT ON THAT INVOICE", locks=False),
+    "plain_item_void": Refusal("SEE SERVICE DESK", locks=False),
+    "count_closed": Refusal("COUNT IS CLOSED", locks=False),
+    "not_in_count": Refusal("NOT IN THIS COUNT", locks=False),
+    "unknown_count": Refusal("UNKNOWN COUNT", locks=False),
+    "duplicate_document": Refusal("ALREADY EXISTS", locks=False),
 }
 
 

@@ -26,6 +26,9 @@ class Mode(StrEnum):
     RETURN = "return"  # scan the invoice (the receipt's barcode), then the unit
     RECEIVING = "receiving"  # scan the purchase order, then the units
     ATTENDANT_NEEDED = "attendant_needed"
+    MANAGER_NEEDED = "manager_needed"  # an override, a void of a sold line, a write-off
+    WRITE_OFF = "write_off"  # scan the unit to write off; a manager approves
+    COUNTING = "counting"  # stock count: scan every unit on the shelves, then DONE
     OUT_OF_SERVICE = "out_of_service"
 
 
@@ -55,6 +58,9 @@ class CommandName(StrEnum):
     DONE = "DONE"  # finish receiving (writes the units) or returns
     REPRINT = "REPRINT"  # print the last receipt again (or retry one that failed)
     HELP = "HELP"  # call an attendant
+    COUNT = "COUNT"  # stock count; argument: a product code, or an open count to go on with
+    WRITEOFF = "WRITEOFF"  # write off the unit scanned next; argument: the reason
+    STATUS = "STATUS"  # which devices are missing
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class LaneSettings:
     supplier: str = "delivery at the lane"
     walk_in_customer: str = "walk-in customer"
     badges: Mapping[str, str] = field(default_factory=dict)  # badge id -> attendant name
+    managers: Mapping[str, str] = field(default_factory=dict)  # badge id -> manager name
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,16 @@ class Command:
     name: CommandName
     argument: str = ""
     source: str = "api"
+    facts: Facts = Facts()  # what the ledger said, for a command that names a document
+
+
+@dataclass(frozen=True)
+class ManagerApproval:
+    """Someone answered the lane's call for a manager with a PIN at the kiosk.
+    `manager` is None when the PIN is nobody's or not a manager's."""
+
+    manager: str | None
+    method: str  # "pin" (a badge comes in as a scan)
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,7 @@ class LedgerDone:
 
     op_id: int
     refused: tuple[tuple[str, str], ...] = ()  # (code, message) per problem
+    details: Mapping[str, Any] = field(default_factory=dict)  # what the operation found
 
 
 @dataclass(frozen=True)
@@ -229,6 +247,7 @@ Input = (
     | ScannerTrouble
     | Command
     | AttendantRelease
+    | ManagerApproval
     | Tick
     | LedgerDone
     | Printed
@@ -248,6 +267,7 @@ class BasketLine:
     serial: str | None = None
     key: str | None = None
     quantity: int = 1
+    approved_by: str | None = None  # the manager who overrode a refusal for this unit
 
 
 @dataclass(frozen=True)
@@ -279,6 +299,20 @@ class Lock:
     message: str
     resume: Mode
     pending: Command | None = None  # an attendant-only command to run once released
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What the lane waits for a manager to approve, and where it goes back to."""
+
+    action: str  # "override", "void_sold", "write_off"
+    code: str  # why a manager is needed (for an override: the refusal overridden)
+    message: str
+    resume: Mode
+    unit: UnitFacts | None = None  # override, write-off: the unit
+    line: BasketLine | None = None  # void_sold: the line sold
+    invoice: str | None = None  # void_sold: the invoice it was sold on
+    reason: str = ""  # write-off: why
 
 
 @dataclass(frozen=True)
@@ -350,7 +384,77 @@ class RecordRelease:
     message: str
 
 
-LedgerOp = SellBasket | ReturnUnit | ReceiveUnits | RecordRelease
+@dataclass(frozen=True)
+class RecordRefusedManager:
+    """Someone who is not a manager tried to approve what needs one."""
+
+    op_id: int
+    who: str  # "Mia (attendant)" or "a PIN that is no manager's"
+    method: str
+    action: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class VoidSold:
+    """Undo the sale of one unit on a completed invoice (a correction event)."""
+
+    op_id: int
+    invoice: str
+    product: str
+    serial: str
+    description: str
+    refund_cents: int
+    manager: str
+
+
+@dataclass(frozen=True)
+class WriteOff:
+    op_id: int
+    product: str
+    serial: str
+    description: str
+    reason: str
+    manager: str
+
+
+@dataclass(frozen=True)
+class OpenCount:
+    """Open a stock count (of one product, if given), or go on with an open one."""
+
+    op_id: int
+    argument: str  # "", a product code, or the number of a count still open
+
+
+@dataclass(frozen=True)
+class CountScan:
+    op_id: int
+    count: str
+    product: str
+    serial: str
+    description: str
+    view: UnitView | None = None  # where the ledger had the unit when it was scanned
+
+
+@dataclass(frozen=True)
+class CloseCount:
+    op_id: int
+    count: str
+
+
+LedgerOp = (
+    SellBasket
+    | ReturnUnit
+    | ReceiveUnits
+    | RecordRelease
+    | RecordRefusedManager
+    | VoidSold
+    | WriteOff
+    | OpenCount
+    | CountScan
+    | CloseCount
+)
 
 
 # ------------------------------------------------------------------------ outputs
@@ -391,6 +495,12 @@ class LaneState:
     received: tuple[ReceivedUnit, ...] = ()  # RECEIVING: scanned, not yet written
     supplier: str = ""
     lock: Lock | None = None  # ATTENDANT_NEEDED
+    approval: Approval | None = None  # MANAGER_NEEDED
+    last_sale: Basket | None = None  # the last basket paid for here (to void a line of)
+    reason: str = ""  # WRITE_OFF: why
+    count_product: str | None = None  # COUNTING: the one product counted, if any
+    counted: int = 0  # COUNTING: scans recorded
+    last_count: str | None = None  # the count this lane last closed (its report)
     pending: LedgerOp | None = None  # sent to the ledger, answer not yet in
     failure: str = ""  # OUT_OF_SERVICE: why
     deadline: float | None = None  # monotonic time the next Tick matters
