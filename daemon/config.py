@@ -24,6 +24,7 @@ from pydantic import (
 
 from daemon.attendants import PinProblem, parse_pin_hash
 from daemon.config_devices import Display, Gpio, Printer, Scanner, Section
+from daemon.replication.config import ReplicationConfig
 from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
 
@@ -169,8 +170,8 @@ class PosdConfig(Section):
     attendants: list[Attendant] = Field(default_factory=list)
     managers: list[Manager] = Field(default_factory=list)
     lane: Lane = Lane()
-    # Validated by the replication module, which owns its own settings.
-    replication: dict[str, Any] | None = None
+    # Absent: the terminal keeps selling and its ledger keeps every event for later.
+    replication: ReplicationConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PosdConfig:

@@ -45,6 +45,7 @@ from daemon.lane_ledger import LaneLedger, open_ledger
 from daemon.lane_outputs import Background
 from daemon.lane_recovery import recover
 from daemon.ledger import LedgerError
+from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane import initial_state
 from daemon.rules.lane_types import Command, CommandName, LaneSettings
 from daemon.sdnotify import Notifier, NotifySendError, pet_watchdog
@@ -87,6 +88,7 @@ class Daemon:
     button: AttendantButton | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lane_task: asyncio.Task[None] | None = None
+    replicator: Replicator | None = None
 
     async def stop(self) -> None:
         """Stop taking input, finish the one in hand, then close every device."""
@@ -103,6 +105,9 @@ class Daemon:
         if self.api_runner is not None:
             await self.api_runner.cleanup()
         await self.background.close()
+        loop = asyncio.get_running_loop()
+        if self.replicator is not None:
+            await loop.run_in_executor(None, self.replicator.stop)
         for part in (self.outputs.display, self.outputs.gpio, self.outputs.printer, self.button):
             if part is not None:
                 with contextlib.suppress(Exception):  # closing a dead device
@@ -160,7 +165,36 @@ async def start(
     except BaseException:
         await daemon.stop()
         raise
+    if config.replication is not None:
+        daemon.replicator = Replicator(
+            config.replication,
+            config.ledger.path,
+            notify=on_loop(asyncio.get_running_loop(), _replication_logger()),
+        )
+        daemon.replicator.start()
     return daemon
+
+
+def _replication_logger() -> Callable[[ReplicationStatus], None]:
+    """Log when the link to HQ comes or goes, or a new error appears; the lane keeps
+    selling either way and the ledger keeps every event until HQ has stored it."""
+    last: list[tuple[bool, str | None]] = [(False, None)]
+
+    def seen(status: ReplicationStatus) -> None:
+        now = (status.connected, status.last_error)
+        if now == last[0]:
+            return
+        if status.connected != last[0][0]:
+            log.info(
+                "replication %s; %d event(s) waiting for HQ",
+                "connected" if status.connected else "offline",
+                status.backlog,
+            )
+        if status.last_error and status.last_error != last[0][1]:
+            log.warning("replication: %s", status.last_error)
+        last[0] = now
+
+    return seen
 
 
 async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
