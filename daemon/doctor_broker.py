@@ -116,7 +116,9 @@ def probe(config: ReplicationConfig, terminal: str, timeout_s: float) -> Finding
             f"{where}: the broker closed the connection before answering the login"
             + (f" ({closed})" if closed else ""),
             "it may require a client certificate (set replication.cert_file and key_file) "
-            "or refuse this TLS version; the broker's log says which",
+            "or refuse this TLS version; the broker's log says which"
+            if config.tls
+            else "is this port a TLS listener? then the url must start with mqtts://",
         )
     if reason.is_failure:
         if reason.value in LOGIN_REFUSED:

@@ -111,7 +111,8 @@ class Link:
                 time.sleep(timeout)
                 return
         rc = self.client.loop(timeout)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        # on_disconnect may have handled this loss already, with the broker's reason.
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._socket_open:
             self._lost(f"connection lost ({mqtt.error_string(rc)})")
 
     def _attempt(self) -> None:
