@@ -23,38 +23,34 @@ import contextlib
 import copy
 import os
 import sqlite3
-import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from daemon.config import ConfigError, PosdConfig, describe, parse_config
+from daemon.config import ConfigError, PosdConfig, parse_config
 from daemon.config_devices import EvdevScanner, FilePrinter, SerialPrinter
 from daemon.devices_inventory import stable_target_kind
-from daemon.provision_files import Owner, Who, install_file, private_dir, write_atomic
+from daemon.provision_broker import NONE, Login, check_replication, replication_settings
+from daemon.provision_files import (
+    FileToInstall,
+    Owner,
+    install_file,
+    private_dir,
+    under,
+    write_atomic,
+)
 from daemon.provision_toml import dump
-from daemon.replication.config import ReplicationConfig
 
 CONFIG_PATH = "/etc/posd/posd.toml"
 LEDGER_PATH = "/var/lib/posd/ledger.db"
-CA_PATH = "/etc/posd/hq-ca.pem"
-CERT_PATH = "/etc/posd/terminal.crt"
-KEY_PATH = "/etc/posd/terminal.key"
-PASSWORD_PATH = "/etc/posd/mqtt-password"
-NONE = "none"  # the answer that removes a device or replication
 HEADER = (
     "posd terminal configuration, written by `posd provision`.\n"
     "Re-run it to change identity, broker or devices; other keys edited here are kept.\n"
     "Check by hand edits with: posd config check /etc/posd/posd.toml"
 )
 _PRINTER_COMMON = ("profile", "timeout_s", "status_timeout_s", "drawer_kick", "drawer_pin")
-_BROKER_ORDER = ("url", "username", "password_file", "ca_file", "cert_file", "key_file")
 _GPIO_PARTS = ("green", "amber", "red", "buzzer", "drawer", "button")
-
-Login = Literal["password", "certificate"]
 
 
 class ProvisionRefused(ValueError):
@@ -111,14 +107,6 @@ class Current:
 
 
 @dataclass(frozen=True)
-class FileToInstall:
-    target: str  # as the terminal sees it
-    content: bytes
-    mode: int
-    owner: Who  # root:posd (read by the service) or posd:posd
-
-
-@dataclass(frozen=True)
 class Plan:
     root: Path
     settings: dict[str, Any]
@@ -134,11 +122,6 @@ class Applied:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     ledger_epoch: str | None = None  # set when a new ledger was created
-
-
-def under(root: Path, path: str | Path) -> Path:
-    """Where the terminal's `path` lives in the tree at `root`."""
-    return root / str(path).lstrip("/")
 
 
 def current(root: Path) -> Current:
@@ -189,7 +172,7 @@ def plan(answers: Answers, now: Current) -> Plan:
     _gpio(settings, answers, problems)
     if answers.attendants is not None:
         settings["attendants"] = _attendants(settings.get("attendants", []), answers.attendants)
-    _replication(settings, answers, root, problems, files)
+    replication_settings(settings, answers, root, problems, files)
     for key in ("scanners", "attendants"):
         if settings.get(key) == []:
             del settings[key]
@@ -197,7 +180,7 @@ def plan(answers: Answers, now: Current) -> Plan:
         config = parse_config(settings, CONFIG_PATH)
     except ConfigError as error:
         raise ProvisionRefused(problems + error.problems) from None
-    problems += _check_replication(settings.get("replication"))
+    problems += check_replication(settings.get("replication"))
     problems += _check_ledger(config, now)
     if problems:
         raise ProvisionRefused(problems)
@@ -357,125 +340,6 @@ def _attendants(
             entry["pin_hash"] = hashes[name]
         made.append(entry)
     return made
-
-
-def _replication(
-    settings: dict[str, Any],
-    answers: Answers,
-    root: Path,
-    problems: list[str],
-    files: list[FileToInstall],
-) -> None:
-    if answers.hq_url == NONE:
-        settings.pop("replication", None)
-        return
-    if answers.hq_url is None and "replication" not in settings:
-        return
-    table: dict[str, Any] = dict(settings.get("replication", {}))
-    if answers.hq_url is not None:
-        table["url"] = answers.hq_url
-
-    def install(source: Path | None, key: str, default: str, mode: int, who: Who) -> None:
-        # A new file goes to its standard place; without one, the file named now must be there.
-        table[key] = default if source is not None else table.get(key, default)
-        _install(source, str(table[key]), key, root, mode, who, problems, files)
-
-    login = _login(answers, table)
-    if login == "certificate":
-        table.pop("username", None)
-        table.pop("password_file", None)
-        install(answers.cert_file, "cert_file", CERT_PATH, 0o640, "root")
-        install(answers.key_file, "key_file", KEY_PATH, 0o600, "posd")
-    elif login == "password":
-        table.pop("cert_file", None)
-        table.pop("key_file", None)
-        table["username"] = answers.username or table.get("username") or answers.terminal
-        if answers.password is not None:
-            table["password_file"] = PASSWORD_PATH
-            if not answers.password.strip():
-                problems.append("replication.password_file: the password typed is empty")
-            secret = answers.password.strip().encode() + b"\n"
-            files.append(FileToInstall(PASSWORD_PATH, secret, 0o600, "posd"))
-        else:
-            install(answers.password_file, "password_file", PASSWORD_PATH, 0o600, "posd")
-    if answers.ca_file is not None or "ca_file" in table:
-        install(answers.ca_file, "ca_file", CA_PATH, 0o644, "root")
-    ordered = {k: table[k] for k in _BROKER_ORDER if k in table}
-    ordered.update({k: v for k, v in table.items() if k not in ordered})
-    settings["replication"] = ordered
-
-
-def _login(answers: Answers, table: dict[str, Any]) -> Login | None:
-    """How the terminal logs in to the broker: as answered, or as it did before."""
-    if answers.login is not None:
-        return answers.login
-    if answers.cert_file is not None or answers.key_file is not None:
-        return "certificate"
-    if answers.username or answers.password_file is not None or answers.password is not None:
-        return "password"
-    if "cert_file" in table:
-        return "certificate"
-    if "username" in table or "password_file" in table:
-        return "password"
-    return None
-
-
-def _install(
-    source: Path | None,
-    target: str,
-    key: str,
-    root: Path,
-    mode: int,
-    owner: Who,
-    problems: list[str],
-    files: list[FileToInstall],
-) -> None:
-    """Queue `source` to be installed at `target` (or check the file already there)."""
-    flag = "--" + key.replace("_", "-")
-    path = source if source is not None else under(root, target)
-    try:
-        content = path.read_bytes()
-    except OSError as error:
-        if source is None:
-            problems.append(
-                f"replication.{key}: {target} is not on this terminal; give it with {flag} FILE"
-            )
-        else:
-            problems.append(f"replication.{key}: {source} cannot be read ({error.strerror})")
-        return
-    problem = _check_secret_file(key, path, content)
-    if problem:
-        problems.append(f"replication.{key}: {problem} ({flag} {path})")
-        return
-    files.append(FileToInstall(target, content, mode, owner))
-
-
-def _check_secret_file(key: str, path: Path, content: bytes) -> str | None:
-    if key in ("ca_file", "cert_file"):
-        if b"-----BEGIN CERTIFICATE-----" not in content:
-            return f"{path} is not a PEM certificate"
-        if key == "ca_file":
-            try:
-                ssl.create_default_context().load_verify_locations(cadata=content.decode())
-            except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
-                return f"{path} holds no usable CA certificate ({error})"
-    if key == "key_file" and b"PRIVATE KEY-----" not in content:
-        return f"{path} is not a PEM private key"
-    if key == "password_file":
-        text = content.decode(errors="replace").strip()
-        if not text or "\n" in text:
-            return f"{path} must hold the password on one line"
-    return None
-
-
-def _check_replication(table: dict[str, Any] | None) -> list[str]:
-    if table is None:
-        return []
-    try:
-        ReplicationConfig.model_validate(table)
-    except ValidationError as error:
-        return [describe({**e, "loc": ("replication", *e["loc"])}) for e in error.errors()]
-    return []
 
 
 def _check_ledger(config: PosdConfig, now: Current) -> list[str]:

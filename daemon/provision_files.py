@@ -19,6 +19,19 @@ from typing import Literal
 Who = Literal["root", "posd"]
 
 
+def under(root: Path, path: str | Path) -> Path:
+    """Where the terminal's `path` lives in the tree at `root`."""
+    return root / str(path).lstrip("/")
+
+
+@dataclass(frozen=True)
+class FileToInstall:
+    target: str  # as the terminal sees it, e.g. /etc/posd/mqtt-password
+    content: bytes
+    mode: int
+    owner: Who  # root:posd (the service reads it) or posd:posd (the service owns it)
+
+
 @dataclass(frozen=True)
 class Owner:
     """The posd user and group, for files provisioning writes on the terminal itself."""

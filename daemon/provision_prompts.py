@@ -15,7 +15,9 @@ from typing import Any
 import click
 
 from daemon.devices_inventory import Inventory
-from daemon.provision import NONE, Answers, Current, under
+from daemon.provision import Answers, Current
+from daemon.provision_broker import NONE
+from daemon.provision_files import under
 
 _KEEP = ""  # the answer that keeps a file already installed
 
