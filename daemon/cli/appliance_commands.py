@@ -51,11 +51,11 @@ def _show_devices(found: Any) -> None:
     click.echo("Devices attached (stable names only; eventN and ttyUSBn move after a replug):")
     for device in found.devices:
         ids = f" [{device.vendor_product}]" if device.vendor_product else ""
-        mark = {"likely": "SCANNER?  yes", "possible": "SCANNER?  maybe", "no": "          "}
-        click.echo(f"  {mark[device.scanner]}  {device.name}")
-        click.echo(f"                   {device.kind}: {device.label}{ids}; {device.why}")
+        mark = {"likely": "scanner? yes", "possible": "scanner? maybe", "no": ""}
+        click.echo(f"  {mark[device.scanner]:<15}{device.name}")
+        click.echo(f"  {'':<15}{device.kind}: {device.label}{ids}; {device.why}")
         for alias in device.aliases:
-            click.echo(f"                   also {alias}")
+            click.echo(f"  {'':<15}also {alias}")
 
 
 @click.command(
