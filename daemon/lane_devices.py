@@ -9,6 +9,7 @@ probes a port by writing to it: a port's role is what the configuration says.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -67,6 +68,7 @@ def display_output(config: PosdConfig, report: Report) -> DisplayOutput | None:
         code_table=section.code_table,
         write_timeout_s=section.write_timeout_s,
         reconnect_s=section.reconnect_s,
+        present=lambda: os.path.exists(section.port),
     )
 
 

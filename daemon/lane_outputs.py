@@ -7,8 +7,12 @@ to the lane as an input (`DeviceChanged`, `Printed`) through `report`.
 
 The display shows the latest lines the lane asked for: if the lane moves on while an
 update is on the wire, the next update goes straight to the newest text. When the
-display stops taking data, its port is reopened every `reconnect_s` and the glass is
-repainted once it is back.
+display stops taking data, or its port's stable name disappears (the cable is pulled),
+its port is reopened every `reconnect_s` and the glass is repainted once it is back.
+
+The printer is asked how it is now and then (`PrinterOutput.watch`): every few seconds
+while it is well, twice a second while it is missing or owes a receipt. When it is
+back, what it owes prints, each receipt once.
 """
 
 from __future__ import annotations
@@ -27,13 +31,26 @@ from daemon.drivers.display import (
     Transport,
 )
 from daemon.drivers.gpio import Buzzer, CashDrawer, Colour, LaneLight
-from daemon.drivers.printer import JobState, Receipt, ReceiptPrinter
+from daemon.drivers.printer import (
+    JobState,
+    PrinterState,
+    PrinterStatus,
+    PrintJob,
+    Receipt,
+    ReceiptPrinter,
+)
 from daemon.rules.lane_types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
 
 log = logging.getLogger(__name__)
 Report = Callable[[Input], None]
 GPIO_TIMEOUT_S = 0.5
 OPEN_TIMEOUT_S = 2.0
+HEALTHY_POLL_S = 2.0  # how often a printer that is well is asked how it is
+TROUBLE_POLL_S = 0.5  # ... and one that is missing or owes a receipt
+QUICK_FAILURE_S = 0.1  # an "unknown" this quick is a broken link, not a silent printer
+# What the driver says of a connection that cannot read a status back (a USB
+# printer's file): such a printer is only tried again, never asked.
+_NO_STATUS = "cannot report status"
 
 
 class Background:
@@ -75,8 +92,12 @@ class DisplayOutput:
         code_table: str | None = None,
         write_timeout_s: float = 0.5,
         reconnect_s: float = 1.0,
+        present: Callable[[], bool] | None = None,
     ) -> None:
         self._open_transport = open_transport
+        # Whether the port's stable name is there (a /dev/serial/by-id link goes when
+        # the cable is pulled): looked at every `reconnect_s`, never by writing.
+        self._present = present
         self._model = model
         self._code_table = code_table
         self._write_timeout_s = write_timeout_s
@@ -110,7 +131,8 @@ class DisplayOutput:
         while not self._stopped:
             if self.missing is not None or self._display is None:
                 await self._connect()
-            await self._wake.wait()
+            if not await self._woken():
+                continue
             self._wake.clear()
             lines = self._wanted
             if lines is None or self._stopped:
@@ -124,6 +146,20 @@ class DisplayOutput:
                 self._lost(str(error))
             finally:
                 self._writing = False
+
+    async def _woken(self) -> bool:
+        """Wait for something to show; False when `reconnect_s` passed first and the
+        port was looked at instead (and found gone, perhaps)."""
+        if self._present is None:
+            await self._wake.wait()
+            return True
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._reconnect_s)
+        except TimeoutError:
+            if self.missing is None and not self._present():
+                self._lost("its port is gone (cable pulled?); it is reopened when it is back")
+            return False
+        return True
 
     def stop(self) -> None:
         """End `run`. Besides cancelling its task: on Python 3.11 `asyncio.wait_for` can
@@ -266,6 +302,8 @@ class PrinterOutput:
         self._background = background
         self._drawer_kick = drawer_kick
         self._trouble: str | None = None
+        self._printing = 0  # attempts on the wire: no status question meanwhile
+        self._failed = asyncio.Event()  # a receipt did not print: ask sooner
 
     def print(self, spec: ReceiptSpec) -> None:
         receipt = self._make(spec)
@@ -300,13 +338,71 @@ class PrinterOutput:
         self._background.start(kick(), "drawer-kick")
         return True
 
-    async def _outcome(self, invoice: str, work: Coroutine[Any, Any, Any]) -> None:
-        job = await work
-        ok = job.state is JobState.PRINTED
-        trouble = None if ok else job.reason
+    async def watch(self) -> None:
+        """Ask the printer how it is, for as long as the lane runs; print what it owes
+        (each receipt once) as soon as it is back."""
+        asks = True
+        while True:
+            await self._nap(TROUBLE_POLL_S if self._troubled() else HEALTHY_POLL_S)
+            if self._printing or not (asks or self._owed()):
+                continue
+            status = await self._status()
+            if status.state is PrinterState.UNKNOWN and _NO_STATUS in status.reason:
+                asks = False  # it cannot tell: try what is owed and see
+            if asks and status.state is not PrinterState.OK:
+                self._set_trouble(str(status))
+                continue
+            if asks:
+                self._set_trouble(None)
+            for job in self._owed():
+                work = self.printer.retry_async(job.id)
+                invoice = job.receipt.invoice_number
+                self._background.start(self._outcome(invoice, work), f"print-again-{job.id}")
+
+    def _owed(self) -> list[PrintJob]:
+        return [job for job in self.printer.waiting if job.state is JobState.FAILED]
+
+    def _troubled(self) -> bool:
+        return self._trouble is not None or bool(self._owed())
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep, unless a receipt fails to print meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._failed.wait(), seconds)
+        self._failed.clear()
+
+    async def _status(self) -> PrinterStatus:
+        """How the printer is. A link the printer closed (unplugged, rebooted) fails
+        quickly once or twice before the driver opens a new one, so a quick "unknown"
+        is asked again at once; a slow one (a printer that keeps quiet) is not."""
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            started = loop.time()
+            status = await self.printer.status_async()
+            quick = loop.time() - started < QUICK_FAILURE_S
+            if status.state is not PrinterState.UNKNOWN or _NO_STATUS in status.reason:
+                break
+            if not quick:
+                break
+        return status
+
+    def _set_trouble(self, trouble: str | None) -> None:
         if trouble != self._trouble:
             self._trouble = trouble
-            self._report(DeviceChanged("printer", ok, trouble or ""))
+            self._report(DeviceChanged("printer", trouble is None, trouble or ""))
+
+    async def _outcome(self, invoice: str, work: Coroutine[Any, Any, Any]) -> None:
+        self._printing += 1
+        try:
+            job = await work
+        finally:
+            self._printing -= 1
+        if job.state is JobState.PRINTING:
+            return  # another attempt at it is under way; that one reports
+        ok = job.state is JobState.PRINTED
+        self._set_trouble(None if ok else job.reason)
+        if not ok:
+            self._failed.set()
         # Last, so the cashier's prompt ends on what to do about the receipt.
         self._report(Printed(invoice, ok, job.reason))
 

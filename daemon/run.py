@@ -221,6 +221,8 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
     loop = asyncio.get_running_loop()
     if outputs.display is not None:
         daemon.tasks.append(loop.create_task(outputs.display.run(), name="display"))
+    if outputs.printer is not None:
+        daemon.tasks.append(loop.create_task(outputs.printer.watch(), name="printer"))
     for reader in readers:
         daemon.tasks.append(loop.create_task(_read(reader, lane), name=f"scanner-{reader.source}"))
     recovered = await daemon.ledger.call(lambda _: recover(daemon.ledger, lane.settings))

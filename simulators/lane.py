@@ -31,13 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import parse_config
+from daemon.drivers.keymap import KeyboardLayout
+from daemon.drivers.scanner import ReadingScanner
+from daemon.drivers.scanner_evdev import EvdevScanner
 from daemon.lane import Lane
 from daemon.rules.lane_types import Command, CommandName
 from daemon.run import Daemon, start
 from simulators.display import SimulatedDisplay
 from simulators.gpio import LanePins, SimulatedGpio
 from simulators.printer import SimulatedPrinter
-from simulators.scanner import SimulatedSerialScanner
+from simulators.scanner import SimulatedSerialScanner, SimulatedWedgeScanner
 
 TERMINAL = "T-001"
 # Inputs whose event is the answer to what a person did (not a printer or device report).
@@ -59,6 +62,7 @@ class SimulatedLane:
         lane: dict[str, Any] | None = None,
         terminal: str = TERMINAL,
         branch: str = BRANCH,
+        wedge: bool = False,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -71,6 +75,9 @@ class SimulatedLane:
         self.terminal = terminal
         self.branch = branch
         self.scanner = SimulatedSerialScanner(folder / "scanner")
+        # A second scanner, a keyboard wedge: kernel key events through a pipe, read by
+        # the daemon's evdev driver (a pipe is no input device, so the test attaches it).
+        self.wedge = SimulatedWedgeScanner() if wedge else None
         self.display = SimulatedDisplay("epson", link=folder / "display")
         self.display.start()
         self.printer = SimulatedPrinter(link=folder / "printer")
@@ -135,6 +142,10 @@ class SimulatedLane:
 
     async def start(self) -> Daemon:
         self.daemon = await start(parse_config(self.config()), factory=self.gpio.factory)
+        if self.wedge is not None:
+            reader = EvdevScanner(self.wedge.open, KeyboardLayout("us"), source="wedge")
+            task = asyncio.get_running_loop().create_task(_read(reader, self.daemon.lane))
+            self.daemon.tasks.append(task)
         await self.settled()
         return self.daemon
 
@@ -144,8 +155,9 @@ class SimulatedLane:
             self.daemon = None
 
     def close(self) -> None:
-        for device in (self.scanner, self.display, self.printer):
-            device.close()
+        for device in (self.scanner, self.display, self.printer, self.wedge):
+            if device is not None:
+                device.close()
         self.gpio.factory.close()
 
     @property
@@ -155,13 +167,16 @@ class SimulatedLane:
 
     # -- playing the world outside ----------------------------------------------------
 
-    async def scan(self, text: str) -> dict[str, Any]:
-        """The scanner reads `text`; returns the lane's event for it (the ledger's answer,
-        when the scan started a ledger operation) once it is decided and shown."""
+    async def scan(self, text: str, *, by: str = "scanner") -> dict[str, Any]:
+        """The scanner (`by="wedge"`: the keyboard wedge) reads `text`; returns the lane's
+        event for it (the ledger's answer, when the scan started a ledger operation) once
+        it is decided and shown."""
+        device = self.wedge if by == "wedge" else self.scanner
+        assert device is not None, "make the lane with wedge=True to scan with the wedge"
         events = self.lane.subscribe()
         try:
             before = self.lane.taken
-            self.scanner.scan(text)
+            device.scan(text)
             await wait_until(lambda: self.lane.taken > before, f"the lane to take scan {text!r}")
             await self.settled()
         finally:
@@ -194,6 +209,11 @@ class SimulatedLane:
         """The two display lines as a customer reads them, trailing spaces dropped."""
         first, second = self.display.lines
         return first.rstrip(), second.rstrip()
+
+
+async def _read(scanner: ReadingScanner, lane: Lane) -> None:
+    async for item in scanner.scans():
+        lane.submit(item)
 
 
 async def wait_until(

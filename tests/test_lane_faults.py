@@ -33,7 +33,9 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------- in-process faults
 
 
-def test_printer_out_of_paper_mid_sale(tmp_path: Path, template_dir: Path) -> None:
+def test_printer_out_of_paper_mid_sale_prints_the_receipt_once_paper_is_in(
+    tmp_path: Path, template_dir: Path
+) -> None:
     async def play(sim: SimulatedLane) -> None:
         await sim.scan("LX-0001")
         sim.printer.paper_out()
@@ -48,13 +50,15 @@ def test_printer_out_of_paper_mid_sale(tmp_path: Path, template_dir: Path) -> No
         assert "paper out" in sim.lane.state.prompt and "REPRINT" in sim.lane.state.prompt
         assert "paper out" in sim.lane.snapshot()["devices"]["printer"]
         assert sim.printer.receipts == []
-        sim.printer.paper_in()
-        await sim.command("REPRINT")
+        sim.printer.paper_in()  # the receipt owed prints by itself, once
         await wait_until(lambda: sim.printer.receipts, "the receipt")
         await wait_until(lambda: sim.lane.state.receipt_waiting is None, "the print result")
         (receipt,) = sim.printer.receipts  # printed once, as the original
         assert "T-001-000001" in receipt.text and "REPRINT" not in receipt.text
         assert "printer" not in sim.lane.snapshot()["devices"]
+        await sim.command("REPRINT")  # a copy on request is marked as one
+        await wait_until(lambda: len(sim.printer.receipts) == 2, "the copy")
+        assert "REPRINT" in sim.printer.receipts[-1].text
 
     run_lane(tmp_path, template_dir, play)
 

@@ -109,9 +109,11 @@ def device_changed(state: LaneState, event: DeviceChanged, now: Now, cfg: LaneSe
         devices[event.device] = event.message
         message = f"{event.device}: {event.message}"
     changed = state.evolve(devices=devices)
+    # Only a device gone or back changes the display, not new words about one still away.
+    moved = devices.keys() != state.devices.keys()
     return changed, Effects(
-        display=_at_rest(changed),
-        prompt=message,
+        display=_at_rest(changed) if moved else None,
+        prompt=message if moved else None,
         verdict=Verdict("prompt", "device", message),
     )
 
@@ -133,7 +135,7 @@ def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> St
     waiting = state.evolve(receipt_waiting=event.invoice)
     message = (
         f"the receipt of {event.invoice} did not print ({event.reason}); the sale is saved. "
-        "Fix the printer, then REPRINT"
+        "Fix the printer: the receipt prints by itself once the printer is back (or REPRINT)"
     )
     if cfg.self_checkout and state.mode is not Mode.ATTENDANT_NEEDED:
         return lock(waiting, "receipt_failed", message, resume=state.mode)

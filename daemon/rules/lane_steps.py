@@ -73,7 +73,7 @@ def idle_display(devices: Mapping[str, str]) -> tuple[str, str]:
         return text.WELCOME
     scanner_gone = any(name.startswith("scanner") for name in shown)
     missing = sorted({name.split()[0].upper() for name in shown})
-    first = text.line(f"NO {missing[0]}" if len(missing) == 1 else "CHECK " + " ".join(missing))
+    first = text.line("CHECK " + " ".join(missing))
     return first, "PLEASE WAIT" if scanner_gone else text.WELCOME[1]
 
 
