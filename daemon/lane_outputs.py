@@ -1,12 +1,17 @@
 """The lane's outputs: pole display, light, buzzer, cash drawer, receipt printer.
 
-Each device works on its own thread with a deadline (the drivers' `DeviceWorker`), so
-a display with a pulled cable or a printer with its cover open never holds up the
-others or the lane. Calls here return at once; what a device could not do comes back
-to the lane as an input (`DeviceChanged`, `Printed`) through `report`.
+Each device works on its own thread with a deadline (the drivers' `DeviceWorker`), or
+on the event loop without ever blocking it, so a display with a pulled cable or a
+printer with its cover open never holds up the others or the lane. Calls here return
+at once; what a device could not do comes back to the lane as an input
+(`DeviceChanged`, `Printed`) through `report`.
 
-The display shows the latest lines the lane asked for: if the lane moves on while an
-update is on the wire, the next update goes straight to the newest text. When the
+A display port with a file descriptor (a serial port) is written on the event loop
+itself, the moment the lane decides (`daemon.lane_display.LoopWriter`: non-blocking,
+with a deadline for what the port cannot take at once); any other transport is written
+on the display driver's thread. The display shows the latest lines the lane asked for:
+if the lane moves on while an update is on the wire, the next update goes straight to
+the newest text. When the
 display stops taking data, or its port's stable name disappears (the cable is pulled),
 its port is reopened every `reconnect_s` and the glass is repainted once it is back.
 
@@ -29,6 +34,7 @@ from daemon.drivers.display import (
     DeviceWorker,
     DisplayMissing,
     Transport,
+    command_set,
 )
 from daemon.drivers.gpio import Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import (
@@ -39,6 +45,7 @@ from daemon.drivers.printer import (
     Receipt,
     ReceiptPrinter,
 )
+from daemon.lane_display import LoopWriter
 from daemon.rules.lane_types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
 
 log = logging.getLogger(__name__)
@@ -103,7 +110,8 @@ class DisplayOutput:
         self._write_timeout_s = write_timeout_s
         self._reconnect_s = reconnect_s
         self._report = report
-        self._display: CustomerDisplay | None = None
+        self._display: CustomerDisplay | None = None  # a port without a descriptor
+        self._writer: LoopWriter | None = None  # a port with one: written on the loop
         self._transport: Transport | None = None
         self._opener = DeviceWorker("display-open")
         self._wanted: tuple[str, str] | None = None
@@ -115,27 +123,40 @@ class DisplayOutput:
 
     def show(self, lines: tuple[str, str]) -> None:
         self._wanted = lines
-        self._wake.set()
+        writer = self._writer
+        if writer is not None and not writer.dead:
+            writer.show(lines)  # at once, on the loop; it never waits on the wire
+        else:
+            self._wake.set()
 
     @property
     def settled(self) -> bool:
         """Nothing waits to be written (or the display is missing)."""
-        return self.missing is not None or not (self._wake.is_set() or self._writing)
+        if self.missing is not None:
+            return True
+        if self._writer is not None:
+            return self._writer.settled and not self._wake.is_set()
+        return not (self._wake.is_set() or self._writing)
 
     @property
     def lines(self) -> tuple[str, str] | None:
+        if self._writer is not None:
+            return self._writer.lines
         return self._display.lines if self._display is not None else None
 
     async def run(self) -> None:
         """Write what the lane wants shown, until `stop()` (or cancellation)."""
         while not self._stopped:
-            if self.missing is not None or self._display is None:
+            if self.missing is not None or (self._display is None and self._writer is None):
                 await self._connect()
             if not await self._woken():
                 continue
             self._wake.clear()
             lines = self._wanted
-            if lines is None or self._stopped:
+            if lines is None or self._stopped or self.missing is not None:
+                continue
+            if self._writer is not None:
+                self._writer.show(lines)
                 continue
             self._writing = True
             try:
@@ -179,7 +200,16 @@ class DisplayOutput:
                 continue
             self._close_transport()
             self._transport = transport
-            if self._display is None:
+            fileno = getattr(transport, "fileno", None)
+            if callable(fileno):
+                self._writer = LoopWriter(
+                    int(fileno()),
+                    command_set(self._model),
+                    self._code_table or command_set(self._model).default_code_table,
+                    write_timeout_s=self._write_timeout_s,
+                    lost=self._writer_lost,
+                )
+            elif self._display is None:
                 self._display = CustomerDisplay(
                     transport,
                     self._model,
@@ -195,12 +225,22 @@ class DisplayOutput:
                 self._wake.set()  # repaint: the glass shows its power-on text
             return
 
+    def _writer_lost(self, reason: str) -> None:
+        self._lost(reason)
+        self._wake.set()  # `run` reopens the port
+
     def _lost(self, reason: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
         if self.missing is None:
             self.missing = reason
             self._report(DeviceChanged("display", False, reason))
 
     def _close_transport(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()  # before its descriptor is closed
+            self.bytes_written += writer.bytes_written
         closer = getattr(self._transport, "close", None)
         if closer is not None:
             with contextlib.suppress(Exception):  # the port is already gone

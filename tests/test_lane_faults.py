@@ -8,15 +8,24 @@ simulated devices of this one, and kill it with SIGKILL or cap its file sizes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import sqlite3
 import time
+import tty
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from daemon.drivers.display import open_serial
+from daemon.lane_outputs import DisplayOutput
 from daemon.ledger import Ledger
 from daemon.ledger.audit import verify_chain, verify_projection
+from daemon.rules.lane_types import DeviceChanged
+from simulators.display import DisplayDecoder
 from simulators.lane import PosdProcess, SimulatedLane, wait_until
 from tests.lane_sim import run_lane, stocked_copy
 
@@ -77,6 +86,112 @@ def test_display_unplugged_mid_sale(tmp_path: Path, template_dir: Path) -> None:
         await wait_until(lambda: "display" not in sim.lane.state.devices, "the display back")
 
     run_lane(tmp_path, template_dir, play)
+
+
+class _StalledPort:
+    """A display port whose far end stops reading (flow control, a wedged display): a
+    pty whose device end the test reads only when it says so."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self.slave)
+        self.glass = DisplayDecoder("epson")
+
+    def read_all(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self.master, 65536):
+                self.glass.feed(data)
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_a_display_that_stops_taking_data_never_holds_up_the_lane() -> None:
+    async def play() -> None:
+        port, reports = _StalledPort(), []
+        output = DisplayOutput(
+            lambda: open_serial(port.path, 9600, 0.3),
+            "epson",
+            report=reports.append,
+            write_timeout_s=0.3,
+        )
+        task = asyncio.get_running_loop().create_task(output.run())
+        try:
+            await wait_until(lambda: output.lines is not None or output.settled, "the port open")
+            # Fill the port: each update rewrites both lines, until the kernel holds no more.
+            texts = [(f"LINE {n:015d}", f"TOTAL {n:014d}") for n in range(4000)]
+            shown = 0
+            while output.settled:
+                output.show(texts[shown])
+                shown += 1
+            # `show` came back with bytes still owed: it did not wait for the wire.
+            assert output.missing is None and not output.settled
+            output.show(("NEWEST", "WINS"))  # replaces whatever was still to come
+            port.read_all()  # the display takes data again
+            await wait_until(lambda: (port.read_all(), output.settled)[1], "the rest written")
+            port.read_all()
+            assert port.glass.lines == ("NEWEST".ljust(20), "WINS".ljust(20))
+            assert not reports
+            # Now it stops for good: past its write deadline it is reported missing.
+            while output.settled:
+                output.show(texts[shown % len(texts)])
+                shown += 1
+            await wait_until(lambda: reports, "the display reported missing")
+            lost = reports[0]
+            assert isinstance(lost, DeviceChanged) and (lost.device, lost.working) == (
+                "display",
+                False,
+            )
+            assert "no room to write within 0.3 s" in lost.message  # then it is reopened
+        finally:
+            output.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            output.close()
+            port.close()
+
+    asyncio.run(play())
+
+
+class _NoDescriptor:
+    """A port that can only be written (no file descriptor): the driver's thread writes."""
+
+    def __init__(self, port: Any) -> None:
+        self._port = port
+
+    def write(self, data: bytes) -> int | None:
+        written: int | None = self._port.write(data)
+        return written
+
+    def close(self) -> None:
+        self._port.close()
+
+
+def test_a_display_port_without_a_descriptor_is_written_on_the_drivers_thread() -> None:
+    async def play() -> None:
+        port = _StalledPort()
+        output = DisplayOutput(
+            lambda: _NoDescriptor(open_serial(port.path, 9600, 0.3)), "epson", report=print
+        )
+        task = asyncio.get_running_loop().create_task(output.run())
+        try:
+            output.show(("Laptop X1    1299.00", "TOTAL        1299.00"))
+            await wait_until(lambda: (port.read_all(), output.lines)[1] is not None, "a write")
+            await wait_until(lambda: output.settled, "the write done")
+            port.read_all()
+            assert port.glass.lines == ("Laptop X1    1299.00", "TOTAL        1299.00")
+        finally:
+            output.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            output.close()
+            port.close()
+
+    asyncio.run(play())
 
 
 # ----------------------------------------------------------- the daemon's own process
