@@ -135,6 +135,18 @@ def test_the_override_lapses_and_the_unit_is_not_sold(what, do) -> None:
     assert lane.state.approval is None
 
 
+def test_paying_while_a_manager_is_called_sells_the_rest_without_that_unit() -> None:
+    lane = Driven(LANE)
+    lane.scan(label("LX-1", unit("LX-1")))
+    lane.scan(label("LX-9", ELSEWHERE))
+    lane.feed(Command(CommandName.TENDER, "CARD"))
+    sale = lane.ops[-1]
+    assert isinstance(sale, SellBasket) and [ln.serial for ln in sale.basket.lines] == ["LX-1"]
+    codes = [e.verdict.code for e in lane.effects[-2:] if e.verdict is not None]
+    assert codes == ["not_approved", "sale_complete"]
+    assert 'serial "LX-9" not added' in lane.effects[-2].verdict.message
+
+
 def test_a_self_checkout_still_calls_an_attendant() -> None:
     lane = Driven(SELF_LANE)
     effects = lane.scan(label("LX-9", ELSEWHERE))

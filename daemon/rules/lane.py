@@ -298,11 +298,22 @@ def _resume(state: LaneState) -> LaneState:
     )
 
 
-def _next_item(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
-    """Another item scanned while a manager is called: the request is dropped and the
-    item taken as usual."""
-    dropped, _ = decline(state, event, now, cfg)
-    return dispatch(dropped, event, now, cfg)
+def _drop_and_take(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
+    """Another item scanned, or the sale carried on, while a manager is called: what
+    needed the manager is dropped (not done), and the input is taken as usual."""
+    dropped, said = decline(state, event, now, cfg)
+    after, effects = dispatch(dropped, event, now, cfg)
+    if said.verdict is None:
+        return after, effects
+    if effects.verdict is None:  # e.g. TENDER: the ledger's answer comes next
+        return after, replace(
+            effects,
+            verdict=said.verdict,
+            prompt=effects.prompt or said.prompt,
+            display=effects.display or said.display,
+        )
+    both = f"{said.verdict.message}; {effects.verdict.message}"
+    return after, replace(effects, verdict=replace(effects.verdict, message=both))
 
 
 def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
@@ -368,7 +379,10 @@ TABLE: dict[tuple[Mode, str], Handler] = {
     (M.MANAGER_NEEDED, "manager"): approve,
     (M.MANAGER_NEEDED, "badge"): not_a_manager,
     (M.MANAGER_NEEDED, "ledger done"): approval_done,
-    (M.MANAGER_NEEDED, "item"): _next_item,
+    (M.MANAGER_NEEDED, "item"): _drop_and_take,
+    (M.MANAGER_NEEDED, _cmd(C.TENDER)): _drop_and_take,
+    (M.MANAGER_NEEDED, _cmd(C.VOID)): _drop_and_take,
+    (M.MANAGER_NEEDED, _cmd(C.DONE)): _drop_and_take,
     (M.MANAGER_NEEDED, _cmd(C.CANCEL)): decline,
     (M.WRITE_OFF, "item"): scan_write_off,
     (M.WRITE_OFF, _cmd(C.CANCEL)): leave_mode,

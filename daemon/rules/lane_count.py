@@ -13,12 +13,11 @@ count open.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane_steps import Step, accept, prompt, refuse, with_op
+from daemon.rules.lane_steps import Step, accept, prompt, refuse, staff, with_op
 from daemon.rules.lane_types import (
     Beep,
     CloseCount,
@@ -60,11 +59,6 @@ _WHERE = {
 }
 
 
-def staff(cfg: LaneSettings) -> LaneSettings:
-    """Settings for refusals to an employee counting stock: nothing locks the lane."""
-    return replace(cfg, self_checkout=False) if cfg.self_checkout else cfg
-
-
 def start_count(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     if state.basket is not None and state.basket.lines:
         return refuse(state, cfg, "sale_open", "pay or CANCEL the open sale before a count")
@@ -89,7 +83,8 @@ def scan_in_count(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings)
     if isinstance(parsed, ProductCode) or (
         isinstance(parsed, PlainLabel) and not facts.units and facts.product is not None
     ):
-        return _product_next(state, facts.product, str(getattr(parsed, "code", parsed)), cfg)
+        code = parsed.code if isinstance(parsed, ProductCode) else parsed.text
+        return _product_next(state, facts.product, code, cfg)
     wanted_code = state.pending_product.code if state.pending_product else None
     if isinstance(parsed, UnitCode):
         if parsed.gtin is not None and facts.product is None:

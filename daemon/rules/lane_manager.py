@@ -24,6 +24,7 @@ from daemon.rules.lane_steps import (
     prompt,
     refuse,
     resting_display,
+    staff,
     waiting_display,
     with_op,
 )
@@ -211,13 +212,16 @@ def enter_write_off(state: LaneState, event: Command, now: Now, cfg: LaneSetting
 
 
 def scan_write_off(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
+    """The unit to write off (or its product's barcode, then its serial)."""
     parsed, facts = event.parsed, event.facts
+    cfg = staff(cfg)
     if isinstance(parsed, ProductCode) or (
         isinstance(parsed, PlainLabel) and not facts.units and facts.product is not None
     ):
         product = facts.product
         if product is None:
-            return refuse(state, cfg, "unknown_product", f"barcode {parsed} is not a product")
+            code = parsed.code if isinstance(parsed, ProductCode) else parsed.text
+            return refuse(state, cfg, "unknown_product", f"barcode {code} is not a product")
         if not product.serial_tracked:
             return refuse(
                 state, cfg, "not_serialized", f"{product.name} is not written off by serial here"

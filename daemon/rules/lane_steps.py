@@ -7,6 +7,7 @@ table reads as one sentence: `return refuse(state, cfg, "already_sold", message,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from daemon.rules import lane_text as text
 from daemon.rules.lane_types import (
@@ -190,6 +191,12 @@ def lock(
         prompt=f"attendant needed: {message}",
         verdict=Verdict("refused", code, message),
     )
+
+
+def staff(cfg: LaneSettings) -> LaneSettings:
+    """Settings for refusals to staff at work (counting stock, writing a unit off): a
+    self-checkout does not lock and call an attendant who is already there."""
+    return replace(cfg, self_checkout=False) if cfg.self_checkout else cfg
 
 
 def with_op(state: LaneState, **changes: object) -> tuple[LaneState, int]:
