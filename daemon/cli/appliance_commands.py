@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from daemon.cli.run_commands import DEFAULT_CONFIG, EX_CONFIG
+from daemon.cli.run_commands import EX_CONFIG, config_option
 
 
 def register(group: click.Group) -> None:
@@ -181,15 +181,7 @@ def _refused(problems: list[str], as_json: bool) -> None:
     "the HQ broker login, the ledger's integrity and hash chain, disk and clock. Stop posd "
     "first (it holds the devices). Exit 1 when something the store depends on is broken."
 )
-@click.option(
-    "--config",
-    "config_path",
-    envvar="POSD_CONFIG",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The lane's configuration file (or set POSD_CONFIG).",
-)
+@config_option
 @click.option("--no-scan", is_flag=True, help="Do not wait for a test scan.")
 @click.option(
     "--scan-timeout",

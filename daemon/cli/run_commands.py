@@ -9,6 +9,16 @@ import sys
 import click
 
 DEFAULT_CONFIG = "/etc/posd/posd.toml"
+# The lane's configuration file, as `posd run` and `posd doctor` take it.
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="POSD_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The lane's configuration file (or set POSD_CONFIG).",
+)
 # sysexits EX_CONFIG: the unit's RestartPreventExitStatus, as restarting cannot help.
 EX_CONFIG = 78
 
@@ -19,15 +29,7 @@ def register(group: click.Group) -> None:
 
 
 @click.command(help="Run the lane: scanners, display, printer, lights and the kiosk API.")
-@click.option(
-    "--config",
-    "config_path",
-    envvar="POSD_CONFIG",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The lane's configuration file (or set POSD_CONFIG).",
-)
+@config_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error", "critical"]),
