@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from daemon.drivers.display import CommandSet, Cursor, Screen, fit_line, plan_update
 
-_write = os.write  # the one place bytes leave for the display
+# The one place bytes leave for the display.
+_write: Callable[[int, bytes], int] = os.write
 
 
 class LoopWriter:

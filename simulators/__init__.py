@@ -1,1 +1,2 @@
-"""Simulated hardware on real transports (ptys, sockets, MockFactory) for tests and the demo lane."""
+"""Simulated hardware on real transports (ptys, sockets, MockFactory) for tests and the
+demo lane."""
