@@ -537,3 +537,11 @@ def test_imports_point_one_way() -> None:
             assert not bad, f"{where} (pure rules) imports {sorted(bad)}"
         if path.parent.name == "drivers":
             assert not any(n.startswith("daemon.ledger") for n in names), f"{where} imports ledger"
+        if path.parent.name == "ledger":
+            # The ledger stands on the rules' types only: no devices, lane, replication.
+            outside = {
+                n
+                for n in names
+                if n.startswith("daemon.") and not n.startswith(("daemon.ledger", "daemon.rules"))
+            }
+            assert not outside, f"{where} (ledger) imports {sorted(outside)}"
