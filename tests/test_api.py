@@ -9,15 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from simulators.lane import SimulatedLane
 from tests.lane_sim import MIA_PIN, mia, run_lane
-
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
 
 
 def _url(sim: SimulatedLane, path: str) -> str:

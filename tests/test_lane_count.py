@@ -169,11 +169,6 @@ SHELF = [
 ]
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
-
-
 def test_a_count_with_missing_unexpected_and_doubly_scanned_units(
     tmp_path: Path, template_dir: Path
 ) -> None:

@@ -34,11 +34,6 @@ PAGE_SIZE, WAL_HEADER, WAL_FRAME_HEADER = 16384, 32, 24
 TWO_LAPTOPS = ("Laptop X1    1299.00", "TOTAL        2598.00")
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
-
-
 # ------------------------------------------------------------- in-process faults
 
 

@@ -24,11 +24,6 @@ TWO_LAPTOPS = ("Laptop X1    1299.00", "TOTAL        2598.00")
 WELCOME = ("WELCOME", "PLEASE SCAN AN ITEM")
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
-
-
 async def _missing(sim: SimulatedLane, device: str) -> None:
     await wait_until(lambda: device in sim.lane.state.devices, f"{device} missing", WAIT_S)
 

@@ -285,11 +285,6 @@ def test_a_second_answer_waits_until_the_first_is_recorded() -> None:
 # ------------------------------------------------------ on a simulated lane, in the ledger
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
-
-
 def _url(sim: SimulatedLane, path: str) -> str:
     assert sim.daemon is not None
     return f"http://127.0.0.1:{sim.daemon.api_port}{path}"

@@ -20,11 +20,6 @@ from tests.lane_sim import stocked_copy
 from tests.mqtt_broker import Broker, HqThread, running_broker
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stocked")
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     yield from running_broker(tmp_path)

@@ -260,11 +260,6 @@ SCENARIOS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("template")
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_scenario(scenario: Scenario, tmp_path: Path, template_dir: Path) -> None:
     async def play(sim: SimulatedLane) -> None:
