@@ -224,7 +224,7 @@ class JournalHandler(logging.Handler):
 class PlainFormatter(logging.Formatter):
     """One readable line per record, ending with its journal fields in brackets:
 
-    `2026-03-01 12:00:00,000 WARNING daemon.lane: unit already sold [POSD_EVENT=sell …]`
+    `2026-03-01 12:00:00,000 WARNING daemon.lane.loop: unit already sold [POSD_EVENT=sell …]`
     """
 
     def __init__(self, *, fields: Mapping[str, str] | None = None) -> None:

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daemon.config import parse_config
+from daemon.config.model import parse_config
 from daemon.drivers.scanner import Scan
+from daemon.lane.run import Daemon, start
 from daemon.ledger import Ledger, SaleLine
-from daemon.rules.lane_types import Command, CommandName
-from daemon.run import Daemon, start
+from daemon.rules.lane.types import Command, CommandName
 
 T = TypeVar("T")
 CONFIG = os.environ.get("POSD_HIL_LANE_CONFIG", "")

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.config import parse_config
+from daemon.config.model import parse_config
 from daemon.drivers.keymap import KeyboardLayout
 from daemon.drivers.scanner import ReadingScanner
 from daemon.drivers.scanner_evdev import EvdevScanner
-from daemon.lane import Lane
-from daemon.rules.lane_types import Command, CommandName
-from daemon.run import Daemon, start
+from daemon.lane.loop import Lane
+from daemon.lane.run import Daemon, start
+from daemon.rules.lane.types import Command, CommandName
 from simulators.display import SimulatedDisplay
 from simulators.gpio import LanePins, SimulatedGpio
 from simulators.printer import SimulatedPrinter

@@ -13,8 +13,8 @@ from daemon.rules.barcode import (
     Rejected,
     UnitCode,
 )
-from daemon.rules.lane import initial_state, step
-from daemon.rules.lane_types import (
+from daemon.rules.lane.machine import initial_state, step
+from daemon.rules.lane.types import (
     CloseCount,
     CountScan,
     Effects,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from daemon.attendants import hash_pin, verify_pin
 from daemon.cli import build
-from daemon.config import ConfigError, load_config, parse_config
+from daemon.config.model import ConfigError, load_config, parse_config
+from daemon.lane.attendants import hash_pin, verify_pin
 from simulators.lane import SimulatedLane, to_toml
 
 PIN_HASH = hash_pin("4821", salt=b"0123456789abcdef")
@@ -101,7 +101,9 @@ def test_a_whole_configuration_reads_as_written(tmp_path: Path) -> None:
     assert config.barcode.options().gs_stand_in == "|"
     assert config.attendants[0].badge == "BADGE-0042"
     assert config.lane.disposition().value == "in_stock"
-    assert config.replication is not None and config.replication.url == "mqtts://hq.example.com:8883"
+    assert (
+        config.replication is not None and config.replication.url == "mqtts://hq.example.com:8883"
+    )
     assert config.api.host == "127.0.0.1"
 
 

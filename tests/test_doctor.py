@@ -22,8 +22,16 @@ import pytest
 from click.testing import CliRunner
 
 from daemon.cli import build
-from daemon.config import PosdConfig, parse_config
-from daemon.doctor import Context, DoctorOptions, Report, Status, ok, run_bounded, run_doctor
+from daemon.config.model import PosdConfig, parse_config
+from daemon.doctor.checkup import (
+    Context,
+    DoctorOptions,
+    Report,
+    Status,
+    ok,
+    run_bounded,
+    run_doctor,
+)
 from daemon.ledger import Ledger
 from simulators.display import SimulatedDisplay
 from simulators.gpio import LanePins, SimulatedGpio

@@ -104,7 +104,7 @@ def not_a_terminal() -> io.StringIO:
 
 def test_an_entry_carries_the_terminal_the_event_and_the_serial(journald: FakeJournald) -> None:
     setup_logging("T-0042", "info", journal_socket=journald.path, stream=not_a_terminal())
-    log = logging.getLogger("daemon.lane")
+    log = logging.getLogger("daemon.lane.loop")
     line = sys._getframe().f_lineno + 1
     log.info("unit sold", extra={"POSD_EVENT": "sell", "POSD_SERIAL": "SN-1"})
     entry = journald.receive()
@@ -114,7 +114,7 @@ def test_an_entry_carries_the_terminal_the_event_and_the_serial(journald: FakeJo
     assert entry["POSD_EVENT"] == "sell"
     assert entry["POSD_SERIAL"] == "SN-1"
     assert entry["SYSLOG_IDENTIFIER"] == "posd"
-    assert entry["LOGGER"] == "daemon.lane"
+    assert entry["LOGGER"] == "daemon.lane.loop"
     assert entry["CODE_FILE"] == __file__
     assert entry["CODE_LINE"] == str(line)
     assert entry["CODE_FUNC"] == "test_an_entry_carries_the_terminal_the_event_and_the_serial"
@@ -124,7 +124,7 @@ def test_single_line_values_are_sent_readable_as_name_equals_value(
     journald: FakeJournald,
 ) -> None:
     setup_logging("T-0042", "info", journal_socket=journald.path, stream=not_a_terminal())
-    logging.getLogger("daemon.lane").warning("printer out of paper", extra={"POSD_EVENT": "x"})
+    logging.getLogger("daemon.lane.loop").warning("printer out of paper", extra={"POSD_EVENT": "x"})
     data, _ = journald.receive_raw()
     assert b"MESSAGE=printer out of paper\n" in data
     assert b"POSD_TERMINAL=T-0042\n" in data
@@ -226,12 +226,12 @@ def test_without_a_journal_socket_lines_go_to_stderr_with_their_fields(tmp_path:
     stream = io.StringIO()
     handler = setup_logging("T-0042", "info", journal_socket=tmp_path / "none", stream=stream)
     assert not isinstance(handler, JournalHandler)
-    logging.getLogger("daemon.lane").warning(
+    logging.getLogger("daemon.lane.loop").warning(
         "unit already sold", extra={"POSD_EVENT": "sell", "POSD_SERIAL": "SN 1"}
     )
     line = stream.getvalue()
     assert line.endswith(
-        " WARNING daemon.lane: unit already sold "
+        " WARNING daemon.lane.loop: unit already sold "
         "[POSD_EVENT=sell POSD_SERIAL='SN 1' POSD_TERMINAL=T-0042]\n"
     )
 

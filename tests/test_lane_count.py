@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     Beep,
     CloseCount,
     Command,

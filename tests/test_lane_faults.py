@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from daemon.drivers.display import open_serial
-from daemon.lane_outputs import DisplayOutput
+from daemon.lane.outputs import DisplayOutput
 from daemon.ledger import Ledger
 from daemon.ledger.audit import verify_chain, verify_projection
-from daemon.rules.lane_types import DeviceChanged
+from daemon.rules.lane.types import DeviceChanged
 from simulators.display import DisplayDecoder
 from simulators.lane import PosdProcess, SimulatedLane, wait_until
 from tests.lane_sim import run_lane, stocked_copy

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.run import _device_status
+from daemon.lane.run import _device_status
 from simulators.lane import SimulatedLane, wait_until
 from tests.lane_sim import run_lane
 

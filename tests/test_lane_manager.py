@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.rules.lane import step
-from daemon.rules.lane_types import (
+from daemon.rules.lane.machine import step
+from daemon.rules.lane.types import (
     Beep,
     Command,
     CommandName,

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane import TABLE, describe_table, plan_lookup, step
-from daemon.rules.lane_text import WIDTH
-from daemon.rules.lane_types import (
+from daemon.rules.lane.machine import TABLE, describe_table, plan_lookup, step
+from daemon.rules.lane.text import WIDTH
+from daemon.rules.lane.types import (
     AttendantRelease,
     Beep,
     Command,

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from daemon.cli import build
-from daemon.lane_ledger import open_ledger
+from daemon.lane.ledger import open_ledger
 from daemon.ledger import Ledger, LedgerError
 
 

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from daemon.cli import build
-from daemon.config import load_config
-from daemon.devices_inventory import inventory
+from daemon.config.model import load_config
 from daemon.ledger import Ledger
+from daemon.provision.inventory import inventory
 from tests.test_tls_broker import Pki, make_pki
 
 # A real keyboard's key bitmap (two 64-bit words): letters, digits, Enter and more.

@@ -398,7 +398,9 @@ def test_the_example_config_uses_what_the_unit_and_udev_provide() -> None:
     assert Path(config["ledger"]["path"]).parent == state_dir
     udev_names = {f"/dev/{t.value}" for r in rules() for t in r if t.key == "SYMLINK"}
     devices = {
-        config["scanners"][0]["device"], config["display"]["port"], config["printer"]["path"]
+        config["scanners"][0]["device"],
+        config["display"]["port"],
+        config["printer"]["path"],
     }
     assert devices == udev_names
     assert "--config /etc/posd/posd.toml" in only("Service", "ExecStart")
@@ -477,7 +479,7 @@ def test_the_daemons_libraries_work_under_memory_deny_write_execute() -> None:
 
 
 def test_the_example_config_is_one_the_daemon_accepts() -> None:
-    from daemon.config import load_config
+    from daemon.config.model import load_config
 
     config = load_config(EXAMPLE_CONFIG)
     assert (config.terminal.id, config.terminal.branch) == ("T-0042", "BR-017")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import daemon.walkthrough as walkthrough
+import daemon.lane.demo as walkthrough
 from daemon.cli import build
 from daemon.ledger import Ledger
 

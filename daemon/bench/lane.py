@@ -38,16 +38,16 @@ from typing import Any
 
 from evdev import ecodes
 
-from daemon import lane_display
 from daemon.bench.ledger import PRODUCTS, fill, percentile, serial_for
-from daemon.config import parse_config
+from daemon.config.model import parse_config
 from daemon.drivers.display import open_serial
 from daemon.drivers.keymap import KeyboardLayout
 from daemon.drivers.scanner_evdev import INPUT_EVENT, EvdevScanner
-from daemon.lane_outputs import DisplayOutput
-from daemon.rules.lane_types import Command, CommandName
+from daemon.lane import display as lane_display
+from daemon.lane.outputs import DisplayOutput
+from daemon.lane.run import Daemon, start
+from daemon.rules.lane.types import Command, CommandName
 from daemon.rules.serials import serial_key
-from daemon.run import Daemon, start
 
 SAMPLES = 2000
 WARMUP = 200
@@ -109,7 +109,7 @@ class _TimedPort:
         return written
 
     def fileno(self) -> int:
-        # A port with a descriptor is written from the event loop (daemon.lane_display),
+        # A port with a descriptor is written from the event loop (daemon.lane.display),
         # as posd run writes a real serial display: timed by `_timed_loop_writes`.
         return int(self._port.fileno())
 

@@ -35,7 +35,7 @@ _root_option = click.option(
 @_root_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def devices(root: Path, as_json: bool) -> None:
-    from daemon.devices_inventory import inventory
+    from daemon.provision.inventory import inventory
 
     found = inventory(root)
     if as_json:
@@ -111,10 +111,10 @@ def _show_devices(found: Any) -> None:
 @click.option("--yes", is_flag=True, help="Ask nothing: take the rest from the terminal as it is.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
-    from daemon.devices_inventory import inventory
-    from daemon.provision import ProvisionRefused, apply, current, plan
-    from daemon.provision_files import Owner
-    from daemon.provision_prompts import Given, answers
+    from daemon.provision.files import Owner
+    from daemon.provision.inventory import inventory
+    from daemon.provision.plan import ProvisionRefused, apply, current, plan
+    from daemon.provision.prompts import Given, answers
 
     found = inventory(root)
     if not as_json:
@@ -195,12 +195,12 @@ def _refused(problems: list[str], as_json: bool) -> None:
 def doctor(
     config_path: str, no_scan: bool, scan_timeout: float, open_drawer: bool, as_json: bool
 ) -> None:
-    from daemon.config import ConfigError, load_config
+    from daemon.config.model import ConfigError, load_config
 
     # A handler before the drivers are imported: python-escpos otherwise sets up its own
     # and prints its notes into the report.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from daemon.doctor import Context, DoctorOptions, render, render_json, run_doctor
+    from daemon.doctor.checkup import Context, DoctorOptions, render, render_json, run_doctor
 
     try:
         config = load_config(config_path)

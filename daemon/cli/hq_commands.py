@@ -166,8 +166,8 @@ def run(
 ) -> None:
     from pydantic import ValidationError
 
+    from daemon.config.replication import BrokerConfig
     from daemon.hq.node import HqConfig, HqNode
-    from daemon.replication.config import BrokerConfig
 
     try:
         config = HqConfig(

@@ -36,7 +36,7 @@ def register(group: click.Group) -> None:
     help="How much to log (default: the configuration's logging.level).",
 )
 def run(config_path: str, log_level: str | None) -> None:
-    from daemon.config import ConfigError, load_config
+    from daemon.config.model import ConfigError, load_config
     from daemon.journal import setup_logging
 
     try:
@@ -47,7 +47,7 @@ def run(config_path: str, log_level: str | None) -> None:
     setup_logging(loaded.terminal.id, log_level or loaded.logging.level)
     # After the journal handler: python-escpos sets up logging of its own on import
     # unless the process already has a handler.
-    from daemon.run import serve
+    from daemon.lane.run import serve
 
     sys.exit(asyncio.run(serve(loaded)))
 
@@ -61,7 +61,7 @@ def config() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(path: str, as_json: bool) -> None:
-    from daemon.config import ConfigError, load_config
+    from daemon.config.model import ConfigError, load_config
 
     try:
         loaded = load_config(path)
@@ -103,7 +103,7 @@ def check(path: str, as_json: bool) -> None:
     help="The PIN (asked for without echo when not given).",
 )
 def hash_pin_command(pin: str) -> None:
-    from daemon.attendants import PinProblem, hash_pin
+    from daemon.lane.attendants import PinProblem, hash_pin
 
     try:
         click.echo(f'pin_hash = "{hash_pin(pin)}"')

@@ -45,6 +45,6 @@ def bench(units: int, only: tuple[str, ...], as_json: bool) -> None:
 @click.command(help="Run the walk-through: a store's day on a fresh ledger, explained.")
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the ledger in this folder.")
 def demo(keep: str | None) -> None:
-    from daemon.walkthrough import run_walkthrough
+    from daemon.lane.demo import run_walkthrough
 
     raise SystemExit(run_walkthrough(keep))

@@ -24,12 +24,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field
 
+from daemon.config.replication import BrokerConfig
 from daemon.hq.backend import Backend
 from daemon.hq.central import Central
 from daemon.hq.session import Report
 from daemon.ledger.store import iso, utc_now
 from daemon.replication import protocol as p
-from daemon.replication.config import BrokerConfig
 from daemon.replication.link import Link, LinkHandler, Will
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
     facts = lookup.facts(LookupPlan(gtin="04006381333931", serial="LX-0001"))
 
 Read-only and small on purpose: a scan is decided in well under a millisecond, so
-this reads only the columns a lane decision needs (`daemon.rules.lane_types.Facts`),
+this reads only the columns a lane decision needs (`daemon.rules.lane.types.Facts`),
 through the `units_key` index and the products' unique `code` and `gtin` indexes.
 """
 
@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Any
 
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     Facts,
     InvoiceFacts,
     InvoiceLine,

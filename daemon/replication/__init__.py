@@ -7,7 +7,7 @@ replicator.status.backlog   # own events HQ has not confirmed yet
 replicator.stop()
 """
 
-from daemon.replication.config import BrokerConfig, ConfigProblem, ReplicationConfig
+from daemon.config.replication import BrokerConfig, ConfigProblem, ReplicationConfig
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 
 __all__ = [

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from daemon.replication.config import BrokerConfig
+from daemon.config.replication import BrokerConfig
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from daemon.config.replication import ReplicationConfig, check_topic_part
 from daemon.ledger.remote import (
     apply_remote_many,
     head_seq,
@@ -38,7 +39,6 @@ from daemon.ledger.remote import (
 )
 from daemon.ledger.store import LedgerStore, iso, utc_now
 from daemon.replication import protocol as p
-from daemon.replication.config import ReplicationConfig, check_topic_part
 from daemon.replication.link import Link, LinkHandler, Will
 from daemon.replication.outbound import Outbound
 

@@ -26,13 +26,12 @@ from typing import Any
 from aiohttp import web
 from gpiozero.pins import Factory
 
-from daemon.api import Api, PinHolder, start_api
-from daemon.attendants import PinGuard
-from daemon.config import PosdConfig
+from daemon.config.model import PosdConfig
 from daemon.drivers.gpio import AttendantButton
 from daemon.drivers.scanner import ReadingScanner
-from daemon.lane import Lane, Outputs
-from daemon.lane_devices import (
+from daemon.lane.api import Api, PinHolder, start_api
+from daemon.lane.attendants import PinGuard
+from daemon.lane.devices import (
     StartupError,
     display_output,
     gpio_outputs,
@@ -41,13 +40,14 @@ from daemon.lane_devices import (
     printer_output,
     scanners,
 )
-from daemon.lane_ledger import LaneLedger, open_ledger
-from daemon.lane_outputs import Background
-from daemon.lane_recovery import recover
+from daemon.lane.ledger import LaneLedger, open_ledger
+from daemon.lane.loop import Lane, Outputs
+from daemon.lane.outputs import Background
+from daemon.lane.recovery import recover
 from daemon.ledger import LedgerError
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
-from daemon.rules.lane import initial_state
-from daemon.rules.lane_types import Command, CommandName, LaneSettings
+from daemon.rules.lane.machine import initial_state
+from daemon.rules.lane.types import Command, CommandName, LaneSettings
 from daemon.sdnotify import Notifier, NotifySendError, pet_watchdog
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ One SQLite connection, guarded by a lock, serves both:
   microseconds, far less than handing the work to a thread and back, and a scan is
   decided within the millisecond budget. With `busy_timeout` 0 on this path, a write
   lock held by another process never stalls the loop: the work moves to the thread.
-- Operations that must be durable (`perform`, `daemon.lane_ops`: a sale, return,
+- Operations that must be durable (`perform`, `daemon.lane.ops`: a sale, return,
   receipt of goods, an attendant's release, a manager's approval, a count scan)
   commit with `synchronous=FULL`, i.e. an fsync, which can take milliseconds on an
   SD card. They run on the ledger thread, so the event loop keeps
@@ -32,13 +32,13 @@ from typing import TypeVar
 
 from sqlite_utils import Database
 
-from daemon.lane_ops import perform
+from daemon.lane.ops import perform
 from daemon.ledger import Ledger, LedgerError, Refusal
 from daemon.ledger.lane_log import Entry, LaneLog
 from daemon.ledger.lookup import ScanLookup
 from daemon.ledger.schema import MIGRATIONS
 from daemon.ledger.store import Clock, utc_now
-from daemon.rules.lane_types import Facts, LedgerDone, LedgerOp, LookupPlan
+from daemon.rules.lane.types import Facts, LedgerDone, LedgerOp, LookupPlan
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

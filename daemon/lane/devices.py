@@ -18,8 +18,7 @@ from escpos.escpos import Escpos
 from escpos.printer import File, Network, Serial
 from gpiozero.pins import Factory
 
-from daemon.config import PosdConfig
-from daemon.config_devices import (
+from daemon.config.devices import (
     EvdevScanner,
     FilePrinter,
     Gpio,
@@ -27,13 +26,14 @@ from daemon.config_devices import (
     SerialPrinter,
     SerialScanner,
 )
+from daemon.config.model import PosdConfig
 from daemon.drivers.display import open_serial
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, LaneLight
 from daemon.drivers.printer import ReceiptPrinter
 from daemon.drivers.scanner import OnTimeout, ReadingScanner
-from daemon.lane_outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput, Report
-from daemon.lane_receipt import ReceiptHeader, receipt_of
-from daemon.rules.lane_types import ReceiptSpec
+from daemon.lane.outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput, Report
+from daemon.lane.receipt import ReceiptHeader, receipt_of
+from daemon.rules.lane.types import ReceiptSpec
 
 
 class StartupError(RuntimeError):

@@ -6,7 +6,7 @@
     await lane.run()                  # the one consumer, until stop()
 
 For each input, in this order: parse the barcode, ask the ledger what the rules need
-(`plan_lookup`), decide (`daemon.rules.lane.step`, pure), store the input and the
+(`plan_lookup`), decide (`daemon.rules.lane.machine.step`, pure), store the input and the
 decision in the lane's journal with its sequence number, and only then act: display,
 light, buzzer, and a ledger operation whose answer is decided the same way before the
 receipt prints. If the ledger cannot be written, the lane goes out of service.
@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.drivers.scanner import Reason, Scan, ScanProblem
-from daemon.lane_ledger import LaneLedger, LedgerUnusable
-from daemon.lane_outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput
-from daemon.lane_snapshot import describe_input, snapshot
+from daemon.lane.ledger import LaneLedger, LedgerUnusable
+from daemon.lane.outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput
+from daemon.lane.snapshot import describe_input, snapshot
 from daemon.ledger import LedgerError
 from daemon.ledger.lane_log import Entry
 from daemon.ledger.store import iso
 from daemon.rules.barcode import BarcodeOptions, PlainLabel, parse
-from daemon.rules.lane import plan_command, plan_lookup, step
-from daemon.rules.lane_types import (
+from daemon.rules.lane.machine import plan_command, plan_lookup, step
+from daemon.rules.lane.types import (
     Command,
     Effects,
     Input,

@@ -23,9 +23,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from daemon.config import describe
-from daemon.doctor import Context, Finding, fail, ok, skip, warn
-from daemon.replication.config import ConfigProblem, ReplicationConfig
+from daemon.config.model import describe
+from daemon.config.replication import ConfigProblem, ReplicationConfig
+from daemon.doctor.checkup import Context, Finding, fail, ok, skip, warn
 
 LOGIN_REFUSED = {0x86, 0x87, 0x8C}  # bad user name or password, not authorized, bad auth
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from daemon.lane_ledger import LaneLedger
-from daemon.rules.lane_types import LaneSettings, ReceiptLineSpec, ReceiptSpec, Recovered
+from daemon.lane.ledger import LaneLedger
+from daemon.rules.lane.types import LaneSettings, ReceiptLineSpec, ReceiptSpec, Recovered
 from daemon.rules.warranty import add_months
 
 

@@ -17,7 +17,7 @@ from daemon.ledger import Ledger, Problem, Refusal, SaleLine, UnitRef
 from daemon.ledger.events import Change
 from daemon.ledger.lookup import ScanLookup
 from daemon.ledger.stocktake import close_count, count_scan, open_count
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     CloseCount,
     CountScan,
     LedgerDone,

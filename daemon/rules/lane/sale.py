@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane_manager import offer_override
-from daemon.rules.lane_steps import (
+from daemon.rules.lane import text
+from daemon.rules.lane.manager import offer_override
+from daemon.rules.lane.steps import (
     Step,
     accept,
     basket_lines,
@@ -22,7 +22,7 @@ from daemon.rules.lane_steps import (
     refuse,
     with_op,
 )
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     BasketLine,
     Command,
     Effects,

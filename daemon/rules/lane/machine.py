@@ -16,8 +16,8 @@ A self-checkout lane locks on any refusal a customer cannot put right and on the
 commands only an attendant may give; an attendant's badge or PIN releases it, and the
 release is recorded in the ledger before the lane moves on. What only a manager may do
 (an override, a void of a sold line, a write-off) waits in MANAGER_NEEDED for a
-manager's badge or PIN (`daemon.rules.lane_manager`); a stock count is its own mode
-(`daemon.rules.lane_count`).
+manager's badge or PIN (`daemon.rules.lane.manager`); a stock count is its own mode
+(`daemon.rules.lane.count`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import (
     CommandCode,
     ParseResult,
@@ -35,14 +34,15 @@ from daemon.rules.barcode import (
     Rejected,
     UnitCode,
 )
-from daemon.rules.lane_count import (
+from daemon.rules.lane import text
+from daemon.rules.lane.count import (
     count_saved,
     finish_count,
     leave_count,
     scan_in_count,
     start_count,
 )
-from daemon.rules.lane_manager import (
+from daemon.rules.lane.manager import (
     approval_done,
     approve,
     decline,
@@ -53,7 +53,7 @@ from daemon.rules.lane_manager import (
     scan_write_off,
     void_sold,
 )
-from daemon.rules.lane_modes import (
+from daemon.rules.lane.modes import (
     enter_receiving,
     enter_return,
     finish_receiving,
@@ -66,7 +66,7 @@ from daemon.rules.lane_modes import (
     take_back,
     void_received,
 )
-from daemon.rules.lane_sale import (
+from daemon.rules.lane.sale import (
     cancel_sale,
     sale_saved,
     scan_in_sale,
@@ -75,7 +75,7 @@ from daemon.rules.lane_sale import (
     tender,
     void,
 )
-from daemon.rules.lane_service import (
+from daemon.rules.lane.service import (
     bad_scan,
     badge,
     call_for_help,
@@ -90,7 +90,7 @@ from daemon.rules.lane_service import (
     still_locked,
     tick,
 )
-from daemon.rules.lane_steps import (
+from daemon.rules.lane.steps import (
     Step,
     accept,
     ignore,
@@ -99,7 +99,7 @@ from daemon.rules.lane_steps import (
     refuse,
     resting_display,
 )
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     AttendantRelease,
     Beep,
     Command,

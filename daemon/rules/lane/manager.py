@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane_steps import (
+from daemon.rules.lane import text
+from daemon.rules.lane.steps import (
     Step,
     accept,
     ignore,
@@ -28,7 +28,7 @@ from daemon.rules.lane_steps import (
     waiting_display,
     with_op,
 )
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     Approval,
     BasketLine,
     Beep,

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from daemon.config import describe
-from daemon.provision_files import FileToInstall, Who, under
-from daemon.replication.config import ReplicationConfig
+from daemon.config.model import describe
+from daemon.config.replication import ReplicationConfig
+from daemon.provision.files import FileToInstall, Who, under
 
 if TYPE_CHECKING:
-    from daemon.provision import Answers
+    from daemon.provision.plan import Answers
 
 CA_PATH = "/etc/posd/hq-ca.pem"
 CERT_PATH = "/etc/posd/terminal.crt"

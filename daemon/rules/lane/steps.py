@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from daemon.rules import lane_text as text
-from daemon.rules.lane_types import (
+from daemon.rules.lane import text
+from daemon.rules.lane.types import (
     Approval,
     Basket,
     Beep,

@@ -22,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.attendants import PinProblem, parse_pin_hash
-from daemon.config_devices import Display, Gpio, Printer, Scanner, Section
-from daemon.replication.config import ReplicationConfig
+from daemon.config.devices import Display, Gpio, Printer, Scanner, Section
+from daemon.config.replication import ReplicationConfig
+from daemon.lane.attendants import PinProblem, parse_pin_hash
 from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
 

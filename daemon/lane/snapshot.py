@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from daemon.rules.lane_text import money
-from daemon.rules.lane_types import (
+from daemon.rules.lane.text import money
+from daemon.rules.lane.types import (
     AttendantRelease,
     Command,
     DeviceChanged,
@@ -23,7 +23,7 @@ from daemon.rules.lane_types import (
 )
 
 if TYPE_CHECKING:
-    from daemon.lane import Outputs
+    from daemon.lane.loop import Outputs
 
 
 def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict[str, Any]:

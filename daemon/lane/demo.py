@@ -29,13 +29,13 @@ from typing import Any
 
 import click
 
-from daemon.config import parse_config
-from daemon.lane_devices import receipt_header
-from daemon.lane_receipt import receipt_text
+from daemon.config.model import parse_config
+from daemon.lane.devices import receipt_header
+from daemon.lane.receipt import receipt_text
+from daemon.lane.run import Daemon, start
 from daemon.ledger import Ledger
 from daemon.ledger.audit import verify_chain, verify_projection
-from daemon.rules.lane_types import Command, CommandName
-from daemon.run import Daemon, start
+from daemon.rules.lane.types import Command, CommandName
 
 TERMINAL, BRANCH = "T-001", "NORTH"
 LAPTOP_EAN, DRILL_EAN, CABLE_EAN = "4006381333931", "5901234123457", "4012345678901"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from daemon.drivers.printer import Receipt, ReceiptLine, SerialShown, Tender, mask_serial
-from daemon.rules.lane_text import money
-from daemon.rules.lane_types import ReceiptSpec
+from daemon.rules.lane.text import money
+from daemon.rules.lane.types import ReceiptSpec
 
 WIDTH = 42
 

@@ -36,16 +36,16 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.attendants import PinGuard, verify_pin
-from daemon.config import describe
+from daemon.config.model import describe
 from daemon.drivers.scanner import Scan
-from daemon.lane import Lane
-from daemon.lane_ledger import LedgerUnusable
+from daemon.lane.attendants import PinGuard, verify_pin
+from daemon.lane.ledger import LedgerUnusable
+from daemon.lane.loop import Lane
 from daemon.ledger import Ledger, Outcome, Refusal
 from daemon.ledger.lane_log import Entry
 from daemon.ledger.stocktake import CountedUnit, CountReport, count_report, resolve
 from daemon.ledger.store import iso
-from daemon.rules.lane_types import AttendantRelease, Command, CommandName, ManagerApproval, Mode
+from daemon.rules.lane.types import AttendantRelease, Command, CommandName, ManagerApproval, Mode
 
 KEEPALIVE_S = 15.0
 ANSWER_TIMEOUT_S = 30.0

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config import ConfigError, PosdConfig, parse_config
-from daemon.config_devices import EvdevScanner, FilePrinter, SerialPrinter
-from daemon.devices_inventory import stable_target_kind
-from daemon.provision_broker import NONE, Login, check_replication, replication_settings
-from daemon.provision_files import (
+from daemon.config.devices import EvdevScanner, FilePrinter, SerialPrinter
+from daemon.config.model import ConfigError, PosdConfig, parse_config
+from daemon.provision.broker import NONE, Login, check_replication, replication_settings
+from daemon.provision.files import (
     FileToInstall,
     Owner,
     install_file,
@@ -40,7 +39,8 @@ from daemon.provision_files import (
     under,
     write_atomic,
 )
-from daemon.provision_toml import dump
+from daemon.provision.inventory import stable_target_kind
+from daemon.provision.toml import dump
 
 CONFIG_PATH = "/etc/posd/posd.toml"
 LEDGER_PATH = "/var/lib/posd/ledger.db"

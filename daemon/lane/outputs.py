@@ -7,7 +7,7 @@ at once; what a device could not do comes back to the lane as an input
 (`DeviceChanged`, `Printed`) through `report`.
 
 A display port with a file descriptor (a serial port) is written on the event loop
-itself, the moment the lane decides (`daemon.lane_display.LoopWriter`: non-blocking,
+itself, the moment the lane decides (`daemon.lane.display.LoopWriter`: non-blocking,
 with a deadline for what the port cannot take at once); any other transport is written
 on the display driver's thread. The display shows the latest lines the lane asked for:
 if the lane moves on while an update is on the wire, the next update goes straight to
@@ -45,8 +45,8 @@ from daemon.drivers.printer import (
     Receipt,
     ReceiptPrinter,
 )
-from daemon.lane_display import LoopWriter
-from daemon.rules.lane_types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
+from daemon.lane.display import LoopWriter
+from daemon.rules.lane.types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
 
 log = logging.getLogger(__name__)
 Report = Callable[[Input], None]

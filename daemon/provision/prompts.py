@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from daemon.devices_inventory import Inventory
-from daemon.provision import Answers, Current
-from daemon.provision_broker import NONE
-from daemon.provision_files import under
+from daemon.provision.broker import NONE
+from daemon.provision.files import under
+from daemon.provision.inventory import Inventory
+from daemon.provision.plan import Answers, Current
 
 _KEEP = ""  # the answer that keeps a file already installed
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gpiozero.pins import Factory
 
-from daemon.config import PosdConfig
+from daemon.config.model import PosdConfig
 
 
 class Status(enum.Enum):
@@ -186,9 +186,9 @@ def _run_one(check: Check, context: Context, slot: _Running) -> None:
 
 def run_doctor(context: Context) -> Report:
     """Every check for this terminal, in the order a person reads them."""
-    from daemon.doctor_broker import check_broker
-    from daemon.doctor_devices import check_display, check_gpio, check_printer, check_scanners
-    from daemon.doctor_system import (
+    from daemon.doctor.broker import check_broker
+    from daemon.doctor.devices import check_display, check_gpio, check_printer, check_scanners
+    from daemon.doctor.system import (
         check_clock,
         check_disk,
         check_ledger,

@@ -18,14 +18,14 @@ from decimal import Decimal
 import serial
 from gpiozero.pins import Factory
 
-from daemon.config_devices import EvdevScanner, FilePrinter, NetworkPrinter
-from daemon.doctor import Context, Finding, fail, ok, skip, warn
-from daemon.doctor_system import local_addresses
+from daemon.config.devices import EvdevScanner, FilePrinter, NetworkPrinter
+from daemon.doctor.checkup import Context, Finding, fail, ok, skip, warn
+from daemon.doctor.system import local_addresses
 from daemon.drivers.display import CustomerDisplay, DeviceError, open_serial
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import JobState, PrinterState, Receipt, ReceiptLine, ReceiptPrinter
 from daemon.drivers.scanner import ReadingScanner, Reason, Scan, ScanProblem
-from daemon.lane_devices import StartupError, escpos_printer, pin_factory, scanners
+from daemon.lane.devices import StartupError, escpos_printer, pin_factory, scanners
 
 TEST_PATTERN = "ABCDEFGHIJ0123456789"  # every cell a different glyph: a dead cell shows
 _PRINTER_ADVICE = {

@@ -1,7 +1,7 @@
 """What the lane's state machine works with: its state, what comes in, what goes out.
 
-Plain frozen data, no behaviour: `daemon.rules.lane` decides, the wiring in
-`daemon.lane` looks things up before a decision and carries out the effects after it.
+Plain frozen data, no behaviour: `daemon.rules.lane.machine` decides, the wiring in
+`daemon.lane.loop` looks things up before a decision and carries out the effects after it.
 """
 
 from __future__ import annotations

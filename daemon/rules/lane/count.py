@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane_steps import Step, accept, prompt, refuse, staff, with_op
-from daemon.rules.lane_types import (
+from daemon.rules.lane import text
+from daemon.rules.lane.steps import Step, accept, prompt, refuse, staff, with_op
+from daemon.rules.lane.types import (
     Beep,
     CloseCount,
     Command,

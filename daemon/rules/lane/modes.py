@@ -8,10 +8,10 @@ barcode followed by as many of its serials as arrived), then DONE writes them.
 
 from __future__ import annotations
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
-from daemon.rules.lane_steps import Step, accept, prompt, refuse, with_op
-from daemon.rules.lane_types import (
+from daemon.rules.lane import text
+from daemon.rules.lane.steps import Step, accept, prompt, refuse, with_op
+from daemon.rules.lane.types import (
     Command,
     Effects,
     LaneSettings,

@@ -1,18 +1,18 @@
 """The lane's inputs that are not items: attendants, devices, time, and restarts.
 
-Handlers for `daemon.rules.lane.TABLE`: an attendant's badge or PIN (`release`), the
+Handlers for `daemon.rules.lane.machine.TABLE`: an attendant's badge or PIN (`release`), the
 help button, bad scans and scanner trouble, device faults, receipts that did or did
 not print, a reprint, the basket found open at start, and deadlines passing.
 """
 
 from __future__ import annotations
 
-from daemon.rules import lane_text as text
 from daemon.rules.barcode import PlainLabel, Rejected
-from daemon.rules.lane_manager import decline
-from daemon.rules.lane_modes import leave_mode
-from daemon.rules.lane_sale import serial_timed_out
-from daemon.rules.lane_steps import (
+from daemon.rules.lane import text
+from daemon.rules.lane.manager import decline
+from daemon.rules.lane.modes import leave_mode
+from daemon.rules.lane.sale import serial_timed_out
+from daemon.rules.lane.steps import (
     Step,
     accept,
     ignore,
@@ -22,7 +22,7 @@ from daemon.rules.lane_steps import (
     resting_display,
     with_op,
 )
-from daemon.rules.lane_types import (
+from daemon.rules.lane.types import (
     AttendantRelease,
     Command,
     CommandName,
