@@ -28,6 +28,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from daemon.errors import ConfigError, PosdError
+
 # systemd reads notifications into a buffer of this size and ignores any larger one.
 NOTIFY_MESSAGE_MAX = 4096
 
@@ -35,11 +37,11 @@ NOTIFY_MESSAGE_MAX = 4096
 _SUN_PATH_MAX = 107
 
 
-class NotifyEnvironmentError(ValueError):
+class NotifyEnvironmentError(ConfigError):
     """`NOTIFY_SOCKET`, `WATCHDOG_USEC` or `WATCHDOG_PID` holds a value systemd never sets."""
 
 
-class NotifySendError(OSError):
+class NotifySendError(PosdError, OSError):
     """A notification could not be delivered to systemd's socket."""
 
 

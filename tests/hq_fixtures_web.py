@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from daemon.hq import Central
-from daemon.hq.backend import open_backend
+from daemon.hq.connect import open_backend
 from daemon.hq.users import Role, add_user, ensure_tables
 from daemon.hq.web import HqSource, WebSettings, create_app
 from daemon.ledger import Ledger, SaleLine

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.lane.attendants import hash_pin
+from daemon.config.pins import hash_pin
 from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.rules.units import Flag, Op
 from simulators.lane import BRANCH, TERMINAL, SimulatedLane

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from daemon.cli import build
-from daemon.config.model import ConfigError, load_config, parse_config
-from daemon.lane.attendants import hash_pin, verify_pin
+from daemon.config.model import ConfigFileError, load_config, parse_config
+from daemon.config.pins import hash_pin, verify_pin
 from simulators.lane import SimulatedLane, to_toml
 
 PIN_HASH = hash_pin("4821", salt=b"0123456789abcdef")
@@ -185,13 +185,13 @@ BAD = [
 
 @pytest.mark.parametrize(("change", "message"), BAD, ids=[m.split(":")[0] for _, m in BAD])
 def test_a_bad_key_or_value_is_named(change: dict, message: str) -> None:
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(ConfigFileError) as refused:
         parse_config({**BASE, **change}, "posd.toml")
     assert any(message in line for line in refused.value.problems), refused.value.problems
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(ConfigFileError) as refused:
         parse_config({**BASE, "display": {"port": "/x", "baud": 1}, "api": {"prot": 1}})
     assert len(refused.value.problems) == 2
 
@@ -199,9 +199,9 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_a_file_that_is_not_toml_or_not_there(tmp_path: Path) -> None:
     broken = tmp_path / "posd.toml"
     broken.write_text("[terminal\nid = 1")
-    with pytest.raises(ConfigError, match="is not valid TOML"):
+    with pytest.raises(ConfigFileError, match="is not valid TOML"):
         load_config(broken)
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigFileError, match="cannot be read"):
         load_config(tmp_path / "missing.toml")
 
 

@@ -23,14 +23,14 @@ from click.testing import CliRunner
 
 from daemon.cli import build
 from daemon.config.model import PosdConfig, parse_config
-from daemon.doctor.checkup import (
+from daemon.doctor.checkup import run_doctor
+from daemon.doctor.findings import (
     Context,
     DoctorOptions,
-    Report,
+    DoctorReport,
     Status,
     ok,
     run_bounded,
-    run_doctor,
 )
 from daemon.ledger import Ledger
 from simulators.display import SimulatedDisplay
@@ -149,19 +149,21 @@ def ticket_barcode(printer: SimulatedPrinter) -> str | None:
     return receipts[-1].barcodes[0].data if receipts and receipts[-1].barcodes else None
 
 
-def by_check(report: Report) -> dict[str, list[Any]]:
+def by_check(report: DoctorReport) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {}
     for finding in report.findings:
         found.setdefault(finding.check, []).append(finding)
     return found
 
 
-def one(report: Report, check: str) -> Any:
+def one(report: DoctorReport, check: str) -> Any:
     (finding,) = by_check(report)[check]
     return finding
 
 
-def doctor(bench: Bench, config: PosdConfig, options: DoctorOptions = QUICK, **kw: Any) -> Report:
+def doctor(
+    bench: Bench, config: PosdConfig, options: DoctorOptions = QUICK, **kw: Any
+) -> DoctorReport:
     context = Context(
         config, options, factory=bench.gpio.factory, ntp_synchronised=lambda: True, **kw
     )

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import gpiozero
 import pytest
 
-from daemon.drivers.display import DeviceError
 from daemon.drivers.gpio import (
     DEFAULT_PATTERNS,
     AttendantButton,
@@ -20,6 +19,7 @@ from daemon.drivers.gpio import (
     LaneLight,
     PinSetupError,
 )
+from daemon.errors import DeviceError
 from simulators.gpio import SimulatedGpio
 
 

@@ -9,7 +9,7 @@ from evdev import ecodes as e
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.drivers.keymap import KeyboardLayout, LayoutProblem
+from daemon.drivers.keymap import KeyboardLayout, LayoutError
 
 LAYOUT_NAMES = ("us", "gb", "de", "fr")
 LAYOUTS = {name: KeyboardLayout(name) for name in LAYOUT_NAMES}
@@ -113,12 +113,12 @@ def test_keypad_digits_from_scanners_in_keypad_mode_decode_as_digits(name: str) 
 
 
 def test_an_unknown_layout_is_refused_naming_it() -> None:
-    with pytest.raises(LayoutProblem, match="'xx'"):
+    with pytest.raises(LayoutError, match="'xx'"):
         KeyboardLayout("xx")
 
 
 def test_a_character_only_reachable_through_a_dead_key_is_refused_naming_it() -> None:
-    with pytest.raises(LayoutProblem, match=r"'\^'.*'de'"):
+    with pytest.raises(LayoutError, match=r"'\^'.*'de'"):
         LAYOUTS["de"].keystrokes_for("^")
 
 

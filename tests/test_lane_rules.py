@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -492,56 +490,3 @@ def test_whatever_comes_in_the_lane_keeps_its_promises(events, self_checkout) ->
 def test_the_now_passed_in_is_the_only_clock() -> None:
     state, _ = step(LaneState(), Scanned(*gtin(LAPTOP)), Now(5.0, NOW.wall), CASHIER)
     assert state.deadline == 5.0 + CASHIER.serial_timeout_s
-
-
-# ---------------------------------------------------------------- import directions
-
-ROOT = Path(__file__).resolve().parent.parent
-IO_MODULES = {
-    "os",
-    "socket",
-    "sqlite3",
-    "serial",
-    "evdev",
-    "gpiozero",
-    "escpos",
-    "aiohttp",
-    "asyncio",
-    "threading",
-    "time",
-    "subprocess",
-    "pathlib",
-}
-
-
-def _imports(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-    return found
-
-
-def test_imports_point_one_way() -> None:
-    for path in (ROOT / "daemon").rglob("*.py"):
-        names = _imports(path)
-        where = path.relative_to(ROOT)
-        assert not any(n.split(".")[0] == "simulators" for n in names), (
-            f"{where} imports simulators"
-        )
-        if path.parent.name == "rules":
-            bad = {n for n in names if n.split(".")[0] in IO_MODULES}
-            bad |= {n for n in names if n.startswith(("daemon.drivers", "daemon.ledger"))}
-            assert not bad, f"{where} (pure rules) imports {sorted(bad)}"
-        if path.parent.name == "drivers":
-            assert not any(n.startswith("daemon.ledger") for n in names), f"{where} imports ledger"
-        if path.parent.name == "ledger":
-            # The ledger stands on the rules' types only: no devices, lane, replication.
-            outside = {
-                n
-                for n in names
-                if n.startswith("daemon.") and not n.startswith(("daemon.ledger", "daemon.rules"))
-            }
-            assert not outside, f"{where} (ledger) imports {sorted(outside)}"

@@ -20,7 +20,7 @@ import pytest
 
 from daemon.bench.mosquitto import MOSQUITTO_PASSWD, Broker
 from daemon.doctor.broker import probe
-from daemon.doctor.checkup import Status
+from daemon.doctor.findings import Status
 from daemon.ledger import Ledger
 from daemon.replication import BrokerConfig, ReplicationConfig, Replicator
 from tests.mqtt_broker import fast_config, hq_watermark, needs_mosquitto

@@ -113,7 +113,7 @@ def _show_devices(found: Any) -> None:
 def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
     from daemon.provision.files import Owner
     from daemon.provision.inventory import inventory
-    from daemon.provision.plan import ProvisionRefused, apply, current, plan
+    from daemon.provision.plan import ProvisionError, apply, current, plan
     from daemon.provision.prompts import Given, answers
 
     found = inventory(root)
@@ -123,7 +123,7 @@ def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
         now = current(root)
         given = Given(options, ask=not yes)
         planned = plan(answers(given, now, found), now)
-    except ProvisionRefused as refused:
+    except ProvisionError as refused:
         _refused(refused.problems, as_json)
         sys.exit(EX_CONFIG)
     if not yes and not as_json:
@@ -195,16 +195,17 @@ def _refused(problems: list[str], as_json: bool) -> None:
 def doctor(
     config_path: str, no_scan: bool, scan_timeout: float, open_drawer: bool, as_json: bool
 ) -> None:
-    from daemon.config.model import ConfigError, load_config
+    from daemon.config.model import ConfigFileError, load_config
 
     # A handler before the drivers are imported: python-escpos otherwise sets up its own
     # and prints its notes into the report.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from daemon.doctor.checkup import Context, DoctorOptions, render, render_json, run_doctor
+    from daemon.doctor.checkup import render, render_json, run_doctor
+    from daemon.doctor.findings import Context, DoctorOptions
 
     try:
         config = load_config(config_path)
-    except ConfigError as error:
+    except ConfigFileError as error:
         if as_json:
             click.echo(json.dumps({"ok": False, "file": config_path, "problems": error.problems}))
         else:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from daemon.ledger import Ledger, LedgerError, LedgerNotFound, Outcome, Refusal
+from daemon.errors import PosdError
+from daemon.ledger import Ledger, Outcome, Refusal
 
 DEFAULT_DB = "/var/lib/posd/ledger.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,8 +27,31 @@ class Settings:
         self.db = Path(db)
 
 
+class PosdGroup(click.Group):
+    """The `posd` group: every `PosdError` that reaches it becomes a message and an exit
+    status here, in one place (JSON when the command was given `--json`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Refusal as refusal:
+            report_refusal(refusal, bool(ctx.meta.get(JSON_META)))
+            sys.exit(1)
+        except PosdError as error:
+            report_error(error, bool(ctx.meta.get(JSON_META)))
+            sys.exit(error.exit_status)
+
+
+def report_error(error: PosdError, as_json: bool) -> None:
+    if as_json:
+        body = {"code": type(error).__name__, "message": str(error)}
+        click.echo(json.dumps({"ok": False, "error": body}, indent=2, sort_keys=True))
+    else:
+        click.echo(f"Error: {error}", err=True)
+
+
 def main_group() -> click.Group:
-    @click.group(help="posd: the serial-tracking POS terminal daemon and its tools.")
+    @click.group(cls=PosdGroup, help="posd: the serial-tracking POS terminal daemon and its tools.")
     @click.option(
         "--db",
         envvar="POSD_DB",
@@ -43,9 +67,20 @@ def main_group() -> click.Group:
     return posd
 
 
+JSON_META = "posd.json"
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_META] = True
+    return value
+
+
 def json_option(func: F) -> F:
-    """Add `--json`: print one JSON object instead of text."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    """Add `--json`: print one JSON object instead of text (errors too)."""
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=_remember_json, help="Print JSON."
+    )(func)
 
 
 def actor_option(func: F) -> F:
@@ -65,10 +100,7 @@ def settings() -> Settings:
 
 @contextmanager
 def opened_ledger() -> Iterator[Ledger]:
-    try:
-        ledger = Ledger.open(settings().db)
-    except LedgerNotFound as exc:
-        raise click.ClickException(str(exc)) from None
+    ledger = Ledger.open(settings().db)
     try:
         yield ledger
     finally:
@@ -112,8 +144,6 @@ def handles_refusals(func: F) -> F:
         except Refusal as exc:
             report_refusal(exc, kwargs.get("as_json", False))
             sys.exit(1)
-        except LedgerError as exc:
-            raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

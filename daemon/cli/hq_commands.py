@@ -60,8 +60,8 @@ def hq(ctx: click.Context, db: str | None, pg: str | None) -> None:
 
 @contextmanager
 def opened_central() -> Iterator[Central]:
-    from daemon.hq.backend import open_backend
     from daemon.hq.central import Central
+    from daemon.hq.connect import open_backend
 
     settings: HqSettings = click.get_current_context().meta["posd.hq"]
     try:

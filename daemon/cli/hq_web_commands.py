@@ -65,7 +65,7 @@ def hq_source(db: Path | None, pg: str | None) -> HqSource:
 
 @contextmanager
 def opened_backend(source: HqSource) -> Iterator[Backend]:
-    from daemon.hq.backend import open_backend
+    from daemon.hq.connect import open_backend
     from daemon.hq.users import ensure_tables
 
     try:
@@ -187,7 +187,7 @@ def user_add(
     pg: str | None,
     as_json: bool,
 ) -> None:
-    from daemon.hq.users import Role, UserProblem, add_user, check_name, check_password
+    from daemon.hq.users import Role, UserError, add_user, check_name, check_password
     from daemon.ledger.store import iso, utc_now
 
     source = hq_source(db, pg)
@@ -203,7 +203,7 @@ def user_add(
         check_password(password)
         with opened_backend(source) as backend:
             added = add_user(backend, name, Role(role), password, at=iso(utc_now()))
-    except UserProblem as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from None
     emit(
         as_json,
@@ -230,11 +230,11 @@ def user_list(db: Path | None, pg: str | None, as_json: bool) -> None:
 @source_options
 @json_option
 def user_remove(name: str, db: Path | None, pg: str | None, as_json: bool) -> None:
-    from daemon.hq.users import UserProblem, remove_user
+    from daemon.hq.users import UserError, remove_user
 
     try:
         with opened_backend(hq_source(db, pg)) as backend:
             remove_user(backend, name)
-    except UserProblem as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from None
     emit(as_json, {"removed": name}, f"user {name} removed and signed out")

@@ -20,7 +20,7 @@ from daemon.cli.common import (
     opened_ledger,
     settings,
 )
-from daemon.ledger import Ledger, LedgerError, SaleLine, UnitRef
+from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.ledger.importer import import_csv
 from daemon.rules.units import Flag, Op, State
 from daemon.rules.warranty import Cause, ClaimLine, LineKind, SupplierTerms
@@ -62,10 +62,7 @@ def register(group: click.Group) -> None:
 def init(terminal: str, branch: str, as_json: bool) -> None:
     path = settings().db
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        ledger = Ledger.create(path, terminal=terminal, branch=branch)
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
+    ledger = Ledger.create(path, terminal=terminal, branch=branch)
     emit(
         as_json,
         {"db": str(path), "terminal": terminal, "branch": branch, "epoch": ledger.epoch},

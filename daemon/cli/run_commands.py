@@ -36,12 +36,12 @@ def register(group: click.Group) -> None:
     help="How much to log (default: the configuration's logging.level).",
 )
 def run(config_path: str, log_level: str | None) -> None:
-    from daemon.config.model import ConfigError, load_config
+    from daemon.config.model import ConfigFileError, load_config
     from daemon.journal import setup_logging
 
     try:
         loaded = load_config(config_path)
-    except ConfigError as error:
+    except ConfigFileError as error:
         _print_problems(error.source, error.problems)
         sys.exit(EX_CONFIG)
     setup_logging(loaded.terminal.id, log_level or loaded.logging.level)
@@ -61,11 +61,11 @@ def config() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(path: str, as_json: bool) -> None:
-    from daemon.config.model import ConfigError, load_config
+    from daemon.config.model import ConfigFileError, load_config
 
     try:
         loaded = load_config(path)
-    except ConfigError as error:
+    except ConfigFileError as error:
         if as_json:
             click.echo(json.dumps({"ok": False, "file": path, "problems": error.problems}))
         else:
@@ -103,11 +103,11 @@ def check(path: str, as_json: bool) -> None:
     help="The PIN (asked for without echo when not given).",
 )
 def hash_pin_command(pin: str) -> None:
-    from daemon.lane.attendants import PinProblem, hash_pin
+    from daemon.config.pins import PinError, hash_pin
 
     try:
         click.echo(f'pin_hash = "{hash_pin(pin)}"')
-    except PinProblem as problem:
+    except PinError as problem:
         raise click.ClickException(str(problem)) from None
 
 

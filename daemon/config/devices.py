@@ -36,13 +36,13 @@ def stable_device(path: str) -> str:
 StableDevice = Annotated[str, AfterValidator(stable_device)]
 
 
-class ScannerTiming(Section):
+class ScannerTimingConfig(Section):
     char_timeout_s: float = Field(default=0.1, gt=0, le=2)
     on_timeout: Literal["discard", "end"] = "discard"
     max_length: int = Field(default=1024, ge=16, le=65536)
 
 
-class EvdevScanner(ScannerTiming):
+class EvdevScannerConfig(ScannerTimingConfig):
     """A keyboard-wedge scanner, read as kernel key events and grabbed for the lane."""
 
     kind: Literal["evdev"]
@@ -52,7 +52,7 @@ class EvdevScanner(ScannerTiming):
     end_keys: list[EndKey] = Field(default_factory=lambda: list(DEFAULT_END_KEYS), min_length=1)
 
 
-class SerialScanner(ScannerTiming):
+class SerialScannerConfig(ScannerTimingConfig):
     """A scanner on a serial port (RS-232, or USB in serial/CDC mode)."""
 
     kind: Literal["serial"]
@@ -64,10 +64,10 @@ class SerialScanner(ScannerTiming):
     encoding: str = "utf-8"
 
 
-Scanner = Annotated[EvdevScanner | SerialScanner, Field(discriminator="kind")]
+ScannerConfig = Annotated[EvdevScannerConfig | SerialScannerConfig, Field(discriminator="kind")]
 
 
-class Display(Section):
+class DisplayConfig(Section):
     """The customer pole display (2x20) on a serial port."""
 
     port: StableDevice
@@ -78,7 +78,7 @@ class Display(Section):
     reconnect_s: float = Field(default=1.0, gt=0, le=60)
 
 
-class PrinterCommon(Section):
+class PrinterConfigBase(Section):
     profile: str | None = None  # python-escpos printer profile, e.g. TM-T88V
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     status_timeout_s: float = Field(default=2.0, gt=0, le=30)
@@ -86,29 +86,31 @@ class PrinterCommon(Section):
     drawer_pin: Literal[2, 5] = 2
 
 
-class SerialPrinter(PrinterCommon):
+class SerialPrinterConfig(PrinterConfigBase):
     transport: Literal["serial"]
     port: StableDevice
     baud: SerialBaud = 9600
 
 
-class FilePrinter(PrinterCommon):
+class FilePrinterConfig(PrinterConfigBase):
     transport: Literal["file"]
     path: str  # a USB printer's /dev/usb/lp* (better: its udev link)
 
 
-class NetworkPrinter(PrinterCommon):
+class NetworkPrinterConfig(PrinterConfigBase):
     transport: Literal["network"]
     host: str
     port: int = Field(default=9100, ge=1, le=65535)
 
 
-Printer = Annotated[SerialPrinter | FilePrinter | NetworkPrinter, Field(discriminator="transport")]
+PrinterConfig = Annotated[
+    SerialPrinterConfig | FilePrinterConfig | NetworkPrinterConfig, Field(discriminator="transport")
+]
 
 Pin = Annotated[int, Field(ge=0, le=53)]
 
 
-class GpioPins(Section):
+class GpioPinsConfig(Section):
     """BCM pin numbers; a part whose pin is not given is not fitted."""
 
     green: Pin | None = None
@@ -119,8 +121,8 @@ class GpioPins(Section):
     button: Pin | None = None
 
 
-class Gpio(Section):
+class GpioConfig(Section):
     pin_factory: Literal["native", "lgpio", "rpigpio", "pigpio", "mock"] = "native"
-    pins: GpioPins = GpioPins()
+    pins: GpioPinsConfig = GpioPinsConfig()
     active_high: bool = True
     drawer_pulse_s: float = Field(default=0.1, ge=0.01, le=1.0)

@@ -1,6 +1,6 @@
 """The lane's configuration: one TOML file, checked whole at start-up.
 
-    config = load_config("/etc/posd/posd.toml")      # raises ConfigError
+    config = load_config("/etc/posd/posd.toml")      # raises ConfigFileError
 
 Every table refuses keys it does not know and values of the wrong type, and the error
 names the key and quotes the value: `display.baud: must be one of 2400, 4800, 9600,
@@ -22,9 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.config.devices import Display, Gpio, Printer, Scanner, Section
+from daemon.config.devices import DisplayConfig, GpioConfig, PrinterConfig, ScannerConfig, Section
+from daemon.config.pins import PinError, parse_pin_hash
 from daemon.config.replication import ReplicationConfig
-from daemon.lane.attendants import PinProblem, parse_pin_hash
+from daemon.errors import ConfigError
 from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
 
@@ -32,7 +33,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
-class ConfigError(ValueError):
+class ConfigFileError(ConfigError):
     """The configuration cannot be used; `problems` has one line per bad key."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
@@ -41,7 +42,7 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-class Terminal(Section):
+class TerminalConfig(Section):
     id: str
     branch: str = Field(min_length=1, max_length=64)
     mode: Literal["cashier", "self_checkout"] = "cashier"
@@ -60,15 +61,15 @@ class Terminal(Section):
         return value
 
 
-class LedgerSection(Section):
+class LedgerConfig(Section):
     path: Path
 
 
-class Logging(Section):
+class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
 
-class Api(Section):
+class ApiConfig(Section):
     """The kiosk API. It has no log-in, so it listens on the loopback interface only."""
 
     host: str = "127.0.0.1"
@@ -85,14 +86,14 @@ class Api(Section):
         return host
 
 
-class Barcodes(Section):
+class BarcodeConfig(Section):
     command_prefix: str | None = "#CMD:"
     gs_stand_in: str | None = None
     numeric_serials: bool = False
     max_length: int = Field(default=512, ge=16, le=8192)
 
     @model_validator(mode="after")
-    def _usable(self) -> Barcodes:
+    def _usable(self) -> BarcodeConfig:
         self.options()  # raises ValueError with the reason
         return self
 
@@ -105,7 +106,7 @@ class Barcodes(Section):
         )
 
 
-class Attendant(Section):
+class AttendantConfig(Section):
     """Someone who may release a locked self-checkout: by badge, by PIN, or both."""
 
     name: str = Field(min_length=1, max_length=64)
@@ -118,30 +119,30 @@ class Attendant(Section):
         if value is not None:
             try:
                 parse_pin_hash(value)
-            except PinProblem as problem:
+            except PinError as problem:
                 raise ValueError(str(problem)) from None
         return value
 
     @model_validator(mode="after")
-    def _can_release(self) -> Attendant:
+    def _can_release(self) -> AttendantConfig:
         if self.badge is None and self.pin_hash is None:
             raise ValueError(f"attendant {self.name!r} needs a badge or a pin_hash")
         return self
 
 
-class Manager(Attendant):
+class ManagerConfig(AttendantConfig):
     """Someone who may approve what only a manager may do at the lane (an override, a
     void of a sold line, a write-off, settling a stock count's differences) by badge,
     by PIN, or both. A manager may also release a locked self-checkout."""
 
     @model_validator(mode="after")
-    def _can_release(self) -> Manager:
+    def _can_release(self) -> ManagerConfig:
         if self.badge is None and self.pin_hash is None:
             raise ValueError(f"manager {self.name!r} needs a badge or a pin_hash")
         return self
 
 
-class Lane(Section):
+class LaneConfig(Section):
     serial_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     mode_timeout_s: float = Field(default=120.0, gt=0, le=86400)
     abandoned_sale_s: float = Field(default=300.0, gt=0, le=86400)
@@ -158,18 +159,18 @@ class Lane(Section):
 
 
 class PosdConfig(Section):
-    terminal: Terminal
-    ledger: LedgerSection
-    logging: Logging = Logging()
-    scanners: list[Scanner] = Field(default_factory=list)
-    display: Display | None = None
-    printer: Printer | None = None
-    gpio: Gpio | None = None
-    api: Api = Api()
-    barcode: Barcodes = Barcodes()
-    attendants: list[Attendant] = Field(default_factory=list)
-    managers: list[Manager] = Field(default_factory=list)
-    lane: Lane = Lane()
+    terminal: TerminalConfig
+    ledger: LedgerConfig
+    logging: LoggingConfig = LoggingConfig()
+    scanners: list[ScannerConfig] = Field(default_factory=list)
+    display: DisplayConfig | None = None
+    printer: PrinterConfig | None = None
+    gpio: GpioConfig | None = None
+    api: ApiConfig = ApiConfig()
+    barcode: BarcodeConfig = BarcodeConfig()
+    attendants: list[AttendantConfig] = Field(default_factory=list)
+    managers: list[ManagerConfig] = Field(default_factory=list)
+    lane: LaneConfig = LaneConfig()
     # Absent: the terminal keeps selling and its ledger keeps every event for later.
     replication: ReplicationConfig | None = None
 
@@ -207,15 +208,15 @@ class PosdConfig(Section):
 
 
 def load_config(path: str | Path) -> PosdConfig:
-    """Read and check a configuration file; ConfigError lists every problem."""
+    """Read and check a configuration file; ConfigFileError lists every problem."""
     source = str(path)
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
     except OSError as error:
-        raise ConfigError(source, [f"cannot be read ({error.strerror or error})"]) from None
+        raise ConfigFileError(source, [f"cannot be read ({error.strerror or error})"]) from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(source, [f"is not valid TOML: {error}"]) from None
+        raise ConfigFileError(source, [f"is not valid TOML: {error}"]) from None
     return parse_config(data, source)
 
 
@@ -223,7 +224,7 @@ def parse_config(data: dict[str, Any], source: str = "configuration") -> PosdCon
     try:
         return PosdConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(source, [describe(e) for e in error.errors()]) from None
+        raise ConfigFileError(source, [describe(e) for e in error.errors()]) from None
 
 
 # ---------------------------------------------------------------- error wording

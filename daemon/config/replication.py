@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from daemon.errors import ConfigError
+
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
-class ConfigProblem(ValueError):
+class BrokerSettingError(ConfigError):
     """A replication setting that cannot work; the message names it."""
 
 
@@ -87,7 +89,7 @@ class BrokerConfig(BaseModel):
         try:
             return self.password_file.read_text().strip()
         except OSError as exc:
-            raise ConfigProblem(
+            raise BrokerSettingError(
                 f"password_file {str(self.password_file)!r} cannot be read ({exc.strerror});"
                 " check the path and that posd may read it"
             ) from None
@@ -121,7 +123,7 @@ class ReplicationConfig(BrokerConfig):
 def check_topic_part(value: str, what: str) -> str:
     """A terminal or branch id used as one MQTT topic level."""
     if not value or any(c in value for c in "/+#\x00") or value != value.strip():
-        raise ConfigProblem(
+        raise BrokerSettingError(
             f"{what} {value!r} cannot be used in MQTT topics: it must be non-empty, without"
             " spaces at either end and without / + # characters"
         )

@@ -24,8 +24,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from daemon.config.model import describe
-from daemon.config.replication import ConfigProblem, ReplicationConfig
-from daemon.doctor.checkup import Context, Finding, fail, ok, skip, warn
+from daemon.config.replication import BrokerSettingError, ReplicationConfig
+from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
 
 LOGIN_REFUSED = {0x86, 0x87, 0x8C}  # bad user name or password, not authorized, bad auth
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -53,7 +53,7 @@ def probe(config: ReplicationConfig, terminal: str, timeout_s: float) -> Finding
     """Connect, wait for the broker's answer to the login, disconnect."""
     try:
         password = config.password()
-    except ConfigProblem as problem:
+    except BrokerSettingError as problem:
         return fail("broker", str(problem), "fix replication.password_file")
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,

@@ -18,14 +18,15 @@ from decimal import Decimal
 import serial
 from gpiozero.pins import Factory
 
-from daemon.config.devices import EvdevScanner, FilePrinter, NetworkPrinter
-from daemon.doctor.checkup import Context, Finding, fail, ok, skip, warn
+from daemon.config.devices import EvdevScannerConfig, FilePrinterConfig, NetworkPrinterConfig
+from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
 from daemon.doctor.system import local_addresses
-from daemon.drivers.display import CustomerDisplay, DeviceError, open_serial
+from daemon.drivers.display import CustomerDisplay, open_serial
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import JobState, PrinterState, Receipt, ReceiptLine, ReceiptPrinter
 from daemon.drivers.scanner import ReadingScanner, Reason, Scan, ScanProblem
-from daemon.lane.devices import StartupError, escpos_printer, pin_factory, scanners
+from daemon.errors import DeviceError
+from daemon.lane.devices import DeviceStartError, escpos_printer, pin_factory, scanners
 
 TEST_PATTERN = "ABCDEFGHIJ0123456789"  # every cell a different glyph: a dead cell shows
 _PRINTER_ADVICE = {
@@ -70,10 +71,10 @@ def check_printer(context: Context) -> Sequence[Finding]:
     section = context.config.printer
     if section is None:
         return [skip("printer", "no printer configured")]
-    if isinstance(section, NetworkPrinter):
+    if isinstance(section, NetworkPrinterConfig):
         where = f"{section.host}:{section.port}"
     else:
-        where = section.path if isinstance(section, FilePrinter) else section.port
+        where = section.path if isinstance(section, FilePrinterConfig) else section.port
         if not os.path.exists(where):
             return [
                 fail(
@@ -81,7 +82,7 @@ def check_printer(context: Context) -> Sequence[Finding]:
                     f"{where} does not exist",
                     "plug the printer in and switch it on; `posd devices` lists what is "
                     "attached; fix printer."
-                    + ("path" if isinstance(section, FilePrinter) else "port"),
+                    + ("path" if isinstance(section, FilePrinterConfig) else "port"),
                 )
             ]
     device = escpos_printer(context.config)
@@ -219,7 +220,7 @@ def check_gpio(context: Context) -> Sequence[Finding]:
     try:
         made = factory is None
         factory = factory or pin_factory(section.pin_factory)
-    except StartupError as error:
+    except DeviceStartError as error:
         return [fail("gpio", str(error), "fix gpio.pin_factory")]
     try:
         return _gpio_parts(context, factory)
@@ -331,8 +332,10 @@ def check_scanners(context: Context) -> Sequence[Finding]:
     found = []
     for index, (section, reader) in enumerate(zip(config.scanners, readers, strict=True)):
         name = "scanner" if len(readers) == 1 else f"scanner {section.name or index + 1}"
-        where = section.device if isinstance(section, EvdevScanner) else section.port
-        key = f"scanners[{index}]." + ("device" if isinstance(section, EvdevScanner) else "port")
+        where = section.device if isinstance(section, EvdevScannerConfig) else section.port
+        key = f"scanners[{index}]." + (
+            "device" if isinstance(section, EvdevScannerConfig) else "port"
+        )
         missing = _absent(section)
         if missing:
             found.append(fail(name, missing, f"plug the scanner in; `posd devices`; fix {key}"))
@@ -344,7 +347,7 @@ def check_scanners(context: Context) -> Sequence[Finding]:
 
 
 def _absent(section: object) -> str | None:
-    if isinstance(section, EvdevScanner):
+    if isinstance(section, EvdevScannerConfig):
         from daemon.drivers.scanner_evdev import resolve_input_device
 
         try:
@@ -382,7 +385,7 @@ def _wait_for_scan(
     ticket = context.ticket
     if ticket and text == ticket:
         return ok(name, shown + ", the test ticket's barcode: printer and scanner agree")
-    if ticket and isinstance(section, EvdevScanner) and len(text) == len(ticket):
+    if ticket and isinstance(section, EvdevScannerConfig) and len(text) == len(ticket):
         return warn(
             name,
             shown + f", but the ticket says {ticket!r}",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 
 from daemon.doctor.broker import replication_file
-from daemon.doctor.checkup import Context, Finding, fail, ok, skip, warn
+from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
 from daemon.ledger.audit import verify_chain
 from daemon.ledger.store import LedgerStore
 

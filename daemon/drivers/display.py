@@ -25,15 +25,13 @@ from typing import Any, Protocol, TypeVar
 
 import serial
 
+from daemon.errors import DeviceError
+
 COLUMNS = 20
 ROWS = 2
 BITS_PER_BYTE = 10  # 8N1 framing: start bit, eight data bits, stop bit
 
 T = TypeVar("T")
-
-
-class DeviceError(Exception):
-    """Root of every error a posd output device raises; the lane catches this one."""
 
 
 class DeviceTimeout(DeviceError, TimeoutError):

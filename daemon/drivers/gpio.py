@@ -22,7 +22,7 @@ from typing import Any
 import gpiozero
 from gpiozero.pins import Factory
 
-from daemon.drivers.display import DeviceError
+from daemon.errors import DeviceError
 
 
 class PinSetupError(DeviceError, ValueError):

@@ -25,6 +25,8 @@ from typing import Any
 from evdev import ecodes
 from xkbcommon import xkb
 
+from daemon.errors import ConfigError
+
 # xkb numbers keys as evdev does plus 8 (an X11 convention kept by libxkbcommon).
 XKB_KEYCODE_OFFSET = 8
 
@@ -42,7 +44,7 @@ _MODIFIER_KEYS = (
 _KEYPAD_KEYS = frozenset(code for name, code in ecodes.ecodes.items() if name.startswith("KEY_KP"))
 
 
-class LayoutProblem(ValueError):
+class LayoutError(ConfigError):
     """A layout that cannot be compiled, or a character it cannot type."""
 
 
@@ -79,7 +81,7 @@ class KeyboardLayout:
             )
         except xkb.XKBKeymapCreationFailure:
             detail = "; ".join(log[-3:]) or "xkbcommon gave no reason"
-            raise LayoutProblem(
+            raise LayoutError(
                 f"keyboard layout {self.name!r} could not be compiled ({detail}); use an XKB "
                 "layout name such as us, gb, de or fr "
                 "(`localectl list-x11-keymap-layouts` lists them)"
@@ -111,12 +113,12 @@ class KeyboardLayout:
     def keystrokes_for(self, char: str, *, caps_lock: bool = False) -> Keystroke:
         """The key and held modifiers that type `char`, given the Caps Lock state."""
         if len(char) != 1:
-            raise LayoutProblem(f"{char!r} is not one character; give characters one at a time")
+            raise LayoutError(f"{char!r} is not one character; give characters one at a time")
         if (char, caps_lock) not in self._strokes:
             self._strokes[(char, caps_lock)] = self._find_keystroke(char, caps_lock)
         found = self._strokes[(char, caps_lock)]
         if found is None:
-            raise LayoutProblem(
+            raise LayoutError(
                 f"the character {char!r} (U+{ord(char):04X}) cannot be typed on keyboard layout "
                 f"{self.name!r} without a dead key or compose sequence; choose a layout that has it"
             )
@@ -125,7 +127,7 @@ class KeyboardLayout:
     def can_type(self, char: str, *, caps_lock: bool = False) -> bool:
         try:
             self.keystrokes_for(char, caps_lock=caps_lock)
-        except LayoutProblem:
+        except LayoutError:
             return False
         return True
 

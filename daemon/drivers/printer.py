@@ -29,7 +29,8 @@ from escpos.escpos import Escpos
 from escpos.magicencode import Encoder, MagicEncode
 from escpos.printer import Dummy
 
-from daemon.drivers.display import DeviceError, DeviceTimeout, DeviceWorker, spell_out
+from daemon.drivers.display import DeviceTimeout, DeviceWorker, spell_out
+from daemon.errors import DeviceError
 
 MASK = "\u2022"  # bullet; python-escpos picks a code page that has it
 REPRINT_MARK = "*** REPRINT ***"

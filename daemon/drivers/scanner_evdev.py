@@ -42,6 +42,7 @@ from daemon.drivers.scanner import (
     ScanAssembler,
     ScanEvent,
 )
+from daemon.errors import ConfigError, DeviceError
 
 # struct input_event as the kernel writes it: struct timeval (two longs), type, code,
 # value. Native sizes, so it matches the running kernel: 24 bytes on 64-bit.
@@ -60,11 +61,11 @@ _SYN_DROPPED = ecodes.SYN_DROPPED
 _READ_SIZE = INPUT_EVENT.size * 256
 
 
-class ScannerNotFound(LookupError):
+class ScannerNotFound(DeviceError, LookupError):
     """The configured scanner is not attached, or its name cannot be found."""
 
 
-class UnstableDeviceName(ValueError):
+class UnstableDeviceName(ConfigError):
     """A scanner named by a kernel event number, which changes after a replug."""
 
 

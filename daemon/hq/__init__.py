@@ -5,8 +5,9 @@ node = HqNode(HqConfig(broker=...), open_backend(db="hq.db", pg=None))
 node.run(stop_event)
 """
 
-from daemon.hq.backend import Backend, open_backend
+from daemon.hq.backend import Backend
 from daemon.hq.central import Central, HqRefusal
+from daemon.hq.connect import open_backend
 from daemon.hq.node import HqConfig, HqNode
 
 __all__ = ["Backend", "Central", "HqConfig", "HqNode", "HqRefusal", "open_backend"]

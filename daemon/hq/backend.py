@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from sqlite_utils import Database
 
@@ -128,14 +128,3 @@ class _SqliteTx:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> None:
         self.db.conn.executemany(sql, rows)
-
-
-def open_backend(db: str | Path | None, pg: str | None) -> Backend:
-    """SQLite at `db`, or PostgreSQL at DSN `pg` (exactly one of them)."""
-    if (db is None) == (pg is None):
-        raise ValueError("give HQ either a SQLite file (--db) or a PostgreSQL DSN (--pg)")
-    if pg is not None:
-        from daemon.hq.pg import PgBackend
-
-        return PgBackend(pg)
-    return SqliteBackend(cast(str, db))

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from daemon.errors import HqError
 from daemon.hq import feed, ingest
 from daemon.hq.backend import Backend
 from daemon.hq.session import Caches, Report, Session, transact
@@ -31,7 +32,7 @@ from daemon.rules.serials import serial_key
 from daemon.rules.units import Flag
 
 
-class HqRefusal(ValueError):
+class HqRefusal(HqError, ValueError):
     """An HQ command that cannot be done; the message says why and what to do."""
 
 

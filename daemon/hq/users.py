@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from daemon.errors import HqError
 from daemon.hq.backend import Backend, Tx
 from daemon.ledger.remote import Sql
 
@@ -60,7 +61,7 @@ class Role(StrEnum):
     MANAGER = "manager"
 
 
-class UserProblem(ValueError):
+class UserError(HqError, ValueError):
     """A user name, password or role that cannot be used; the message says why."""
 
 
@@ -87,7 +88,7 @@ def ensure_tables(backend: Backend) -> None:
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise UserProblem(
+        raise UserError(
             f"user name {name!r} cannot be used: use 1 to 64 letters, digits and . _ @ -,"
             " starting with a letter or digit"
         )
@@ -98,16 +99,16 @@ def check_role(role: str) -> Role:
     try:
         return Role(role)
     except ValueError:
-        raise UserProblem(f"role {role!r} does not exist; choose manager or viewer") from None
+        raise UserError(f"role {role!r} does not exist; choose manager or viewer") from None
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise UserProblem(
+        raise UserError(
             f"a password needs at least {MIN_PASSWORD} characters; this one has {len(password)}"
         )
     if len(password) > MAX_PASSWORD:
-        raise UserProblem(f"a password has at most {MAX_PASSWORD} characters")
+        raise UserError(f"a password has at most {MAX_PASSWORD} characters")
     return password
 
 
@@ -156,7 +157,7 @@ def add_user(backend: Backend, name: str, role: Role, password: str, *, at: str)
         return row is not None
 
     if not backend.run(work):
-        raise UserProblem(
+        raise UserError(
             f"user {name!r} already exists; remove it first with `posd hq user remove {name}`"
         )
     return User(name, role, at)
@@ -171,7 +172,7 @@ def remove_user(backend: Backend, name: str) -> None:
         return row is not None
 
     if not backend.run(work):
-        raise UserProblem(f"there is no user {name!r}; `posd hq user list` shows who there is")
+        raise UserError(f"there is no user {name!r}; `posd hq user list` shows who there is")
 
 
 def list_users(db: Sql) -> list[User]:

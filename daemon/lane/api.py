@@ -37,8 +37,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.config.model import describe
+from daemon.config.pins import verify_pin
 from daemon.drivers.scanner import Scan
-from daemon.lane.attendants import PinGuard, verify_pin
+from daemon.lane.attendants import PinGuard
 from daemon.lane.ledger import LedgerUnusable
 from daemon.lane.loop import Lane
 from daemon.ledger import Ledger, Outcome, Refusal

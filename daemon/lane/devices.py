@@ -19,24 +19,25 @@ from escpos.printer import File, Network, Serial
 from gpiozero.pins import Factory
 
 from daemon.config.devices import (
-    EvdevScanner,
-    FilePrinter,
-    Gpio,
-    NetworkPrinter,
-    SerialPrinter,
-    SerialScanner,
+    EvdevScannerConfig,
+    FilePrinterConfig,
+    GpioConfig,
+    NetworkPrinterConfig,
+    SerialPrinterConfig,
+    SerialScannerConfig,
 )
 from daemon.config.model import PosdConfig
 from daemon.drivers.display import open_serial
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, LaneLight
 from daemon.drivers.printer import ReceiptPrinter
 from daemon.drivers.scanner import OnTimeout, ReadingScanner
+from daemon.errors import ConfigError
 from daemon.lane.outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput, Report
 from daemon.lane.receipt import ReceiptHeader, receipt_of
 from daemon.rules.lane.types import ReceiptSpec
 
 
-class StartupError(RuntimeError):
+class DeviceStartError(ConfigError):
     """The lane cannot start as configured; the message says what to change."""
 
 
@@ -44,13 +45,13 @@ def pin_factory(name: str) -> Factory:
     """gpiozero's pin factory registered under `name` (`native`, `lgpio`, `mock`, …)."""
     found = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
     if name not in found:
-        raise StartupError(
+        raise DeviceStartError(
             f"gpio.pin_factory {name!r} is not installed; installed: {', '.join(sorted(found))}"
         )
     try:
         factory: Factory = found[name].load()()
     except Exception as error:  # each backend fails its own way off a Pi
-        raise StartupError(
+        raise DeviceStartError(
             f"gpio.pin_factory {name!r} cannot start here ({error}); on a Raspberry Pi use "
             "lgpio or native, elsewhere mock"
         ) from error
@@ -73,7 +74,7 @@ def display_output(config: PosdConfig, report: Report) -> DisplayOutput | None:
 
 
 def gpio_outputs(
-    section: Gpio | None, factory: Factory | None, report: Report, background: Background
+    section: GpioConfig | None, factory: Factory | None, report: Report, background: Background
 ) -> GpioOutputs | None:
     if section is None or factory is None:
         return None
@@ -102,7 +103,7 @@ def gpio_outputs(
 
 
 def help_button(
-    section: Gpio | None, factory: Factory | None, on_press: Callable[[], None]
+    section: GpioConfig | None, factory: Factory | None, on_press: Callable[[], None]
 ) -> AttendantButton | None:
     if section is None or factory is None or section.pins.button is None:
         return None
@@ -119,13 +120,13 @@ def escpos_printer(config: PosdConfig) -> Escpos | None:
     if section is None:
         return None
     profile: dict[str, Any] = {"profile": section.profile} if section.profile else {}
-    if isinstance(section, SerialPrinter):
+    if isinstance(section, SerialPrinterConfig):
         return Serial(
             devfile=section.port, baudrate=section.baud, timeout=section.status_timeout_s, **profile
         )
-    if isinstance(section, FilePrinter):
+    if isinstance(section, FilePrinterConfig):
         return File(devfile=section.path, **profile)
-    assert isinstance(section, NetworkPrinter)
+    assert isinstance(section, NetworkPrinterConfig)
     return Network(section.host, section.port, timeout=section.status_timeout_s, **profile)
 
 
@@ -169,7 +170,7 @@ def receipt_header(config: PosdConfig) -> ReceiptHeader:
 def scanners(config: PosdConfig) -> list[ReadingScanner]:
     made: list[ReadingScanner] = []
     for section in config.scanners:
-        if isinstance(section, SerialScanner):
+        if isinstance(section, SerialScannerConfig):
             from daemon.drivers.scanner_serial import SerialScanner as SerialDriver
 
             framing = section.framing
@@ -193,7 +194,7 @@ def scanners(config: PosdConfig) -> list[ReadingScanner]:
     return made
 
 
-def _evdev_scanner(section: EvdevScanner) -> ReadingScanner:
+def _evdev_scanner(section: EvdevScannerConfig) -> ReadingScanner:
     # Imported only when configured: key decoding loads libxkbcommon and its layouts.
     from daemon.drivers.keymap import KeyboardLayout
     from daemon.drivers.scanner_evdev import (

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 
 
-class LedgerUnusable(Exception):
+class LedgerUnusable(LedgerError, OSError):
     """The ledger cannot be written or read (full disk, I/O error, damaged file)."""
 
 

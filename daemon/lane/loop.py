@@ -18,13 +18,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from daemon.drivers.scanner import Reason, Scan, ScanProblem
 from daemon.lane.ledger import LaneLedger, LedgerUnusable
-from daemon.lane.outputs import Background, DisplayOutput, GpioOutputs, PrinterOutput
+from daemon.lane.outputs import Background, Outputs
 from daemon.lane.snapshot import describe_input, snapshot
 from daemon.ledger import LedgerError
 from daemon.ledger.lane_log import Entry
@@ -47,15 +47,6 @@ from daemon.rules.lane.types import (
 
 log = logging.getLogger(__name__)
 Item = Scan | ScanProblem | Input
-
-
-@dataclass
-class Outputs:
-    """Whichever output devices this lane has (None: not fitted)."""
-
-    display: DisplayOutput | None = None
-    gpio: GpioOutputs | None = None
-    printer: PrinterOutput | None = None
 
 
 class Lane:

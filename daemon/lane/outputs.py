@@ -26,11 +26,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from daemon.drivers.display import (
     CustomerDisplay,
-    DeviceError,
     DeviceWorker,
     DisplayMissing,
     Transport,
@@ -45,6 +45,7 @@ from daemon.drivers.printer import (
     Receipt,
     ReceiptPrinter,
 )
+from daemon.errors import DeviceError
 from daemon.lane.display import LoopWriter
 from daemon.rules.lane.types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
 
@@ -448,3 +449,12 @@ class PrinterOutput:
 
     def close(self) -> None:
         self.printer.close()
+
+
+@dataclass
+class Outputs:
+    """Whichever output devices this lane has (None: not fitted)."""
+
+    display: DisplayOutput | None = None
+    gpio: GpioOutputs | None = None
+    printer: PrinterOutput | None = None

@@ -32,7 +32,7 @@ from daemon.drivers.scanner import ReadingScanner
 from daemon.lane.api import Api, PinHolder, start_api
 from daemon.lane.attendants import PinGuard
 from daemon.lane.devices import (
-    StartupError,
+    DeviceStartError,
     display_output,
     gpio_outputs,
     help_button,
@@ -41,8 +41,8 @@ from daemon.lane.devices import (
     scanners,
 )
 from daemon.lane.ledger import LaneLedger, open_ledger
-from daemon.lane.loop import Lane, Outputs
-from daemon.lane.outputs import Background
+from daemon.lane.loop import Lane
+from daemon.lane.outputs import Background, Outputs
 from daemon.lane.recovery import recover
 from daemon.ledger import LedgerError
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
@@ -131,15 +131,15 @@ async def start(
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Daemon:
-    """Open the ledger, make the devices, start reading and serving; StartupError when
+    """Open the ledger, make the devices, start reading and serving; DeviceStartError when
     the configuration does not fit this terminal or its ledger."""
     try:
         ledger = open_ledger(config.ledger.path)
     except LedgerError as error:
-        raise StartupError(str(error)) from None
+        raise DeviceStartError(str(error)) from None
     if (ledger.terminal, ledger.branch) != (config.terminal.id, config.terminal.branch):
         ledger.close()
-        raise StartupError(
+        raise DeviceStartError(
             f"the ledger at {config.ledger.path} belongs to terminal {ledger.terminal} at "
             f"branch {ledger.branch}, but terminal.id is {config.terminal.id!r} and "
             f"terminal.branch {config.terminal.branch!r}; fix the configuration or the path"
@@ -212,12 +212,12 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
             lambda: lane.submit(Command(CommandName.HELP, source="button")),
         )
     except ValueError as error:  # a pin taken twice or out of range
-        raise StartupError(f"gpio: {error}") from None
+        raise DeviceStartError(f"gpio: {error}") from None
     outputs.printer = printer_output(config, report, daemon.background)
     try:
         readers = scanners(config)
     except (ValueError, LookupError) as error:
-        raise StartupError(f"scanners: {error}") from None
+        raise DeviceStartError(f"scanners: {error}") from None
     loop = asyncio.get_running_loop()
     if outputs.display is not None:
         daemon.tasks.append(loop.create_task(outputs.display.run(), name="display"))
@@ -258,7 +258,7 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
     notifier.status("opening the ledger and the devices")
     try:
         daemon = await start(config)
-    except StartupError as error:
+    except DeviceStartError as error:
         log.error("%s", error)
         notifier.status(f"cannot start: {error}")
         return EX_CONFIG

@@ -3,8 +3,9 @@ in the lane's journal."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from daemon.lane.outputs import Outputs
 from daemon.rules.lane.text import money
 from daemon.rules.lane.types import (
     AttendantRelease,
@@ -21,9 +22,6 @@ from daemon.rules.lane.types import (
     ServiceFault,
     Tick,
 )
-
-if TYPE_CHECKING:
-    from daemon.lane.loop import Outputs
 
 
 def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from daemon.errors import LedgerError
 
-class LedgerError(Exception):
-    """Root of every ledger error."""
+__all__ = ["LedgerError", "LedgerNotFound", "LedgerTampered", "Problem", "Refusal"]
 
 
 class LedgerNotFound(LedgerError, FileNotFoundError):

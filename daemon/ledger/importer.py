@@ -23,7 +23,7 @@ from daemon.ledger.events import BodyTemplate, ChainHead, Change, Stamp
 from daemon.ledger.ledger import Ledger
 from daemon.ledger.store import Product, Unit
 from daemon.rules.serials import (
-    SerialProblem,
+    SerialError,
     check_serial,
     check_serial_rule,
     compile_serial_rule,
@@ -125,7 +125,7 @@ def _check_rows(
             try:
                 key = check_serial(serial)
                 check_serial_rule(key, rules.get(code), code)
-            except SerialProblem as exc:
+            except SerialError as exc:
                 problem = ("bad_serial", str(exc))
         if problem is None and (code, key) in first_line:
             problem = (

@@ -19,7 +19,7 @@ from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change, Sealed
 from daemon.ledger.store import LedgerStore, Product, Unit
 from daemon.rules.serials import (
-    SerialProblem,
+    SerialError,
     check_serial,
     check_serial_rule,
     compile_serial_rule,
@@ -86,7 +86,7 @@ class Ledger(LedgerStore):
         if serial_rule is not None:
             try:
                 compile_serial_rule(serial_rule)
-            except SerialProblem as exc:
+            except SerialError as exc:
                 raise Refusal([Problem("bad_rule", str(exc))]) from None
         if gtin is not None and not (gtin.isdigit() and len(gtin) in (8, 12, 13, 14)):
             raise Refusal([Problem("bad_gtin", f"GTIN {gtin!r} must be 8, 12, 13 or 14 digits")])
@@ -806,7 +806,7 @@ class Ledger(LedgerStore):
             try:
                 key = check_serial(ref.serial)
                 check_serial_rule(key, rules.get(ref.product), product.code)
-            except SerialProblem as exc:
+            except SerialError as exc:
                 problems.append(Problem("bad_serial", str(exc), ref.serial))
                 continue
             if (ref.product, key) in seen:

@@ -22,7 +22,7 @@ from daemon.rules.lane.types import (
     ProductFacts,
     UnitFacts,
 )
-from daemon.rules.serials import SerialProblem, check_serial
+from daemon.rules.serials import SerialError, check_serial
 from daemon.rules.units import Flag, State, UnitView
 
 _PRODUCT_COLUMNS = "code, name, price_cents, serial_tracked, gtin, mask_serial, warranty_months"
@@ -75,7 +75,7 @@ class ScanLookup:
         """Every unit with this serial, whatever its product."""
         try:
             key = check_serial(serial)
-        except SerialProblem:
+        except SerialError:
             return ()
         return tuple(_unit(row) for row in self._conn.execute(_UNITS, (key,)))
 

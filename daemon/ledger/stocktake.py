@@ -22,7 +22,7 @@ from daemon.ledger.events import Change
 from daemon.ledger.ledger import Ledger, Outcome, UnitRef
 from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import LedgerStore, Unit
-from daemon.rules.serials import SerialProblem, check_serial, serial_key
+from daemon.rules.serials import SerialError, check_serial, serial_key
 from daemon.rules.units import Op, State, where
 
 # Where a unit on the shelf can be: what a count expects to find.
@@ -106,7 +106,7 @@ def count_scan(ledger: Ledger, count: str, product: str, serial: str, *, actor: 
         raise Refusal([Problem("count_closed", f"count {count} is closed")])
     try:
         check_serial(serial)
-    except SerialProblem as exc:
+    except SerialError as exc:
         raise Refusal([Problem("bad_serial", str(exc), serial)]) from None
     unit = ledger.unit(product, serial)
     seen = _scanned(ledger, count)

@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from daemon.config.model import describe
 from daemon.config.replication import ReplicationConfig
+from daemon.provision.answers import NONE, Answers, Login
 from daemon.provision.files import FileToInstall, Who, under
-
-if TYPE_CHECKING:
-    from daemon.provision.plan import Answers
 
 CA_PATH = "/etc/posd/hq-ca.pem"
 CERT_PATH = "/etc/posd/terminal.crt"
 KEY_PATH = "/etc/posd/terminal.key"
 PASSWORD_PATH = "/etc/posd/mqtt-password"
-NONE = "none"  # the answer that removes a device, or replication
 _BROKER_ORDER = ("url", "username", "password_file", "ca_file", "cert_file", "key_file")
-
-Login = Literal["password", "certificate"]
 
 
 def replication_settings(

@@ -2,7 +2,7 @@
 
     now = current(root)                        # what the terminal holds already
     planned = plan(Answers(terminal="T-0042", branch="BR-017", ...), root, now)
-    done = apply(planned, owner=None)          # ProvisionRefused before anything is written
+    done = apply(planned, owner=None)          # ProvisionError before anything is written
 
 `root` is the filesystem the terminal boots from: `/` on the terminal itself, or a
 folder (an SD card image, a test's temporary tree). Paths inside the configuration are
@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config.devices import EvdevScanner, FilePrinter, SerialPrinter
-from daemon.config.model import ConfigError, PosdConfig, parse_config
-from daemon.provision.broker import NONE, Login, check_replication, replication_settings
+from daemon.config.devices import EvdevScannerConfig, FilePrinterConfig, SerialPrinterConfig
+from daemon.config.model import ConfigFileError, PosdConfig, parse_config
+from daemon.errors import ConfigError
+from daemon.provision.answers import NONE, Answers, Current
+from daemon.provision.broker import check_replication, replication_settings
 from daemon.provision.files import (
     FileToInstall,
     Owner,
@@ -53,57 +55,12 @@ _PRINTER_COMMON = ("profile", "timeout_s", "status_timeout_s", "drawer_kick", "d
 _GPIO_PARTS = ("green", "amber", "red", "buzzer", "drawer", "button")
 
 
-class ProvisionRefused(ValueError):
+class ProvisionError(ConfigError):
     """Provisioning would leave a terminal that does not start; one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-@dataclass(frozen=True)
-class Answers:
-    """What the engineer answered. None keeps what the terminal has; `"none"` removes
-    a device (or replication)."""
-
-    terminal: str
-    branch: str
-    mode: str | None = None
-    store_name: str | None = None
-    hq_url: str | None = None
-    login: Login | None = None
-    username: str | None = None
-    password_file: Path | None = None  # a file holding the password, to install
-    password: str | None = None  # typed at the prompt; never echoed, never in the TOML
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    scanner: str | None = None
-    scanner_kind: Literal["evdev", "serial"] | None = None
-    scanner_layout: str | None = None
-    display: str | None = None
-    display_model: str | None = None
-    printer: str | None = None
-    gpio: str | None = None  # "green=17,amber=27,red=22,buzzer=18" or "none"
-    pin_factory: str | None = None
-    attendants: tuple[tuple[str, str], ...] | None = None  # (name, badge)
-
-
-@dataclass(frozen=True)
-class Current:
-    """What the terminal under `root` holds now."""
-
-    root: Path
-    settings: dict[str, Any]  # the configuration file as read ({} when there is none)
-    ledger: tuple[str, str] | None  # (terminal, branch) of an existing ledger
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.settings)
-
-    def value(self, section: str, key: str) -> Any:
-        table = self.settings.get(section)
-        return table.get(key) if isinstance(table, dict) else None
 
 
 @dataclass(frozen=True)
@@ -132,7 +89,7 @@ def current(root: Path) -> Current:
         try:
             settings = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ProvisionRefused(
+            raise ProvisionError(
                 [f"{CONFIG_PATH}: cannot be read ({error}); fix it or move it away, then run again"]
             ) from None
     ledger_path = settings.get("ledger", {}).get("path", LEDGER_PATH)
@@ -148,7 +105,7 @@ def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         return str(meta["terminal"]), str(meta["branch"])
     except (sqlite3.Error, KeyError) as error:
-        raise ProvisionRefused(
+        raise ProvisionError(
             [f"ledger.path: {shown} exists but is not a posd ledger ({error}); move it away"]
         ) from None
 
@@ -157,7 +114,7 @@ def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
 
 
 def plan(answers: Answers, now: Current) -> Plan:
-    """Check every answer and work out what to write; ProvisionRefused when anything
+    """Check every answer and work out what to write; ProvisionError when anything
     would stop the daemon from starting."""
     problems: list[str] = []
     warnings: list[str] = []
@@ -178,12 +135,12 @@ def plan(answers: Answers, now: Current) -> Plan:
             del settings[key]
     try:
         config = parse_config(settings, CONFIG_PATH)
-    except ConfigError as error:
-        raise ProvisionRefused(problems + error.problems) from None
+    except ConfigFileError as error:
+        raise ProvisionError(problems + error.problems) from None
     problems += check_replication(settings.get("replication"))
     problems += _check_ledger(config, now)
     if problems:
-        raise ProvisionRefused(problems)
+        raise ProvisionError(problems)
     warnings += _absent_devices(config, root)
     return Plan(
         root=root,
@@ -365,15 +322,15 @@ def _check_ledger(config: PosdConfig, now: Current) -> list[str]:
 def _absent_devices(config: PosdConfig, root: Path) -> list[str]:
     named: list[tuple[str, str]] = []
     for index, scanner in enumerate(config.scanners):
-        if isinstance(scanner, EvdevScanner):
+        if isinstance(scanner, EvdevScannerConfig):
             named.append((f"scanners[{index}].device", scanner.device))
         else:
             named.append((f"scanners[{index}].port", scanner.port))
     if config.display is not None:
         named.append(("display.port", config.display.port))
-    if isinstance(config.printer, FilePrinter):
+    if isinstance(config.printer, FilePrinterConfig):
         named.append(("printer.path", config.printer.path))
-    elif isinstance(config.printer, SerialPrinter):
+    elif isinstance(config.printer, SerialPrinterConfig):
         named.append(("printer.port", config.printer.port))
     return [
         f"{key}: {path} is not attached now; posd waits for it, and `posd doctor` checks it"

@@ -14,10 +14,9 @@ from typing import Any
 
 import click
 
-from daemon.provision.broker import NONE
+from daemon.provision.answers import NONE, Answers, Current
 from daemon.provision.files import under
 from daemon.provision.inventory import Inventory
-from daemon.provision.plan import Answers, Current
 
 _KEEP = ""  # the answer that keeps a file already installed
 

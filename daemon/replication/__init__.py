@@ -7,12 +7,12 @@ replicator.status.backlog   # own events HQ has not confirmed yet
 replicator.stop()
 """
 
-from daemon.config.replication import BrokerConfig, ConfigProblem, ReplicationConfig
+from daemon.config.replication import BrokerConfig, BrokerSettingError, ReplicationConfig
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 
 __all__ = [
     "BrokerConfig",
-    "ConfigProblem",
+    "BrokerSettingError",
     "ReplicationConfig",
     "ReplicationStatus",
     "Replicator",

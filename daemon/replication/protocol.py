@@ -12,12 +12,14 @@ from typing import Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from daemon.errors import HqError
+
 ROOT = "posd/v1"
 VERSION = 1
 HASH = r"^[0-9a-f]{64}$"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(HqError, ValueError):
     """A payload that does not follow the protocol."""
 
 

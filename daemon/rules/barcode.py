@@ -51,7 +51,7 @@ from biip.gtin import Gtin
 from biip.upc import Upc
 from stdnum import imei as stdnum_imei
 
-from daemon.rules.serials import SerialProblem, check_serial
+from daemon.rules.serials import SerialError, check_serial
 
 GS = "\x1d"
 DEFAULT_MAX_LENGTH = 512
@@ -373,7 +373,7 @@ def _from_elements(elements: GS1ElementStrings, body: _Body, kind: str) -> Parse
     serial = serial_element.value
     try:
         check_serial(serial)
-    except SerialProblem as problem:
+    except SerialError as problem:
         return Rejected("bad_serial", f"{problem} (from {kind} {_quote(body.text)})")
     lot = found.get("10")
     expiry = found.get("17")
@@ -437,6 +437,6 @@ def _upc_e(text: str) -> str | None:
 def _plain_label(body: _Body) -> ParseResult:
     try:
         check_serial(body.text)
-    except SerialProblem as problem:
+    except SerialError as problem:
         return Rejected("bad_label", f"{problem}; {RESCAN}")
     return PlainLabel(text=body.text, symbology=body.symbology)

@@ -11,6 +11,8 @@ import json
 import re
 import unicodedata
 
+from daemon.errors import LedgerError
+
 MAX_SERIAL_LENGTH = 64
 _ALLOWED_PUNCTUATION = frozenset("-_./:")
 # Most serials are plain ASCII; those need no Unicode normalisation.
@@ -22,7 +24,7 @@ def quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-class SerialProblem(ValueError):
+class SerialError(LedgerError, ValueError):
     """A serial that cannot be accepted; the message says why and what is allowed."""
 
 
@@ -32,16 +34,16 @@ def serial_key(serial: str) -> str:
 
 
 def check_serial(serial: str) -> str:
-    """Return the serial's key, or raise SerialProblem quoting the bad value."""
+    """Return the serial's key, or raise SerialError quoting the bad value."""
     if serial.isascii():
         key = serial.strip().upper()
         if _PLAIN_KEY.fullmatch(key):
             return key
     key = serial_key(serial)
     if not key:
-        raise SerialProblem(f"serial {quoted(serial)} is empty")
+        raise SerialError(f"serial {quoted(serial)} is empty")
     if len(key) > MAX_SERIAL_LENGTH:
-        raise SerialProblem(
+        raise SerialError(
             f"serial {quoted(serial[:20])}… is {len(key)} characters;"
             f" the most is {MAX_SERIAL_LENGTH}"
         )
@@ -54,7 +56,7 @@ def check_serial(serial: str) -> str:
             what = "a space"
         else:
             what = f"the character {ch!r}"
-        raise SerialProblem(
+        raise SerialError(
             f"serial {quoted(serial)} has {what}; serials are letters, digits and - _ . / : only"
         )
     return key
@@ -65,13 +67,13 @@ def compile_serial_rule(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise SerialProblem(f"serial rule {pattern!r} is not a valid pattern: {exc}") from None
+        raise SerialError(f"serial rule {pattern!r} is not a valid pattern: {exc}") from None
 
 
 def check_serial_rule(key: str, rule: re.Pattern[str] | None, product: str) -> None:
-    """Raise SerialProblem when the key does not match the product's format rule."""
+    """Raise SerialError when the key does not match the product's format rule."""
     if rule is not None and rule.fullmatch(key) is None:
-        raise SerialProblem(
+        raise SerialError(
             f"serial {quoted(key)} does not match the format of {product} ({rule.pattern})"
         )
 

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from daemon.hq.backend import open_backend
+from daemon.errors import HqError
 from daemon.hq.central import Central
+from daemon.hq.connect import open_backend
 from daemon.hq.users import ensure_tables
 from daemon.ledger.reader import ReadStore, Rows
 from daemon.ledger.store import DEFAULT_PREFIX_LENGTH
@@ -34,7 +35,7 @@ from daemon.ledger.store import DEFAULT_PREFIX_LENGTH
 T = TypeVar("T")
 
 
-class DatabaseMissing(FileNotFoundError):
+class DatabaseMissing(HqError, FileNotFoundError):
     """The HQ database named does not exist."""
 
 

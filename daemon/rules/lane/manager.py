@@ -49,7 +49,7 @@ from daemon.rules.lane.types import (
     VoidSold,
     WriteOff,
 )
-from daemon.rules.serials import SerialProblem, check_serial
+from daemon.rules.serials import SerialError, check_serial
 from daemon.rules.units import Op, Refused, Request, decide
 
 OVERRIDE, VOID_SOLD, WRITE_OFF = "override", "void_sold", "write_off"
@@ -162,7 +162,7 @@ def _void_on_invoice(
         )
     try:
         key = check_serial(serial)
-    except SerialProblem as problem:
+    except SerialError as problem:
         return refuse(state, cfg, "bad_serial", str(problem))
     for line in found.lines:
         if line.key == key:

@@ -28,7 +28,7 @@ from daemon.rules.lane.types import (
     Scanned,
     UnitFacts,
 )
-from daemon.rules.serials import SerialProblem, check_serial
+from daemon.rules.serials import SerialError, check_serial
 from daemon.rules.units import Op, Refused, Request, decide
 
 # ------------------------------------------------------------------------- returns
@@ -204,7 +204,7 @@ def receive_unit(
     """Add one unit to the delivery, unless it is already here or already scanned."""
     try:
         key = check_serial(serial)
-    except SerialProblem as problem:
+    except SerialError as problem:
         return refuse(state, cfg, "bad_serial", str(problem), product.name)
     if any(u.product.code == product.code and u.key == key for u in state.received):
         return refuse(

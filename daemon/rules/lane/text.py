@@ -19,7 +19,7 @@ WRITE_OFF = ("WRITE OFF", "SCAN THE UNIT")
 
 
 @dataclass(frozen=True)
-class Refusal:
+class RefusalWords:
     """How one refusal reads on the pole display, and whether it locks a self-checkout."""
 
     words: str  # second display line
@@ -28,63 +28,63 @@ class Refusal:
 
 # Unit refusals come from `daemon.rules.units.decide` (codes for a sale of a unit in a
 # state other than in stock are the state's name); the rest are the lane's own.
-REFUSALS: dict[str, Refusal] = {
-    "already_sold": Refusal("ALREADY SOLD"),
-    "quarantined": Refusal("QUARANTINED"),
-    "in_repair": Refusal("IN REPAIR"),
-    "written_off": Refusal("WRITTEN OFF"),
-    "lost": Refusal("REPORTED LOST"),
-    "returned_to_supplier": Refusal("NOT IN STOCK"),
-    "flag_stolen": Refusal("BLOCKED: SEE STAFF"),
-    "flag_recalled": Refusal("RECALLED"),
-    "flag_conflict": Refusal("UNDER REVIEW"),
-    "flag_on_hold": Refusal("ON HOLD"),
-    "wrong_branch": Refusal("OTHER BRANCH"),
-    "in_transit": Refusal("IN TRANSIT"),
-    "unknown_unit": Refusal("UNKNOWN SERIAL"),
-    "unknown_product": Refusal("UNKNOWN ITEM"),
-    "ambiguous_serial": Refusal("SCAN PRODUCT FIRST"),
-    "duplicate_in_basket": Refusal("SCANNED TWICE"),
-    "wrong_unit": Refusal("WRONG UNIT"),
-    "wrong_invoice": Refusal("WRONG UNIT"),
-    "not_sold": Refusal("WRONG UNIT"),
-    "unknown_invoice": Refusal("UNKNOWN RECEIPT"),
-    "already_active": Refusal("ALREADY IN STOCK"),
-    "wrong_state": Refusal("NOT POSSIBLE NOW"),
-    "duplicate_in_document": Refusal("SCANNED TWICE"),
-    "not_serialized": Refusal("NO SERIAL NEEDED"),
-    "bad_serial": Refusal("BAD SERIAL"),
-    "serial_timeout": Refusal("SERIAL NOT SCANNED"),
-    "abandoned_basket": Refusal("ARE YOU STILL HERE?"),
-    "receipt_failed": Refusal("RECEIPT TO FOLLOW"),
-    "help_requested": Refusal("ATTENDANT CALLED"),
-    "attendant_only": Refusal("ATTENDANT CALLED"),
+REFUSALS: dict[str, RefusalWords] = {
+    "already_sold": RefusalWords("ALREADY SOLD"),
+    "quarantined": RefusalWords("QUARANTINED"),
+    "in_repair": RefusalWords("IN REPAIR"),
+    "written_off": RefusalWords("WRITTEN OFF"),
+    "lost": RefusalWords("REPORTED LOST"),
+    "returned_to_supplier": RefusalWords("NOT IN STOCK"),
+    "flag_stolen": RefusalWords("BLOCKED: SEE STAFF"),
+    "flag_recalled": RefusalWords("RECALLED"),
+    "flag_conflict": RefusalWords("UNDER REVIEW"),
+    "flag_on_hold": RefusalWords("ON HOLD"),
+    "wrong_branch": RefusalWords("OTHER BRANCH"),
+    "in_transit": RefusalWords("IN TRANSIT"),
+    "unknown_unit": RefusalWords("UNKNOWN SERIAL"),
+    "unknown_product": RefusalWords("UNKNOWN ITEM"),
+    "ambiguous_serial": RefusalWords("SCAN PRODUCT FIRST"),
+    "duplicate_in_basket": RefusalWords("SCANNED TWICE"),
+    "wrong_unit": RefusalWords("WRONG UNIT"),
+    "wrong_invoice": RefusalWords("WRONG UNIT"),
+    "not_sold": RefusalWords("WRONG UNIT"),
+    "unknown_invoice": RefusalWords("UNKNOWN RECEIPT"),
+    "already_active": RefusalWords("ALREADY IN STOCK"),
+    "wrong_state": RefusalWords("NOT POSSIBLE NOW"),
+    "duplicate_in_document": RefusalWords("SCANNED TWICE"),
+    "not_serialized": RefusalWords("NO SERIAL NEEDED"),
+    "bad_serial": RefusalWords("BAD SERIAL"),
+    "serial_timeout": RefusalWords("SERIAL NOT SCANNED"),
+    "abandoned_basket": RefusalWords("ARE YOU STILL HERE?"),
+    "receipt_failed": RefusalWords("RECEIPT TO FOLLOW"),
+    "help_requested": RefusalWords("ATTENDANT CALLED"),
+    "attendant_only": RefusalWords("ATTENDANT CALLED"),
     # Nobody needs to come for these: the person at the lane can put them right.
-    "bad_scan": Refusal("PLEASE SCAN AGAIN", locks=False),
-    "serial_expected": Refusal("SCAN SERIAL NUMBER", locks=False),
-    "product_expected": Refusal("SCAN PRODUCT FIRST", locks=False),
-    "invoice_expected": Refusal("SCAN RECEIPT FIRST", locks=False),
-    "po_expected": Refusal("SCAN THE PO FIRST", locks=False),
-    "not_now": Refusal("NOT NOW", locks=False),
-    "unknown_command": Refusal("UNKNOWN COMMAND", locks=False),
-    "empty_basket": Refusal("NOTHING TO PAY", locks=False),
-    "bad_tender": Refusal("CHECK THE PAYMENT", locks=False),
-    "short_tender": Refusal("NOT ENOUGH PAID", locks=False),
-    "nothing_to_void": Refusal("NOTHING TO VOID", locks=False),
-    "nothing_to_reprint": Refusal("NO RECEIPT YET", locks=False),
-    "sale_open": Refusal("FINISH THE SALE", locks=False),
-    "not_on_invoice": Refusal("NOT ON THAT INVOICE", locks=False),
-    "plain_item_void": Refusal("SEE SERVICE DESK", locks=False),
-    "count_closed": Refusal("COUNT IS CLOSED", locks=False),
-    "not_in_count": Refusal("NOT IN THIS COUNT", locks=False),
-    "unknown_count": Refusal("UNKNOWN COUNT", locks=False),
-    "duplicate_document": Refusal("ALREADY EXISTS", locks=False),
+    "bad_scan": RefusalWords("PLEASE SCAN AGAIN", locks=False),
+    "serial_expected": RefusalWords("SCAN SERIAL NUMBER", locks=False),
+    "product_expected": RefusalWords("SCAN PRODUCT FIRST", locks=False),
+    "invoice_expected": RefusalWords("SCAN RECEIPT FIRST", locks=False),
+    "po_expected": RefusalWords("SCAN THE PO FIRST", locks=False),
+    "not_now": RefusalWords("NOT NOW", locks=False),
+    "unknown_command": RefusalWords("UNKNOWN COMMAND", locks=False),
+    "empty_basket": RefusalWords("NOTHING TO PAY", locks=False),
+    "bad_tender": RefusalWords("CHECK THE PAYMENT", locks=False),
+    "short_tender": RefusalWords("NOT ENOUGH PAID", locks=False),
+    "nothing_to_void": RefusalWords("NOTHING TO VOID", locks=False),
+    "nothing_to_reprint": RefusalWords("NO RECEIPT YET", locks=False),
+    "sale_open": RefusalWords("FINISH THE SALE", locks=False),
+    "not_on_invoice": RefusalWords("NOT ON THAT INVOICE", locks=False),
+    "plain_item_void": RefusalWords("SEE SERVICE DESK", locks=False),
+    "count_closed": RefusalWords("COUNT IS CLOSED", locks=False),
+    "not_in_count": RefusalWords("NOT IN THIS COUNT", locks=False),
+    "unknown_count": RefusalWords("UNKNOWN COUNT", locks=False),
+    "duplicate_document": RefusalWords("ALREADY EXISTS", locks=False),
 }
 
 
-def refusal(code: str) -> Refusal:
+def refusal(code: str) -> RefusalWords:
     """The display words for `code`; an unknown code (a new ledger refusal) still locks."""
-    return REFUSALS.get(code, Refusal("NOT ACCEPTED"))
+    return REFUSALS.get(code, RefusalWords("NOT ACCEPTED"))
 
 
 def money(cents: int) -> str:

@@ -1,7 +1,7 @@
 """Set up a fresh machine and run posd's main job or its tests.
 
-    python3 -m daemon.bootstrap lane    # a whole simulated lane, end to end
-    python3 -m daemon.bootstrap test    # the test suite (extra args go to pytest)
+    python3 bootstrap.py lane    # a whole simulated lane, end to end
+    python3 bootstrap.py test    # the test suite (extra args go to pytest)
 
 Standard library only: this runs before the virtualenv exists. It installs the
 Debian packages posd needs when they are missing, creates `.venv` from
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".posd-installed"
 
