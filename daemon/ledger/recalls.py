@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.ledger.analytics import Table
+from daemon.ledger.core import Outcome, UnitRef
 from daemon.ledger.errors import Problem, Refusal
-from daemon.ledger.ledger import Ledger, Outcome, UnitRef
+from daemon.ledger.ledger import Ledger
 from daemon.ledger.reader import ReadStore, chunks, placeholders
 from daemon.ledger.store import UNIT_SELECT, unit_from_row
 from daemon.rules.serials import serial_key

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.ledger.analytics import Table
+from daemon.ledger.core import Outcome, UnitRef
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
-from daemon.ledger.ledger import Ledger, Outcome, UnitRef
+from daemon.ledger.ledger import Ledger
 from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import LedgerStore, Unit
 from daemon.rules.serials import SerialError, check_serial, serial_key

@@ -1,0 +1,70 @@
+"""Receiving: units arrive against a purchase order and go into stock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids
+from daemon.ledger.errors import Problem
+from daemon.rules.serials import serial_key
+from daemon.rules.units import Op, Request
+
+
+class Receiving(LedgerCore):
+    """Receiving units into stock."""
+
+    def receive(
+        self,
+        po: str,
+        supplier: str,
+        product: str,
+        serials: Sequence[str],
+        *,
+        actor: str,
+        cost_cents: int = 0,
+        quantity: int | None = None,
+        received_on: date | None = None,
+        branch: str | None = None,
+        lot: str | None = None,
+        expiry: date | None = None,
+    ) -> Outcome:
+        """Receive units against a purchase order: quantity must equal distinct serials."""
+        branch = branch or self.branch
+        problems: list[Problem] = []
+        distinct = {serial_key(s) for s in serials}
+        if quantity is not None and quantity != len(distinct):
+            problems.append(
+                Problem(
+                    "quantity_mismatch",
+                    f"PO {po}: quantity {quantity} but {len(distinct)} distinct serials scanned",
+                )
+            )
+        refs = [UnitRef(product, s) for s in serials]
+        units, ref_problems = self._resolve(refs)
+        problems += ref_problems
+        decisions = self._decide_each(refs, units, Request(Op.RECEIVE, branch), problems)
+        self._refuse_if(problems)
+        day = (received_on or self.clock().date()).isoformat()
+        changes = []
+        for ref, unit, allowed in decisions:
+            new = {
+                "state": allowed.state.value,
+                "branch": allowed.branch,
+                "po": po,
+                "supplier": supplier,
+                "cost_cents": cost_cents,
+                "lot": lot,
+                "expiry": expiry.isoformat() if expiry else None,
+                "dest_branch": None,
+                "pre_repair_state": None,
+                "repair_ticket": None,
+                **dict.fromkeys(SALE_FIELDS),
+            }
+            changes.append(
+                self.unit_change(
+                    "receive", ref, unit, new, ("po", po), {"party": supplier, "received_on": day}
+                )
+            )
+        sealed = self.record(self.stamp(actor, branch), changes)
+        return Outcome(f"received {len(changes)} unit(s) of {product} on PO {po}", uuids(sealed))
