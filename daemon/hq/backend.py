@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 from sqlite_utils import Database
 
 from daemon.hq.schema import HQ_MIGRATIONS
-from daemon.ledger.events import EventIds
+from daemon.ledger.events import EventBody, EventIds
 from daemon.ledger.projection import Projection
 from daemon.ledger.store import LedgerStore
 
@@ -66,7 +66,7 @@ class Backend(ABC):
     def maintain(self) -> None:  # noqa: B027 - optional for a backend
         """Housekeeping between transactions."""
 
-    def prefetch(self, tx: Tx, bodies: Iterable[dict[str, Any]]) -> None:  # noqa: B027
+    def prefetch(self, tx: Tx, bodies: Iterable[EventBody]) -> None:  # noqa: B027
         """A hint: these events are about to be stored in this transaction."""
 
     @abstractmethod

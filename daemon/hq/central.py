@@ -23,7 +23,8 @@ from daemon.errors import HqError
 from daemon.hq import feed, ingest
 from daemon.hq.backend import Backend
 from daemon.hq.session import Caches, Report, Session, transact
-from daemon.ledger.events import Change, body_hash, genesis_hash
+from daemon.ledger.events import Change, EventBody, body_hash, genesis_hash
+from daemon.ledger.kinds import Kind
 from daemon.ledger.projection import UNIT_FIELDS, Projection
 from daemon.ledger.remote import flag_change, unit_head
 from daemon.ledger.schema import MIGRATIONS
@@ -144,12 +145,12 @@ class Central:
                     f" {', '.join(involved) or '(none recorded)'}"
                 )
             (text,) = tx.execute("SELECT body FROM events WHERE uuid = ?", [keep]).fetchone()
-            kept = json.loads(text)["set"]
+            kept = EventBody.parse(text).after
             state.update({k: v for k, v in kept.items() if k in UNIT_FIELDS and k != "flags"})
         ids = [int(row[0]) for row in rows]
         sealed = session.record(
             Change(
-                "resolve",
+                Kind.RESOLVE,
                 {
                     "flag": "conflict",
                     "conflicts": ids,
@@ -326,7 +327,7 @@ def _verify(session: Session) -> Verification:
             return Verification(count, f"terminal {terminal}: seq {expected} is missing")
         if body_hash(text) != digest:
             return Verification(count, f"{label}: does not match its hash")
-        if json.loads(text).get("prev") != prev:
+        if EventBody.parse(text).prev != prev:
             return Verification(count, f"{label}: does not follow the event before it")
         prev, expected = digest, expected + 1
     fresh = Database(memory=True)
@@ -334,7 +335,7 @@ def _verify(session: Session) -> Verification:
     projection = Projection(fresh, session.backend.prefix_length)
     with fresh.atomic():
         for (text,) in tx.execute("SELECT body FROM events ORDER BY id").fetchall():
-            projection.apply(json.loads(text))
+            projection.apply(EventBody.parse(text))
         projection.flush_counts()
     columns = ", ".join(["p.code", "u.serial_key", "u.serial", *(f"u.{n}" for n in UNIT_FIELDS)])
     sql = f"SELECT {columns}, u.last_event FROM units u JOIN products p ON p.id = u.product_id"

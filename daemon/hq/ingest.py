@@ -92,7 +92,7 @@ def _stream(
                     f"event {event.uuid} says terminal {event.terminal} epoch {event.epoch}"
                     f" seq {event.seq} but came as {terminal} {epoch} seq {acked + 1}"
                 )
-            if event.body["prev"] != head_hash:
+            if event.body.prev != head_hash:
                 raise RemoteEventError(
                     f"terminal {terminal} seq {acked + 1} does not follow seq {acked}: its"
                     " ledger was edited or rebuilt; check it with `posd audit verify`"

@@ -34,6 +34,8 @@ from sqlite_utils import Database
 
 from daemon.hq.backend import HQ_BRANCH, HQ_TERMINAL, Backend, Identity, Tx
 from daemon.hq.schema import pg_statements
+from daemon.ledger.events import EventBody
+from daemon.ledger.kinds import Kind
 from daemon.ledger.projection import Projection
 from daemon.ledger.schema import MIGRATIONS
 from daemon.ledger.store import DEFAULT_PREFIX_LENGTH
@@ -136,19 +138,21 @@ class Mirror:
         self._documents.clear()
         self._products.clear()
 
-    def load(self, pg: Any, bodies: Iterable[dict[str, Any]]) -> None:
+    def load(self, pg: Any, bodies: Iterable[EventBody]) -> None:
         """Copy (and lock) the rows these events name, in three queries."""
         units: set[tuple[str, str]] = set()
         documents: set[tuple[str, str]] = set()
         products: set[str] = set()
         for body in bodies:
-            if "product" in body:
-                products.add(body["product"])
-                units.add((body["product"], serial_key(body["serial"])))
-            if body.get("kind") == "product":
-                products.add(body["data"]["code"])
-            if "doc" in body:
-                documents.add((body["doc"]["type"], body["doc"]["no"]))
+            unit = body.unit
+            if unit is not None:
+                products.add(unit[0])
+                units.add((unit[0], serial_key(unit[1])))
+            if body.kind == Kind.PRODUCT:
+                products.add(body.data["code"])
+            doc = body.doc
+            if doc is not None:
+                documents.add(doc)
         self.products(pg, products)
         self.units(pg, units)
         self.documents(pg, documents)
@@ -408,7 +412,7 @@ class PgBackend(Backend):
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
         raise AssertionError("not reached")
 
-    def prefetch(self, tx: Tx, bodies: Iterable[dict[str, Any]]) -> None:
+    def prefetch(self, tx: Tx, bodies: Iterable[EventBody]) -> None:
         cast(PgTx, tx).mirror.load(self.conn, bodies)
 
     def projection(self, tx: Tx) -> Projection:

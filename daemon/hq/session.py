@@ -19,13 +19,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from daemon.hq.backend import Backend, Tx
-from daemon.ledger.events import ChainHead, Change, Sealed, Stamp, genesis_hash, seal
+from daemon.ledger.events import ChainHead, Change, EventBody, Sealed, Stamp, genesis_hash, seal
+from daemon.ledger.kinds import Kind
 from daemon.ledger.remote import Applied, ForeignEvent, apply_foreign, flag_change, unit_head
 from daemon.ledger.store import iso, utc_now
 from daemon.rules.serials import serial_key
+from daemon.rules.units import Flag
 
 T = TypeVar("T")
 
@@ -62,7 +64,7 @@ class Session:
         self.stamp = Stamp(at=iso(utc_now()), actor=actor, branch=self.identity.branch)
         self.report = Report()
         self._head: ChainHead | None = None
-        self._stored: list[tuple[int, dict[str, Any], int | None]] = []
+        self._stored: list[tuple[int, EventBody, int | None]] = []
         self._new_branches: set[str] = set()
         self._new_holders: set[tuple[str, int]] = set()
         self._pending: dict[str, list[tuple[int, int | None]]] = {}
@@ -109,7 +111,7 @@ class Session:
             return applied
         if applied.fork_with is not None:
             self.open_conflict(applied.unit_id, body, [applied.fork_with, event.uuid])
-        elif body["kind"] == "flag" and body["data"].get("flag") == "conflict":
+        elif body.kind == Kind.FLAG and body.data.get("flag") == Flag.CONFLICT:
             self._terminal_saw_conflict(applied.unit_id, body)
         return applied
 
@@ -131,7 +133,7 @@ class Session:
 
     # -- conflicts --------------------------------------------------------------
 
-    def open_conflict(self, unit_id: int, body: dict[str, Any], events: list[str]) -> None:
+    def open_conflict(self, unit_id: int, body: EventBody, events: list[str]) -> None:
         """Open a conflict for the unit, or add events to the one already open."""
         row = self.tx.execute(
             "SELECT id, events FROM hq_conflicts WHERE unit_id = ? AND resolved_at IS NULL"
@@ -142,19 +144,22 @@ class Session:
             self.tx.execute(
                 "INSERT INTO hq_conflicts (unit_id, product, serial, events, opened_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [unit_id, body["product"], body["serial"], json.dumps(events), self.stamp.at],
+                [unit_id, body.product, body.serial, json.dumps(events), self.stamp.at],
             )
         else:
             merged = list(dict.fromkeys([*json.loads(row[1]), *events]))
             self.tx.execute(
                 "UPDATE hq_conflicts SET events = ? WHERE id = ?", [json.dumps(merged), row[0]]
             )
-        self.report.conflicts.append(f"{body['product']} {body['serial']}")
+        self.report.conflicts.append(f"{body.product} {body.serial}")
 
-    def _terminal_saw_conflict(self, unit_id: int, body: dict[str, Any]) -> None:
+    def _terminal_saw_conflict(self, unit_id: int, body: EventBody) -> None:
         """A terminal flagged a fork. If HQ already resolved that fork, clear the flag
         again; otherwise make sure HQ has the conflict open too."""
-        fork = [str(e) for e in body["data"].get("fork") or [body["uuid"]]]
+        fork = [str(e) for e in body.data.get("fork") or [body.uuid]]
+        unit = body.unit
+        assert unit is not None  # a flag event is about a unit
+        product, serial = unit
         open_row = self.tx.execute(
             "SELECT id FROM hq_conflicts WHERE unit_id = ? AND resolved_at IS NULL", [unit_id]
         ).fetchone()
@@ -167,15 +172,13 @@ class Session:
             [unit_id],
         ).fetchall():
             if set(fork) <= set(json.loads(events)):
-                head = unit_head(self.tx, body["product"], serial_key(body["serial"]))
+                head = unit_head(self.tx, product, serial_key(serial))
                 if head is not None and "conflict" in head.flags:
                     after = [f for f in head.flags if f != "conflict"]
                     reason = f"fork already resolved by {resolution}"
                     data = {"flag": "conflict", "reason": reason, "resolved_by": resolution}
                     self.record(
-                        flag_change(
-                            body["product"], head.serial, head.last_event, head.flags, after, data
-                        )
+                        flag_change(product, head.serial, head.last_event, head.flags, after, data)
                     )
                 return
         self.open_conflict(unit_id, body, fork)
@@ -195,8 +198,8 @@ class Session:
         self._new_branches.add(branch)
         if created is not None:
             for (earlier,) in self.tx.execute(
-                "SELECT id FROM events WHERE kind = 'product' AND id < ? ORDER BY id",
-                [before_event if before_event is not None else 2**62],
+                "SELECT id FROM events WHERE kind = ? AND id < ? ORDER BY id",
+                [Kind.PRODUCT, before_event if before_event is not None else 2**62],
             ).fetchall():
                 self._add_route(branch, int(earlier), None)
 
@@ -252,18 +255,18 @@ class Session:
             )
             self.report.branches.add(branch)
 
-    def _targets(self, body: dict[str, Any], unit_id: int | None) -> set[str]:
-        if body["kind"] == "product":
+    def _targets(self, body: EventBody, unit_id: int | None) -> set[str]:
+        if body.kind == Kind.PRODUCT:
             found = {b for (b,) in self.tx.execute("SELECT branch FROM hq_branches").fetchall()}
             found |= self._new_branches
         else:
-            found = {body["branch"]}
-            for part in ("set", "was"):
+            found = {body.branch}
+            for fields in (body.after, body.before):
                 for name in ("branch", "dest_branch"):
-                    value = body.get(part, {}).get(name)
+                    value = fields.get(name)
                     if value:
                         found.add(value)
-            if body["terminal"] == self.identity.terminal and unit_id is not None:
+            if body.terminal == self.identity.terminal and unit_id is not None:
                 found |= {
                     b
                     for (b,) in self.tx.execute(

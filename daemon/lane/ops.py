@@ -14,7 +14,6 @@ from collections import defaultdict
 from typing import Any
 
 from daemon.ledger import Ledger, Problem, Refusal, SaleLine, UnitRef
-from daemon.ledger.events import Change
 from daemon.ledger.lookup import ScanLookup
 from daemon.ledger.stocktake import close_count, count_scan, open_count
 from daemon.rules.lane.types import (
@@ -56,13 +55,16 @@ def perform(ledger: Ledger, lookup: ScanLookup, actor: str, op: LedgerOp) -> Led
         for code, serials in by_product.items():
             ledger.receive(op.po, op.supplier, code, serials, actor=actor, quantity=len(serials))
     elif isinstance(op, RecordRelease):
-        data = {"terminal": ledger.terminal, "method": op.method}
-        data |= {"reason": op.code, "message": op.message}
-        ledger.record(ledger.stamp(op.attendant), [Change("lane_release", data)])
+        ledger.record_release(op.attendant, method=op.method, code=op.code, message=op.message)
     elif isinstance(op, RecordRefusedManager):
-        data = {"terminal": ledger.terminal, "who": op.who, "method": op.method}
-        data |= {"for": op.action, "reason": op.code, "message": op.message}
-        ledger.record(ledger.stamp(actor), [Change("manager_refused", data)])
+        ledger.record_refused_manager(
+            actor=actor,
+            who=op.who,
+            method=op.method,
+            action=op.action,
+            code=op.code,
+            message=op.message,
+        )
     elif isinstance(op, VoidSold):
         _void_sold(ledger, actor, op)
     elif isinstance(op, WriteOff):

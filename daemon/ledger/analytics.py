@@ -8,7 +8,6 @@ the receipts that make up most of the log.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from daemon.ledger.events import EventBody
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.queries import passport, search
 from daemon.ledger.reader import ReadStore
 
@@ -61,12 +62,12 @@ def _repair_tickets(store: ReadStore) -> dict[int, list[tuple[str, str, str]]]:
     """For each unit that was repaired: (opened at, technician, ticket), in order."""
     by_unit: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
     for unit_id, body in store.db.execute(
-        "SELECT unit_id, body FROM events WHERE kind = 'repair_open' AND kind != 'receive'"
-        " ORDER BY id"
+        f"SELECT unit_id, body FROM events WHERE kind = ? AND {not_receipt()} ORDER BY id",
+        [Kind.REPAIR_OPEN],
     ):
-        event = json.loads(body)
-        ticket = event.get("doc", {}).get("no", "")
-        by_unit[unit_id].append((event["at"], event["data"].get("technician") or "", ticket))
+        event = EventBody.parse(body)
+        ticket = event.doc.number if event.doc else ""
+        by_unit[unit_id].append((event.at, event.data.get("technician") or "", ticket))
     return by_unit
 
 
@@ -77,8 +78,8 @@ def repeated_defects(store: ReadStore, *, at_least: int = 2) -> Table:
     products = dict(
         store.db.execute(
             "SELECT u.id, p.code FROM units u JOIN products p ON p.id = u.product_id"
-            " WHERE u.id IN (SELECT unit_id FROM events WHERE kind = 'repair_open'"
-            " AND kind != 'receive')"
+            f" WHERE u.id IN (SELECT unit_id FROM events WHERE kind = ? AND {not_receipt()})",
+            [Kind.REPAIR_OPEN],
         ).fetchall()
     )
     for unit_id, tickets in _repair_tickets(store).items():

@@ -14,7 +14,7 @@ from itertools import zip_longest
 
 from sqlite_utils import Database
 
-from daemon.ledger.events import body_hash, genesis_hash
+from daemon.ledger.events import EventBody, body_hash, genesis_hash
 from daemon.ledger.projection import UNIT_FIELDS, Projection
 from daemon.ledger.schema import MIGRATIONS
 from daemon.ledger.store import LedgerStore
@@ -110,7 +110,7 @@ def replay(store: LedgerStore) -> Database:
     projection = Projection(fresh, store.prefix_length)
     with fresh.atomic():
         for (body,) in store.db.conn.execute("SELECT body FROM events ORDER BY id"):
-            projection.apply(json.loads(body))
+            projection.apply(EventBody.parse(body))
         projection.flush_counts()
     return fresh
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change, Sealed
+from daemon.ledger.kinds import Kind
 from daemon.ledger.store import LedgerStore, Product, Unit
 from daemon.rules.serials import SerialError, check_serial, check_serial_rule, compile_serial_rule
 from daemon.rules.units import Allowed, Refused, Request, decide
@@ -115,7 +116,7 @@ class LedgerCore(LedgerStore):
 
     def unit_change(
         self,
-        kind: str,
+        kind: Kind,
         ref: UnitRef,
         unit: Unit | None,
         new: dict[str, Any],
@@ -158,7 +159,7 @@ class LedgerCore(LedgerStore):
         if not allowed.overridden:
             return None
         return self.unit_change(
-            "override",
+            Kind.OVERRIDE,
             ref,
             unit,
             {},

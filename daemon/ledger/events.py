@@ -8,6 +8,8 @@ hash derived from the terminal id and epoch.
 
 Event ids are UUIDv7 (RFC 9562) with a monotonic counter: unique across terminals,
 and appended in order to the id index, which keeps bulk writes fast.
+
+A stored body is read through `EventBody`, a typed read-only view of the parsed JSON.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import json
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, NamedTuple
+
+from daemon.ledger.kinds import Kind
 
 SCHEMA_VERSION = 1
 
@@ -80,7 +85,7 @@ class Change:
     it, so the projection applies `set` and a correction can restore `was`.
     """
 
-    kind: str
+    kind: Kind
     data: dict[str, Any] = field(default_factory=dict)
     product: str | None = None
     serial: str | None = None
@@ -141,8 +146,8 @@ class Sealed:
 
     uuid: str
     seq: int
-    kind: str
-    body: dict[str, Any]
+    kind: Kind
+    body: EventBody
     text: str
     hash: str
 
@@ -155,7 +160,7 @@ def seal(change: Change, stamp: Stamp, head: ChainHead) -> Sealed:
     digest = body_hash(text)
     head.seq += 1
     head.hash = digest
-    return Sealed(event_uuid, head.seq, change.kind, body, text, digest)
+    return Sealed(event_uuid, head.seq, change.kind, EventBody(body), text, digest)
 
 
 class BodyTemplate:
@@ -233,3 +238,153 @@ class BodyTemplate:
         head.seq = seq
         head.hash = digest
         return event_uuid, seq, text, digest
+
+
+class DocRef(NamedTuple):
+    """The document an event names: its type (invoice, po, repair, …) and number."""
+
+    type: str
+    number: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.type} {self.number}"
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class EventBody:
+    """A read-only view of one event's body, with a property for each field.
+
+        event = EventBody.parse(text)
+        if event.kind == Kind.SELL:
+            price = event.data.get("price_cents", 0)
+
+    Cheap to make (it wraps the parsed dict, copying and checking nothing): the
+    projection makes one for every event it applies, a replay a million of them.
+    `raw` is the parsed JSON itself, for the rare reader that needs a field by name.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> EventBody:
+        """The view of a stored body's text (raises ValueError when it is not JSON)."""
+        return cls(json.loads(text))
+
+    def __repr__(self) -> str:
+        return f"EventBody({self.kind} {self.terminal}/{self.seq} {self.uuid})"
+
+    # -- every event ---------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """What happened: a `Kind` (compare with its members), or, in an event from
+        a newer terminal, the name of a kind this version does not know."""
+        return str(self.raw["kind"])
+
+    @property
+    def uuid(self) -> str:
+        return str(self.raw["uuid"])
+
+    @property
+    def terminal(self) -> str:
+        return str(self.raw["terminal"])
+
+    @property
+    def epoch(self) -> str:
+        return str(self.raw["epoch"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.raw["seq"])
+
+    @property
+    def prev(self) -> str | None:
+        """The hash of the event before it in its terminal's chain."""
+        prev = self.raw.get("prev")
+        return None if prev is None else str(prev)
+
+    @property
+    def at(self) -> str:
+        """When, as written: ISO 8601 UTC with milliseconds and a Z."""
+        return str(self.raw["at"])
+
+    @property
+    def at_datetime(self) -> datetime:
+        """`at` as an aware datetime (ValueError when it is not a time)."""
+        return datetime.fromisoformat(self.at.replace("Z", "+00:00"))
+
+    @property
+    def day(self) -> str:
+        """The UTC day of `at` (YYYY-MM-DD)."""
+        return self.at[:10]
+
+    @property
+    def actor(self) -> str:
+        return str(self.raw["actor"])
+
+    @property
+    def branch(self) -> str:
+        """The branch the event happened at."""
+        return str(self.raw["branch"])
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """What the kind of event records besides the unit's fields."""
+        data: Mapping[str, Any] = self.raw["data"]
+        return data
+
+    # -- an event about a document ----------------------------------------------------
+
+    @property
+    def doc(self) -> DocRef | None:
+        doc = self.raw.get("doc")
+        return None if doc is None else DocRef(doc["type"], doc["no"])
+
+    # -- an event about a unit --------------------------------------------------------
+
+    @property
+    def about_unit(self) -> bool:
+        return "product" in self.raw
+
+    @property
+    def product(self) -> str | None:
+        """The unit's product code (None: the event is about no unit)."""
+        product: str | None = self.raw.get("product")
+        return product
+
+    @property
+    def serial(self) -> str | None:
+        """The unit's serial as printed (None: the event is about no unit)."""
+        serial: str | None = self.raw.get("serial")
+        return serial
+
+    @property
+    def unit(self) -> tuple[str, str] | None:
+        """(product, serial) of the unit, or None."""
+        if "product" not in self.raw:
+            return None
+        return str(self.raw["product"]), str(self.raw["serial"])
+
+    @property
+    def unit_prev(self) -> str | None:
+        """The last event of the unit its author had seen (None: the unit was new)."""
+        prev: str | None = self.raw.get("unit_prev")
+        return prev
+
+    @property
+    def after(self) -> Mapping[str, Any]:
+        """The unit's fields the event set, as they are after it (`set`)."""
+        after: Mapping[str, Any] = self.raw.get("set", _EMPTY)
+        return after
+
+    @property
+    def before(self) -> Mapping[str, Any]:
+        """The same fields as they were before it (`was`), for a correction."""
+        before: Mapping[str, Any] = self.raw.get("was", _EMPTY)
+        return before

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import BodyTemplate, ChainHead, Change, Stamp
+from daemon.ledger.kinds import Kind
 from daemon.ledger.ledger import Ledger
 from daemon.ledger.store import Product, Unit
 from daemon.rules.serials import (
@@ -210,7 +211,7 @@ _UNITS_SQL = (
 )
 _EVENTS_SQL = (
     "INSERT INTO events (uuid, terminal, epoch, seq, kind, unit_id, doc_id, body, hash)"
-    " VALUES (?, ?, ?, ?, 'receive', ?, ?, ?, ?)"
+    f" VALUES (?, ?, ?, ?, '{Kind.RECEIVE.value}', ?, ?, ?, ?)"
 )
 
 
@@ -348,7 +349,7 @@ def _receive_change(row: ImportRow) -> Change:
         new = {name: value for name, value in new.items() if value is not None}
     was = {name: unit.row[name] for name in new} if unit else {}
     return Change(
-        "receive",
+        Kind.RECEIVE,
         {"party": row.supplier, "received_on": row.received_on},
         product=row.product.code,
         serial=row.serial,

@@ -12,9 +12,10 @@ on the checks they share (`daemon.ledger.core`). Stock counts are in
 
 from __future__ import annotations
 
-from daemon.ledger.core import Outcome, UnitRef
+from daemon.ledger.core import Outcome, UnitRef, uuids
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
+from daemon.ledger.kinds import Kind
 from daemon.ledger.movements import Movements
 from daemon.ledger.receiving import Receiving
 from daemon.ledger.repairs import Repairs
@@ -63,6 +64,24 @@ class Ledger(Receiving, Selling, Repairs, Movements):
             "mask_serial": int(mask_serial),
             "price_cents": price_cents,
         }
-        sealed = self.record(self.stamp(actor), [Change("product", data)])
+        sealed = self.record(self.stamp(actor), [Change(Kind.PRODUCT, data)])
         verb = "changed" if existing else "added"
         return Outcome(f"product {code} ({name}) {verb}", [s.uuid for s in sealed])
+
+    # -- the lane's attendants and managers ------------------------------------------
+
+    def record_release(self, attendant: str, *, method: str, code: str, message: str) -> Outcome:
+        """Record that an attendant released this terminal's locked lane (`code` and
+        `message`: why it was locked; `method`: badge, PIN, …)."""
+        data = {"terminal": self.terminal, "method": method, "reason": code, "message": message}
+        sealed = self.record(self.stamp(attendant), [Change(Kind.LANE_RELEASE, data)])
+        return Outcome(f"lane {self.terminal} released by {attendant}", uuids(sealed))
+
+    def record_refused_manager(
+        self, *, actor: str, who: str, method: str, action: str, code: str, message: str
+    ) -> Outcome:
+        """Record a refused attempt to act as a manager (`who` gave `method` for `action`)."""
+        data = {"terminal": self.terminal, "who": who, "method": method, "for": action}
+        data |= {"reason": code, "message": message}
+        sealed = self.record(self.stamp(actor), [Change(Kind.MANAGER_REFUSED, data)])
+        return Outcome(f"{who} refused as a manager for {action}", uuids(sealed))

@@ -10,10 +10,11 @@ through the `units_key` index and the products' unique `code` and `gtin` indexes
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
+from daemon.ledger.events import EventBody
+from daemon.ledger.kinds import Kind
 from daemon.rules.lane.types import (
     Facts,
     InvoiceFacts,
@@ -36,8 +37,7 @@ _BY_CODE = f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE code = ?"
 _BY_GTIN = f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE gtin IN (?, ?, ?, ?)"
 _INVOICE = (
     "SELECT e.kind, e.body FROM events e JOIN documents d ON d.id = e.doc_id"
-    " WHERE d.type = 'invoice' AND d.number = ? AND e.kind IN ('sell', 'sell_item')"
-    " ORDER BY e.id"
+    " WHERE d.type = 'invoice' AND d.number = ? AND e.kind IN (?, ?) ORDER BY e.id"
 )
 
 
@@ -84,15 +84,15 @@ class ScanLookup:
         lines: list[InvoiceLine] = []
         products: dict[str, ProductFacts | None] = {}
         found = False
-        for kind, text in self._conn.execute(_INVOICE, (number,)):
+        for kind, text in self._conn.execute(_INVOICE, (number, Kind.SELL, Kind.SELL_ITEM)):
             found = True
-            body: dict[str, Any] = json.loads(text)
-            data = body["data"]
-            code = body["product"] if kind == "sell" else data["item"]
+            event = EventBody.parse(text)
+            data = event.data
+            unit = event.unit if kind == Kind.SELL else None
+            code, serial = unit if unit is not None else (str(data["item"]), None)
             if code not in products:
                 products[code] = self.product(code)
             product = products[code] or ProductFacts(code, code, 0)
-            serial = body.get("serial") if kind == "sell" else None
             lines.append(
                 InvoiceLine(
                     product,

@@ -3,13 +3,13 @@ supplier, write-off, lost and found, relocation), flags, and corrections."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from daemon.ledger.core import LedgerCore, Outcome, UnitRef, uuids
 from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.kinds import Kind
 from daemon.rules.units import Flag, Op, Request, State
 
 
@@ -36,7 +36,7 @@ class Movements(LedgerCore):
         self._refuse_if(problems)
         changes = [
             self.unit_change(
-                "transfer_out",
+                Kind.TRANSFER_OUT,
                 ref,
                 unit,
                 {"state": allowed.state.value, "dest_branch": to_branch},
@@ -63,7 +63,7 @@ class Movements(LedgerCore):
         self._refuse_if(problems)
         changes = [
             self.unit_change(
-                "transfer_in",
+                Kind.TRANSFER_IN,
                 ref,
                 unit,
                 {"state": allowed.state.value, "branch": allowed.branch, "dest_branch": None},
@@ -108,7 +108,7 @@ class Movements(LedgerCore):
                 new.update({"repair_ticket": None, "pre_repair_state": None})
             changes.append(
                 self.unit_change(
-                    op.value, ref, unit, new, doc, {"reason": reason, "manager": manager}
+                    Kind.of(op), ref, unit, new, doc, {"reason": reason, "manager": manager}
                 )
             )
         sealed = self.record(self.stamp(actor, branch), changes)
@@ -141,7 +141,7 @@ class Movements(LedgerCore):
                 continue  # already so: flags are idempotent
             changes.append(
                 self.unit_change(
-                    op.value,
+                    Kind.of(op),
                     ref,
                     unit,
                     {"flags": sorted(f.value for f in flags)},
@@ -155,19 +155,20 @@ class Movements(LedgerCore):
 
     def correct(self, event_uuid: str, *, actor: str, manager: str, reason: str) -> Outcome:
         """Undo a unit event with a further event that names it. Nothing is erased."""
-        row = self.db.execute("SELECT body FROM events WHERE uuid = ?", [event_uuid]).fetchone()
-        if row is None:
+        event = self.event(event_uuid)
+        if event is None:
             raise Refusal([Problem("unknown_event", f"there is no event {event_uuid}")])
-        body = json.loads(row[0])
         problems: list[Problem] = []
         if not manager:
             problems.append(Problem("needs_manager", "a correction needs a manager"))
-        if "product" not in body or not body["set"]:
+        named = event.unit
+        if named is None or not event.after:
             problems.append(
-                Problem("not_correctable", f"event {event_uuid} ({body['kind']}) changed no unit")
+                Problem("not_correctable", f"event {event_uuid} ({event.kind}) changed no unit")
             )
             self._refuse_if(problems)
-        ref = UnitRef(body["product"], body["serial"])
+        assert named is not None
+        ref = UnitRef(*named)
         unit = self.unit(ref.product, ref.serial)
         assert unit is not None
         if unit.last_event != event_uuid:
@@ -177,7 +178,7 @@ class Movements(LedgerCore):
                     f"{unit.label} has later events; correct the latest ({unit.last_event}) first",
                 )
             )
-        if body["kind"] == "receive" and body["was"].get("state") is None:
+        if event.kind == Kind.RECEIVE and event.before.get("state") is None:
             problems.append(
                 Problem(
                     "first_receipt",
@@ -187,21 +188,21 @@ class Movements(LedgerCore):
             )
         self._refuse_if(problems)
         change = self.unit_change(
-            "correction",
+            Kind.CORRECTION,
             ref,
             unit,
-            dict(body["was"]),
-            body.get("doc") and (body["doc"]["type"], body["doc"]["no"]),
+            dict(event.before),
+            event.doc,
             {
                 "corrects": event_uuid,
-                "corrected_kind": body["kind"],
-                "corrected_price_cents": body["data"].get("price_cents", 0),
+                "corrected_kind": event.kind,
+                "corrected_price_cents": event.data.get("price_cents", 0),
                 "reason": reason,
                 "manager": manager,
             },
         )
         sealed = self.record(self.stamp(actor), [change])
-        return Outcome(f"event {event_uuid} ({body['kind']}) corrected", uuids(sealed))
+        return Outcome(f"event {event_uuid} ({event.kind}) corrected", uuids(sealed))
 
 
 _MOVES = frozenset(

@@ -8,10 +8,13 @@ unit's fields after it (`set`); applying it is a plain write of those fields.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from sqlite_utils import Database
 
+from daemon.ledger.events import DocRef, EventBody
+from daemon.ledger.kinds import SALE_KINDS, Kind
 from daemon.rules.serials import serial_key, serial_prefix
 
 # Unit fields an event may set; everything else about a unit is fixed at creation.
@@ -55,30 +58,30 @@ ACTIVITY_COLUMNS = (
     "warranty_covered_cents",
 )
 # Which activity column each kind of event counts in.
-_COUNTED = {
-    "receive": "received",
-    "sell": "sold",
-    "replace_new": "sold",
-    "return": "returned",
-    "repair_open": "repaired",
-    "replace_old": "replaced",
+_COUNTED: dict[str, str] = {
+    Kind.RECEIVE: "received",
+    Kind.SELL: "sold",
+    Kind.REPLACE_NEW: "sold",
+    Kind.RETURN: "returned",
+    Kind.REPAIR_OPEN: "repaired",
+    Kind.REPLACE_OLD: "replaced",
 }
 
 
-def activity_of(kind: str, data: dict[str, Any], cost_cents: int | None) -> dict[str, int]:
+def activity_of(kind: str, data: Mapping[str, Any], cost_cents: int | None) -> dict[str, int]:
     """What one event adds to the activity table (a correction takes it back)."""
     sign = 1
-    if kind == "correction":
+    if kind == Kind.CORRECTION:
         kind, sign = data.get("corrected_kind", ""), -1
         data = {"price_cents": data.get("corrected_price_cents", 0)}
     delta: dict[str, int] = {}
     column = _COUNTED.get(kind)
     if column:
         delta[column] = sign
-    if kind in ("sell", "replace_new"):
+    if kind in SALE_KINDS:
         delta["revenue_cents"] = sign * int(data.get("price_cents") or 0)
         delta["cost_of_sold_cents"] = sign * int(cost_cents or 0)
-    if kind == "warranty_claim":
+    if kind == Kind.WARRANTY_CLAIM:
         delta["warranty_covered_cents"] = sign * int(data.get("covered_cents") or 0)
     return delta
 
@@ -112,15 +115,16 @@ class Projection:
             pid = self._product_ids[code] = int(row[0])
         return pid
 
-    def apply(self, body: dict[str, Any]) -> tuple[int | None, int | None]:
-        """Apply one event body; return the (unit id, document id) it touched."""
-        if body["kind"] == "product":
-            self._apply_product(body["data"])
-        doc_id = self._apply_document(body) if "doc" in body else None
-        unit_id = self._apply_unit(body) if "product" in body else None
+    def apply(self, event: EventBody) -> tuple[int | None, int | None]:
+        """Apply one event; return the (unit id, document id) it touched."""
+        if event.kind == Kind.PRODUCT:
+            self._apply_product(event.data)
+        doc = event.doc
+        doc_id = self._apply_document(event, doc) if doc is not None else None
+        unit_id = self._apply_unit(event) if event.about_unit else None
         return unit_id, doc_id
 
-    def _apply_product(self, data: dict[str, Any]) -> None:
+    def _apply_product(self, data: Mapping[str, Any]) -> None:
         code = data["code"]
         values = {name: data[name] for name in PRODUCT_FIELDS if name in data}
         if self.product_id(code) is None:
@@ -136,24 +140,24 @@ class Projection:
                 f"UPDATE products SET {assignments} WHERE code = ?", [*values.values(), code]
             )
 
-    def _apply_document(self, body: dict[str, Any]) -> int:
-        doc = body["doc"]
-        data = body["data"]
+    def _apply_document(self, event: EventBody, doc: DocRef) -> int:
+        data = event.data
+        at = event.at
         row = self.db.execute(
-            "SELECT id FROM documents WHERE type = ? AND number = ?", [doc["type"], doc["no"]]
+            "SELECT id FROM documents WHERE type = ? AND number = ?", [doc.type, doc.number]
         ).fetchone()
         if row is None:
             cursor = self.db.execute(
                 "INSERT INTO documents (type, number, branch, party, status, opened_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    doc["type"],
-                    doc["no"],
-                    body["branch"],
+                    doc.type,
+                    doc.number,
+                    event.branch,
                     data.get("party"),
                     data.get("doc_status"),
-                    body["at"],
-                    body["at"],
+                    at,
+                    at,
                 ],
             )
             return int(cursor.lastrowid or 0)
@@ -161,17 +165,22 @@ class Projection:
         if "doc_status" in data:
             self.db.execute(
                 "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
-                [data["doc_status"], body["at"], doc_id],
+                [data["doc_status"], at, doc_id],
             )
         return doc_id
 
-    def _apply_unit(self, body: dict[str, Any]) -> int:
-        code = body["product"]
-        product_id = self.product_id(code)
+    def _apply_unit(self, event: EventBody) -> int:
+        code = event.product
+        product_id = self.product_id(code) if code is not None else None
         if product_id is None:
-            raise LookupError(f"event {body['uuid']} names unknown product {code!r}")
-        key = serial_key(body["serial"])
-        changes = {name: body["set"][name] for name in UNIT_FIELDS if name in body["set"]}
+            raise LookupError(f"event {event.uuid} names unknown product {code!r}")
+        serial = event.serial
+        if serial is None:
+            raise LookupError(f"event {event.uuid} names product {code!r} but no serial")
+        key = serial_key(serial)
+        after = event.after
+        at = event.at
+        changes = {name: after[name] for name in UNIT_FIELDS if name in after}
         row = self.db.execute(
             "SELECT id, state, branch, supplier, cost_cents FROM units"
             " WHERE serial_key = ? AND product_id = ?",
@@ -180,17 +189,17 @@ class Projection:
         prefix = serial_prefix(key, self.prefix_length)
         if row is None:
             self.add_activity(
-                (product_id, changes.get("supplier") or "", body["branch"], body["at"][:10]),
-                activity_of(body["kind"], body["data"], changes.get("cost_cents")),
+                (product_id, changes.get("supplier") or "", event.branch, at[:10]),
+                activity_of(event.kind, event.data, changes.get("cost_cents")),
             )
             columns = ["product_id", "serial", "serial_key", *changes, "last_event", "updated_at"]
             values = [
                 product_id,
-                body["serial"],
+                serial,
                 key,
                 *(_column_value(n, v) for n, v in changes.items()),
-                body["uuid"],
-                body["at"],
+                event.uuid,
+                at,
             ]
             cursor = self.db.execute(
                 f"INSERT INTO units ({', '.join(columns)}) VALUES "
@@ -202,8 +211,8 @@ class Projection:
         unit_id, old_state, old_branch = int(row[0]), row[1], row[2]
         supplier = changes.get("supplier", row[3]) or ""
         self.add_activity(
-            (product_id, supplier, body["branch"], body["at"][:10]),
-            activity_of(body["kind"], body["data"], changes.get("cost_cents", row[4])),
+            (product_id, supplier, event.branch, at[:10]),
+            activity_of(event.kind, event.data, changes.get("cost_cents", row[4])),
         )
         assignments = [f"{name} = ?" for name in changes]
         self.db.execute(
@@ -211,8 +220,8 @@ class Projection:
             " WHERE id = ?",
             [
                 *(_column_value(n, v) for n, v in changes.items()),
-                body["uuid"],
-                body["at"],
+                event.uuid,
+                at,
                 unit_id,
             ],
         )

@@ -7,10 +7,12 @@ keeps current in its own transaction.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.ledger.events import EventBody
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import UNIT_SELECT, Unit, unit_from_row
 from daemon.rules.serials import serial_key
@@ -62,24 +64,36 @@ def passport(store: ReadStore, unit: Unit) -> Passport:
     """A unit's whole history, in order, each event with its document."""
     events = []
     for row in store.db.query("SELECT body FROM events WHERE unit_id = ? ORDER BY id", [unit.id]):
-        body = json.loads(row["body"])
-        doc = body.get("doc")
+        event = EventBody.parse(row["body"])
+        doc = event.doc
         events.append(
             PassportEvent(
-                uuid=body["uuid"],
-                seq=body["seq"],
-                terminal=body["terminal"],
-                at=body["at"],
-                kind=body["kind"],
-                actor=body["actor"],
-                branch=body["branch"],
-                document=f"{doc['type']} {doc['no']}" if doc else None,
-                state_from=body["was"].get("state"),
-                state_to=body["set"].get("state"),
-                data=body["data"],
+                uuid=event.uuid,
+                seq=event.seq,
+                terminal=event.terminal,
+                at=event.at,
+                kind=event.kind,
+                actor=event.actor,
+                branch=event.branch,
+                document=doc.label if doc else None,
+                state_from=event.before.get("state"),
+                state_to=event.after.get("state"),
+                data=dict(event.data),
             )
         )
     return Passport(unit, events)
+
+
+def events_of(store: ReadStore, kind: Kind) -> Iterator[EventBody]:
+    """Every event of one kind, in log order, found through the `events_kind` index.
+
+    Not for receipts, which are most of the log: ask for a unit's or a document's."""
+    if kind == Kind.RECEIVE:
+        raise ValueError("receipts are most of the log; read them by unit or by document")
+    for (body,) in store.db.execute(
+        f"SELECT body FROM events WHERE kind = ? AND {not_receipt()} ORDER BY id", [kind]
+    ):
+        yield EventBody.parse(body)
 
 
 def search(

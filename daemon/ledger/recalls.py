@@ -17,6 +17,7 @@ from typing import Any
 from daemon.ledger.analytics import Table
 from daemon.ledger.core import Outcome, UnitRef
 from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.ledger import Ledger
 from daemon.ledger.reader import ReadStore, chunks, placeholders
 from daemon.ledger.store import UNIT_SELECT, unit_from_row
@@ -108,10 +109,10 @@ def outreach(store: ReadStore, notice: str) -> Table:
         "SELECT DISTINCT p.code, u.serial, u.customer, u.invoice, u.branch, u.sold_on, u.state"
         " FROM events e JOIN documents d ON d.id = e.doc_id"
         " JOIN units u ON u.id = e.unit_id JOIN products p ON p.id = u.product_id"
-        " WHERE d.type = 'recall' AND d.number = ? AND e.kind = 'flag' AND e.kind != 'receive'"
+        f" WHERE d.type = 'recall' AND d.number = ? AND e.kind = ? AND {not_receipt('e.kind')}"
         " AND u.customer IS NOT NULL AND u.flags LIKE '%recalled%'"
         " ORDER BY u.branch, u.sold_on, u.serial",
-        [notice],
+        [notice, Kind.FLAG],
     ).fetchall()
     return Table(
         f"Recall {notice}: customers to contact",

@@ -7,6 +7,7 @@ from datetime import date
 
 from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids
 from daemon.ledger.errors import Problem
+from daemon.ledger.kinds import Kind
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Op, Request
 
@@ -63,7 +64,12 @@ class Receiving(LedgerCore):
             }
             changes.append(
                 self.unit_change(
-                    "receive", ref, unit, new, ("po", po), {"party": supplier, "received_on": day}
+                    Kind.RECEIVE,
+                    ref,
+                    unit,
+                    new,
+                    ("po", po),
+                    {"party": supplier, "received_on": day},
                 )
             )
         sealed = self.record(self.stamp(actor, branch), changes)

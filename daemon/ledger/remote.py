@@ -28,17 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from daemon.ledger.errors import LedgerError
-from daemon.ledger.events import Change, Sealed, body_hash
+from daemon.ledger.events import Change, EventBody, Sealed, body_hash
+from daemon.ledger.kinds import FLAG_KINDS, Kind
 from daemon.ledger.projection import Projection
 from daemon.ledger.store import LedgerStore, iso
 from daemon.rules.serials import serial_key
 
 REPLICATION_ACTOR = "replication"
-# Events that change nothing but flags: they commute (flags are merged) and are
-# never one side of a fork.
-FLAG_KINDS = frozenset({"flag", "unflag"})
-# HQ's word on a unit: it settles a fork and is never one itself.
-RESOLVE_KIND = "resolve"
 _REQUIRED = ("v", "uuid", "terminal", "epoch", "seq", "prev", "at", "actor", "branch", "kind")
 
 
@@ -58,29 +54,27 @@ class ForeignEvent:
 
     text: str
     hash: str
-    body: dict[str, Any]
+    body: EventBody
 
     @property
     def uuid(self) -> str:
-        return str(self.body["uuid"])
+        return self.body.uuid
 
     @property
     def terminal(self) -> str:
-        return str(self.body["terminal"])
+        return self.body.terminal
 
     @property
     def epoch(self) -> str:
-        return str(self.body["epoch"])
+        return self.body.epoch
 
     @property
     def seq(self) -> int:
-        return int(self.body["seq"])
+        return self.body.seq
 
     @property
     def unit(self) -> tuple[str, str] | None:
-        if "product" not in self.body:
-            return None
-        return str(self.body["product"]), str(self.body["serial"])
+        return self.body.unit
 
 
 @dataclass
@@ -114,7 +108,7 @@ def parse_foreign(text: str, digest: str) -> ForeignEvent:
         raise RemoteEventError(f"event {digest[:16]}… lacks {', '.join(missing)}")
     if not isinstance(body["seq"], int) or body["seq"] < 1:
         raise RemoteEventError(f"event {body['uuid']} has seq {body['seq']!r}; must be 1 or more")
-    return ForeignEvent(text, digest, body)
+    return ForeignEvent(text, digest, EventBody(body))
 
 
 # -- working inside an open transaction ----------------------------------------
@@ -166,7 +160,7 @@ def _kind_of(db: Sql, event_uuid: str) -> tuple[str, str | None] | None:
     row = db.execute("SELECT kind, body FROM events WHERE uuid = ?", [event_uuid]).fetchone()
     if row is None:
         return None
-    return row[0], json.loads(row[1]).get("unit_prev")
+    return row[0], EventBody.parse(row[1]).unit_prev
 
 
 def _last_change(db: Sql, unit_id: int) -> str | None:
@@ -191,11 +185,14 @@ def _change_before(db: Sql, event_uuid: str | None) -> str | None:
     return event_uuid
 
 
-def find_fork(db: Sql, body: dict[str, Any], head: UnitHead | None) -> str | None:
-    """The local event a foreign unit event forks from, or None when it follows on."""
-    if head is None or body["kind"] in FLAG_KINDS or body["kind"] == RESOLVE_KIND:
+def find_fork(db: Sql, event: EventBody, head: UnitHead | None) -> str | None:
+    """The local event a foreign unit event forks from, or None when it follows on.
+
+    Flag events never fork (flags are merged), nor does HQ's `resolve`, which settles one.
+    """
+    if head is None or event.kind in FLAG_KINDS or event.kind == Kind.RESOLVE:
         return None
-    prev = body.get("unit_prev")
+    prev = event.unit_prev
     if prev == head.last_event:
         return None
     last = _last_change(db, head.id)
@@ -206,16 +203,16 @@ def find_fork(db: Sql, body: dict[str, Any], head: UnitHead | None) -> str | Non
     return last or head.last_event
 
 
-def merged_flags(before: Sequence[str], body: dict[str, Any]) -> list[str] | None:
+def merged_flags(before: Sequence[str], event: EventBody) -> list[str] | None:
     """Flags to keep after a foreign event that sets them, or None when its own are right.
 
     The event's author added (set - was) and removed (was - set); flags it did not
     know of stay.
     """
-    if "flags" not in body.get("set", {}):
+    if "flags" not in event.after:
         return None
-    after = set(body["set"]["flags"])
-    was = set(body.get("was", {}).get("flags", []))
+    after = set(event.after["flags"])
+    was = set(event.before.get("flags", []))
     merged = (set(before) | (after - was)) - (was - after)
     return sorted(merged) if merged != after else None
 
@@ -229,7 +226,7 @@ def flag_change(
     data: dict[str, Any],
 ) -> Change:
     """A flag event, shaped as `Ledger.set_flag` writes them."""
-    kind = "unflag" if set(after) < set(before) else "flag"
+    kind = Kind.UNFLAG if set(after) < set(before) else Kind.FLAG
     return Change(
         kind,
         data,
@@ -279,7 +276,7 @@ def apply_foreign(
             event.terminal,
             event.epoch,
             event.seq,
-            event.body["kind"],
+            event.body.kind,
             unit_id,
             doc_id,
             event.text,
@@ -296,16 +293,16 @@ def apply_foreign(
             unit[0],
             serial,
             event.uuid,
-            event.body["set"]["flags"],
+            event.body.after["flags"],
             flags,
             {"merge_of": event.uuid, "reason": "kept flags the sender did not know of"},
         )
         applied.responses.append(record(change))
         before = flags
-    elif "flags" in event.body.get("set", {}):
-        before = list(event.body["set"]["flags"])
+    elif "flags" in event.body.after:
+        before = list(event.body.after["flags"])
     if fork is not None and "conflict" not in before:
-        reason = f"{event.body['kind']} {event.uuid} and {fork} both follow the same event"
+        reason = f"{event.body.kind} {event.uuid} and {fork} both follow the same event"
         change = flag_change(
             unit[0],
             serial,

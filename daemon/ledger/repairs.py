@@ -10,6 +10,7 @@ from typing import Any
 from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, warranty_end
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
+from daemon.ledger.kinds import Kind
 from daemon.ledger.store import Unit
 from daemon.rules.units import Op, Request, State
 from daemon.rules.warranty import ClaimDecision, ClaimLine, SupplierTerms, decide_claim
@@ -55,7 +56,7 @@ class Repairs(LedgerCore):
         }
         sealed = self.record(
             self.stamp(actor, branch),
-            [self.unit_change("repair_open", ref, unit, new, ("repair", ticket), data)],
+            [self.unit_change(Kind.REPAIR_OPEN, ref, unit, new, ("repair", ticket), data)],
         )
         return Outcome(f"repair {ticket} opened for {unit.label}", uuids(sealed))
 
@@ -85,7 +86,7 @@ class Repairs(LedgerCore):
         }
         sealed = self.record(
             self.stamp(actor, unit.branch),
-            [self.unit_change("repair_step", ref, unit, {}, ("repair", ticket), data)],
+            [self.unit_change(Kind.REPAIR_STEP, ref, unit, {}, ("repair", ticket), data)],
         )
         return Outcome(f"repair {ticket}: {status}", uuids(sealed))
 
@@ -130,7 +131,7 @@ class Repairs(LedgerCore):
         data = {"doc_status": "closed", "outcome": outcome, "collected_by": collected_by}
         sealed = self.record(
             self.stamp(actor, branch),
-            [self.unit_change("repair_close", ref, unit, new, ("repair", ticket), data)],
+            [self.unit_change(Kind.REPAIR_CLOSE, ref, unit, new, ("repair", ticket), data)],
         )
         return Outcome(
             f"repair {ticket} closed: {outcome}, unit {allowed.state.value}", uuids(sealed)
@@ -160,7 +161,8 @@ class Repairs(LedgerCore):
         self._refuse_if(problems)
         assert unit is not None and unit.sold_on is not None
         earlier = self.db.execute(
-            "SELECT count(*) FROM events WHERE unit_id = ? AND kind = 'repair_open'", [unit.id]
+            "SELECT count(*) FROM events WHERE unit_id = ? AND kind = ?",
+            [unit.id, Kind.REPAIR_OPEN],
         ).fetchone()[0]
         if unit.state is State.IN_REPAIR:
             earlier -= 1  # the repair this claim is for
@@ -177,7 +179,7 @@ class Repairs(LedgerCore):
         _, unit, _ = decisions[0]
         sealed = self.record(
             self.stamp(actor),
-            [self.unit_change("warranty_claim", ref, unit, {}, ("warranty_claim", claim), data)],
+            [self.unit_change(Kind.WARRANTY_CLAIM, ref, unit, {}, ("warranty_claim", claim), data)],
         )
         return Outcome(
             f"claim {claim}: {decision.status}; covered {decision.covered_cents / 100:.2f},"
@@ -232,7 +234,7 @@ class Repairs(LedgerCore):
             old_new.update({"pre_repair_state": None, "repair_ticket": None})
         changes.append(
             self.unit_change(
-                "replace_old",
+                Kind.REPLACE_OLD,
                 old,
                 old_unit,
                 old_new,
@@ -251,7 +253,7 @@ class Repairs(LedgerCore):
             changes.append(override)
         changes.append(
             self.unit_change(
-                "replace_new",
+                Kind.REPLACE_NEW,
                 new,
                 new_unit,
                 {

@@ -3,7 +3,6 @@ against the invoice that sold them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -11,7 +10,8 @@ from typing import Any
 
 from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, warranty_end
 from daemon.ledger.errors import Problem, Refusal
-from daemon.ledger.events import Change
+from daemon.ledger.events import Change, EventBody
+from daemon.ledger.kinds import Kind
 from daemon.rules.units import Op, Refused, Request, State, decide
 
 
@@ -75,12 +75,12 @@ class Selling(LedgerCore):
                 "dest_branch": None,
             }
             data = {"party": customer, "price_cents": line.price_cents}
-            changes.append(self.unit_change("sell", ref, unit, new, ("invoice", invoice), data))
+            changes.append(self.unit_change(Kind.SELL, ref, unit, new, ("invoice", invoice), data))
         for line in lines:
             if line.serial is None:
                 changes.append(
                     Change(
-                        "sell_item",
+                        Kind.SELL_ITEM,
                         {
                             "party": customer,
                             "item": line.product,
@@ -131,7 +131,7 @@ class Selling(LedgerCore):
                 )
                 verdict = Refused("wrong_unit", message)
             attempt = Change(
-                "return_refused",
+                Kind.RETURN_REFUSED,
                 {
                     "product": product,
                     "serial": serial,
@@ -143,7 +143,7 @@ class Selling(LedgerCore):
             )
             if unit is not None:
                 attempt = self.unit_change(
-                    "return_refused", ref, unit, {}, ("invoice", invoice), attempt.data
+                    Kind.RETURN_REFUSED, ref, unit, {}, ("invoice", invoice), attempt.data
                 )
             sealed = self.record(self.stamp(actor, branch), [attempt])
             raise Refusal([Problem(verdict.code, verdict.message, serial)], recorded=sealed[0].uuid)
@@ -163,7 +163,7 @@ class Selling(LedgerCore):
         }
         doc = ("return", f"RET-{invoice}-{unit.serial_key}")
         sealed = self.record(
-            self.stamp(actor, branch), [self.unit_change("return", ref, unit, new, doc, data)]
+            self.stamp(actor, branch), [self.unit_change(Kind.RETURN, ref, unit, new, doc, data)]
         )
         return Outcome(
             f"{unit.label} returned on invoice {invoice}; now {verdict.state.value}", uuids(sealed)
@@ -171,19 +171,19 @@ class Selling(LedgerCore):
 
     def units_on_invoice(self, invoice: str) -> list[UnitRef]:
         """The units an invoice sold (including replacements sold on it)."""
-        refs = []
-        for row in self.db.query(
+        sold = self.db.execute(
             "SELECT e.body FROM events e JOIN documents d ON d.id = e.doc_id"
-            " WHERE d.type = 'invoice' AND d.number = ? AND e.kind = 'sell' ORDER BY e.id",
-            [invoice],
-        ):
-            body = json.loads(row["body"])
-            refs.append(UnitRef(body["product"], body["serial"]))
-        for row in self.db.query(
-            "SELECT e.body FROM events e WHERE e.kind = 'replace_new' AND e.unit_id IN"
+            " WHERE d.type = 'invoice' AND d.number = ? AND e.kind = ? ORDER BY e.id",
+            [invoice, Kind.SELL],
+        ).fetchall()
+        replacements = self.db.execute(
+            "SELECT e.body FROM events e WHERE e.kind = ? AND e.unit_id IN"
             " (SELECT id FROM units WHERE invoice = ?)",
-            [invoice],
-        ):
-            body = json.loads(row["body"])
-            refs.append(UnitRef(body["product"], body["serial"]))
+            [Kind.REPLACE_NEW, invoice],
+        ).fetchall()
+        refs = []
+        for (text,) in [*sold, *replacements]:
+            unit = EventBody.parse(text).unit
+            assert unit is not None
+            refs.append(UnitRef(*unit))
         return refs

@@ -12,15 +12,16 @@ found, moved here) is an event on the count.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.ledger.analytics import Table
 from daemon.ledger.core import Outcome, UnitRef
 from daemon.ledger.errors import Problem, Refusal
-from daemon.ledger.events import Change
+from daemon.ledger.events import Change, EventBody
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.ledger import Ledger
+from daemon.ledger.queries import events_of
 from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import LedgerStore, Unit
 from daemon.rules.serials import SerialError, check_serial, serial_key
@@ -55,16 +56,21 @@ class CountReport:
         return round(self.found / self.expected, 4) if self.expected else 1.0
 
 
-def _scope(store: LedgerStore, count: str) -> dict[str, Any]:
+def _opening(store: LedgerStore, count: str) -> EventBody | None:
+    """The event that opened the count, or None when there is no such count."""
     row = store.db.execute(
         "SELECT e.body FROM events e JOIN documents d ON d.id = e.doc_id"
-        " WHERE d.type = 'count' AND d.number = ? AND e.kind = 'count_open'",
-        [count],
+        " WHERE d.type = 'count' AND d.number = ? AND e.kind = ?",
+        [count, Kind.COUNT_OPEN],
     ).fetchone()
-    if row is None:
+    return EventBody.parse(row[0]) if row else None
+
+
+def _scope(store: LedgerStore, count: str) -> dict[str, Any]:
+    opening = _opening(store, count)
+    if opening is None:
         raise Refusal([Problem("unknown_count", f"there is no stock count {count}")])
-    body = json.loads(row[0])
-    return dict(body["data"]) | {"closed": _closed(store, count)}
+    return dict(opening.data) | {"closed": _closed(store, count)}
 
 
 def _closed(store: LedgerStore, count: str) -> bool:
@@ -91,7 +97,7 @@ def open_count(
     if product is not None and ledger.product(product) is None:
         raise Refusal([Problem("unknown_product", f"no product {product!r}")])
     change = Change(
-        "count_open",
+        Kind.COUNT_OPEN,
         {"branch": branch, "product": product, "doc_status": "open"},
         doc=("count", count),
     )
@@ -115,9 +121,9 @@ def count_scan(ledger: Ledger, count: str, product: str, serial: str, *, actor: 
     data = {"product": product, "serial": serial, "verdict": verdict}
     doc = ("count", count)
     if unit is None:
-        change = Change("count_scan", data, doc=doc)
+        change = Change(Kind.COUNT_SCAN, data, doc=doc)
     else:
-        change = ledger.unit_change("count_scan", UnitRef(product, serial), unit, {}, doc, data)
+        change = ledger.unit_change(Kind.COUNT_SCAN, UnitRef(product, serial), unit, {}, doc, data)
     sealed = ledger.record(ledger.stamp(actor, scope["branch"]), [change])
     label = unit.label if unit else f'{product} serial "{serial}"'
     return Outcome(f"{label}: {verdict}", [s.uuid for s in sealed], {"verdict": verdict})
@@ -138,11 +144,11 @@ def _scanned(store: LedgerStore, count: str) -> list[tuple[str, str]]:
     scans = []
     for (body,) in store.db.execute(
         "SELECT e.body FROM events e JOIN documents d ON d.id = e.doc_id"
-        " WHERE d.type = 'count' AND d.number = ? AND e.kind = 'count_scan'"
-        " AND e.kind != 'receive' ORDER BY e.id",
-        [count],
+        f" WHERE d.type = 'count' AND d.number = ? AND e.kind = ? AND {not_receipt('e.kind')}"
+        " ORDER BY e.id",
+        [count, Kind.COUNT_SCAN],
     ):
-        data = json.loads(body)["data"]
+        data = EventBody.parse(body).data
         scans.append((data["product"], serial_key(data["serial"])))
     return scans
 
@@ -202,7 +208,8 @@ def close_count(ledger: Ledger, count: str, *, actor: str) -> Outcome:
         "accuracy": report.accuracy,
     }
     sealed = ledger.record(
-        ledger.stamp(actor, report.branch), [Change("count_close", data, doc=("count", count))]
+        ledger.stamp(actor, report.branch),
+        [Change(Kind.COUNT_CLOSE, data, doc=("count", count))],
     )
     return Outcome(
         f"count {count} closed: {report.found} of {report.expected} found"
@@ -258,16 +265,14 @@ def resolve(
 def accuracy_by_branch(store: ReadStore) -> Table:
     """Inventory accuracy by serial, per branch, count by count."""
     rows = []
-    for (body,) in store.db.execute(
-        "SELECT body FROM events WHERE kind = 'count_close' AND kind != 'receive' ORDER BY id"
-    ):
-        event = json.loads(body)
-        data = event["data"]
+    for event in events_of(store, Kind.COUNT_CLOSE):
+        data = event.data
+        assert event.doc is not None
         rows.append(
             (
                 data["branch"],
-                event["at"][:10],
-                event["doc"]["no"],
+                event.day,
+                event.doc.number,
                 data["expected"],
                 data["found"],
                 data["missing"],

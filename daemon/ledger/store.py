@@ -21,7 +21,16 @@ from typing import Any, Self
 from sqlite_utils import Database
 
 from daemon.ledger.errors import LedgerError, LedgerNotFound
-from daemon.ledger.events import ChainHead, Change, EventIds, Sealed, Stamp, genesis_hash, seal
+from daemon.ledger.events import (
+    ChainHead,
+    Change,
+    EventBody,
+    EventIds,
+    Sealed,
+    Stamp,
+    genesis_hash,
+    seal,
+)
 from daemon.ledger.projection import Projection
 from daemon.ledger.schema import MIGRATIONS
 from daemon.rules.serials import serial_key
@@ -297,6 +306,11 @@ class LedgerStore:
 
     def unit(self, product: str, serial: str) -> Unit | None:
         return self.units_by_key([serial_key(serial)]).get((product, serial_key(serial)))
+
+    def event(self, event_uuid: str) -> EventBody | None:
+        """The event with this id, or None."""
+        row = self.db.execute("SELECT body FROM events WHERE uuid = ?", [event_uuid]).fetchone()
+        return EventBody.parse(row[0]) if row else None
 
     def find(self, serial: str) -> list[Unit]:
         """Every unit with this serial, whatever its product."""

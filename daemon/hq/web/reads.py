@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from daemon.ledger.events import EventBody
+from daemon.ledger.kinds import Kind
 from daemon.ledger.queries import counts
 from daemon.ledger.reader import ReadStore, placeholders
 from daemon.rules.units import State
@@ -205,13 +207,13 @@ def conflicts(store: ReadStore, *, resolved: bool = False, limit: int = 200) -> 
         [limit],
     ).fetchall()
     wanted = [uuid for row in rows for uuid in json.loads(row[3])]
-    bodies: dict[str, dict[str, Any]] = {}
+    bodies: dict[str, EventBody] = {}
     for start in range(0, len(wanted), 500):
         part = wanted[start : start + 500]
         for uuid, body in store.db.execute(
             f"SELECT uuid, body FROM events WHERE uuid IN ({placeholders(len(part))})", part
         ).fetchall():
-            bodies[str(uuid)] = json.loads(body)
+            bodies[str(uuid)] = EventBody.parse(body)
     found = []
     for r in rows:
         sides = [_side(uuid, bodies.get(uuid)) for uuid in json.loads(r[3])]
@@ -219,19 +221,19 @@ def conflicts(store: ReadStore, *, resolved: bool = False, limit: int = 200) -> 
     return found
 
 
-def _side(uuid: str, body: dict[str, Any] | None) -> ForkSide:
-    if body is None:
+def _side(uuid: str, event: EventBody | None) -> ForkSide:
+    if event is None:
         return ForkSide(uuid, "?", "?", "?", "?", "?", None, {})
-    doc = body.get("doc")
+    doc = event.doc
     return ForkSide(
         uuid=uuid,
-        kind=body["kind"],
-        terminal=body["terminal"],
-        branch=body["branch"],
-        at=body["at"],
-        actor=body["actor"],
-        document=f"{doc['type']} {doc['no']}" if doc else None,
-        outcome={k: v for k, v in body.get("set", {}).items() if v not in (None, "", [])},
+        kind=event.kind,
+        terminal=event.terminal,
+        branch=event.branch,
+        at=event.at,
+        actor=event.actor,
+        document=doc.label if doc else None,
+        outcome={k: v for k, v in event.after.items() if v not in (None, "", [])},
     )
 
 
@@ -251,9 +253,10 @@ class RecallNotice:
 def recalls(store: ReadStore) -> list[RecallNotice]:
     rows = store.db.execute(
         "SELECT d.number, d.opened_at, d.branch, count(e.id) FROM documents d"
-        " LEFT JOIN events e ON e.doc_id = d.id AND e.kind = 'flag'"
+        " LEFT JOIN events e ON e.doc_id = d.id AND e.kind = ?"
         " WHERE d.type = 'recall' GROUP BY d.id, d.number, d.opened_at, d.branch"
-        " ORDER BY d.opened_at DESC, d.number"
+        " ORDER BY d.opened_at DESC, d.number",
+        [Kind.FLAG],
     ).fetchall()
     return [RecallNotice(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
@@ -268,10 +271,10 @@ def recall_notice(store: ReadStore, notice: str) -> RecallNotice | None:
         return None
     flagged, first = 0, None
     for (body,) in store.db.execute(
-        "SELECT body FROM events WHERE doc_id = ? AND kind = 'flag' ORDER BY id", [row[0]]
+        "SELECT body FROM events WHERE doc_id = ? AND kind = ? ORDER BY id", [row[0], Kind.FLAG]
     ).fetchall():
         flagged += 1
-        first = first or json.loads(body)
-    actor = first["actor"] if first else None
-    reason = first["data"].get("reason") if first else None
+        first = first or EventBody.parse(body)
+    actor = first.actor if first else None
+    reason = first.data.get("reason") if first else None
     return RecallNotice(str(row[1]), str(row[2]), str(row[3]), flagged, actor, reason)
