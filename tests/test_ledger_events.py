@@ -7,21 +7,30 @@ golden texts here were produced before kinds became an enumeration, and must not
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from daemon.ledger import SaleLine, UnitRef
+from daemon.hq import Central
+from daemon.hq.backend import SqliteBackend
+from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.ledger.events import (
     BodyTemplate,
     ChainHead,
     Change,
     EventBody,
     Stamp,
+    body_hash,
+    canonical_json,
     seal,
 )
 from daemon.ledger.kinds import Kind
 from daemon.ledger.queries import events_of
+from daemon.ledger.remote import RemoteEventError, outbox, parse_foreign
+from daemon.replication.protocol import EventBatch, WireEvent
 from daemon.rules.units import Flag, Op, State
 from tests.ledger_fixtures import make_ledger
 
@@ -168,3 +177,85 @@ def test_every_event_the_ledger_writes_is_of_a_known_kind_and_reads_back_whole()
 def test_receipts_are_not_read_by_kind() -> None:
     with pytest.raises(ValueError, match="receipts"):
         list(events_of(make_ledger(), Kind.RECEIVE))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+FIELDS = sorted(json.loads(SALE_TEXT))
+
+
+@given(
+    st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=3),
+    st.sets(st.sampled_from(FIELDS), max_size=2),
+)
+def test_a_foreign_event_is_refused_or_reads_as_the_types_its_view_promises(
+    changes: dict[str, Any], dropped: set[str]
+) -> None:
+    body = {k: v for k, v in (json.loads(SALE_TEXT) | changes).items() if k not in dropped}
+    text = canonical_json(body)
+    try:
+        event = parse_foreign(text, body_hash(text)).body
+    except RemoteEventError as error:
+        assert str(error)  # a sentence, which HQ records as a problem
+        return
+    assert all(
+        isinstance(value, str)
+        for value in (event.kind, event.uuid, event.terminal, event.epoch, event.at)
+    )
+    assert isinstance(event.seq, int) and event.seq >= 1
+    assert isinstance(event.actor, str) and isinstance(event.branch, str)
+    assert isinstance(event.data, dict)
+    assert event.doc is None or all(isinstance(part, str) for part in event.doc)
+    assert event.unit is None or all(isinstance(part, str) for part in event.unit)
+    assert event.unit_prev is None or isinstance(event.unit_prev, str)
+    for fields in (event.after, event.before):
+        assert isinstance(fields, dict)
+        assert all(isinstance(flag, str) for flag in fields.get("flags", []))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data": None},
+        {"kind": ["sell"]},
+        {"serial": 969},
+        {"set": False},
+        {"doc": [True]},
+        {"unit_prev": {}},
+        {"set": {"flags": "stolen"}},
+    ],
+)
+def test_hq_records_a_misshapen_event_as_a_problem_and_stores_the_others(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    central = Central(SqliteBackend(tmp_path / "hq.db"))
+    t1 = make_ledger(tmp_path / "t1.db", terminal="T1")
+    t2 = make_ledger(tmp_path / "t2.db", terminal="T2")
+    t1.receive("PO-1", "Acme", "LAP", ["LX-1"], actor="ann")
+    t2.receive("PO-2", "Acme", "LAP", ["LX-2"], actor="bob")
+    rows = outbox(t1, 0, 100)
+    bad = json.loads(rows[-1][1]) | change | {"seq": len(rows) + 1, "prev": rows[-1][2]}
+    bad["uuid"] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"
+    text = canonical_json(bad)
+    sent = [(b, h) for _, b, h in rows] + [(text, body_hash(text))]
+    report = central.ingest(
+        [_batch(t1, sent), _batch(t2, [(b, h) for _, b, h in outbox(t2, 0, 9)])]
+    )
+    assert any("not shaped like a posd event" in p for p in report.problems)
+    acks = central.acks([(t1.terminal, t1.epoch), (t2.terminal, t2.epoch)])
+    assert {a.terminal: a.seq for a in acks} == {"T1": len(rows), "T2": len(outbox(t2, 0, 100))}
+    assert central.verify().ok
+
+
+def _batch(ledger: Ledger, events: list[tuple[str, str]]) -> EventBatch:
+    return EventBatch(
+        terminal=ledger.terminal,
+        epoch=ledger.epoch,
+        branch=ledger.branch,
+        first=1,
+        last=len(events),
+        events=[WireEvent(hash=h, body=b) for b, h in events],
+    )

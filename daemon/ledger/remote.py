@@ -108,7 +108,50 @@ def parse_foreign(text: str, digest: str) -> ForeignEvent:
         raise RemoteEventError(f"event {digest[:16]}… lacks {', '.join(missing)}")
     if not isinstance(body["seq"], int) or body["seq"] < 1:
         raise RemoteEventError(f"event {body['uuid']} has seq {body['seq']!r}; must be 1 or more")
+    wrong = _misshapen(body)
+    if wrong:
+        raise RemoteEventError(
+            f"event {digest[:16]}… (seq {body['seq']}) is not shaped like a posd event: {wrong};"
+            " the sender's software is broken or not posd"
+        )
     return ForeignEvent(text, digest, EventBody(body))
+
+
+_TEXT_FIELDS = ("uuid", "terminal", "epoch", "prev", "at", "actor", "branch", "kind")
+
+
+def _misshapen(body: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a body (the JSON types of its fields), if anything:
+    checked before anything reads it, so that a bad event is a refusal, not a crash."""
+    for name in _TEXT_FIELDS:
+        if not isinstance(body[name], str):
+            return f"{name} is {body[name]!r}, not text"
+    if not isinstance(body.get("data"), dict):
+        return "its data is not an object"
+    if "doc" in body:
+        doc = body["doc"]
+        if not (isinstance(doc, dict) and _texts(doc.get("type"), doc.get("no"))):
+            return f"its document is {doc!r}, not a type and a number"
+    if "product" not in body:
+        return None
+    if not _texts(body["product"], body.get("serial")):
+        return "a unit event needs its product and serial as text"
+    if body.get("unit_prev") is not None and not isinstance(body["unit_prev"], str):
+        return "unit_prev is not an event id"
+    for part in ("set", "was"):
+        fields = body.get(part)
+        if not isinstance(fields, dict):
+            return f"its {part} is not an object"
+        flags = fields.get("flags", [])
+        if not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+            return f"its {part}.flags is not a list of flags"
+        if any(isinstance(v, dict | list) for k, v in fields.items() if k != "flags"):
+            return f"its {part} holds a field that is not a single value"
+    return None
+
+
+def _texts(*values: object) -> bool:
+    return all(isinstance(value, str) for value in values)
 
 
 # -- working inside an open transaction ----------------------------------------
