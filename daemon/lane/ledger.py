@@ -151,7 +151,7 @@ class LaneLedger:
                 self._conn.execute("PRAGMA busy_timeout = 0")
 
     def _perform(self, op: LedgerOp) -> LedgerDone:
-        return perform(self.ledger, self.lookup, self.actor, op)
+        return perform(self.ledger, self.actor, op)
 
 
 def _explain(error: BaseException) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from daemon.ledger.core import LedgerCore, Outcome, UnitRef, uuids
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.kinds import Kind
-from daemon.rules.units import Flag, Op, Request, State
+from daemon.rules.units import Flag, Op, Request, State, where
 
 
 class Movements(LedgerCore):
@@ -203,6 +203,41 @@ class Movements(LedgerCore):
         )
         sealed = self.record(self.stamp(actor), [change])
         return Outcome(f"event {event_uuid} ({event.kind}) corrected", uuids(sealed))
+
+    def void_sale(
+        self,
+        invoice: str,
+        product: str,
+        serial: str,
+        *,
+        actor: str,
+        manager: str,
+        reason: str,
+        description: str | None = None,
+    ) -> Outcome:
+        """Undo the sale of one unit on a completed invoice with a correction, while that
+        sale is the unit's latest event. `description` names the unit in messages (its
+        product's name when not given)."""
+        unit = self.unit(product, serial)
+        name = description or (unit.product.name if unit else product)
+        label = f'{name} serial "{serial}"'
+        if unit is None or unit.state is not State.SOLD or unit.invoice != invoice:
+            now = f"it is {where(unit.view())}" if unit is not None else "it is not in the ledger"
+            message = f"{label} is no longer sold on invoice {invoice}: {now}"
+            raise Refusal([Problem("not_on_invoice", message)])
+        last = self.event(unit.last_event)
+        if last is None or last.kind != Kind.SELL or last.doc is None or last.doc.number != invoice:
+            kind = (last.kind if last is not None else "another event").replace("_", " ")
+            raise Refusal(
+                [
+                    Problem(
+                        "not_latest",
+                        f"{label} has had a {kind} since it was sold on invoice {invoice}; "
+                        "the sale cannot be voided at the lane any more",
+                    )
+                ]
+            )
+        return self.correct(unit.last_event, actor=actor, manager=manager, reason=reason)
 
 
 _MOVES = frozenset(

@@ -17,12 +17,16 @@ from daemon.rules.units import Op, Refused, Request, State, decide
 
 @dataclass(frozen=True)
 class SaleLine:
-    """One line of a sale: a serialized unit, or a plain item (serial None)."""
+    """One line of a sale: a serialized unit, or a plain item (serial None).
+
+    `approved_by`: the manager who let this unit through where it needs an override
+    (it is at another branch, or in transit)."""
 
     product: str
     serial: str | None = None
     price_cents: int = 0
     quantity: int = 1
+    approved_by: str | None = None
 
 
 class Selling(LedgerCore):
@@ -41,8 +45,10 @@ class Selling(LedgerCore):
     ) -> Outcome:
         """Sell units (and plain items) on one invoice, bound to the customer.
 
-        A unit at another branch or in transit needs `manager`: the override is
-        recorded as its own event before the sale.
+        A unit at another branch or in transit needs a manager: its line's
+        `approved_by`, or `manager`, who approves every line of the sale. The
+        override is recorded as its own event before the sale. A line nobody
+        approved that needs an override refuses the whole sale.
         """
         branch = branch or self.branch
         problems = self._new_document("invoice", invoice)
@@ -53,15 +59,17 @@ class Selling(LedgerCore):
         for line in lines:
             if line.serial is None and self.product(line.product) is None:
                 problems.append(Problem("unknown_product", f"no product {line.product!r}"))
-        request = Request(Op.SELL, branch, manager=manager)
-        decisions = self._decide_each(refs, units, request, problems)
+        decisions = []
+        for ref, line in zip(refs, unit_lines, strict=True):
+            request = Request(Op.SELL, branch, manager=line.approved_by or manager)
+            decisions += self._decide_each([ref], units, request, problems)
         self._refuse_if(problems)
         day = sold_on or self.clock().date()
         changes: list[Change] = []
         for (ref, unit, allowed), line in zip(decisions, unit_lines, strict=True):
             product = self._product_of(ref)
             override = self._override_change(
-                ref, unit, allowed, manager, "sell", ("invoice", invoice)
+                ref, unit, allowed, line.approved_by or manager, "sell", ("invoice", invoice)
             )
             if override:
                 changes.append(override)

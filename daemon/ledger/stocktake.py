@@ -27,6 +27,8 @@ from daemon.ledger.store import LedgerStore, Unit
 from daemon.rules.serials import SerialError, check_serial, serial_key
 from daemon.rules.units import Op, State, where
 
+# How the counts a lane opens are numbered: C-<terminal>-0001, C-<terminal>-0002, …
+COUNT_PREFIX = "C-"
 # Where a unit on the shelf can be: what a count expects to find.
 ON_SHELF = (State.IN_STOCK, State.QUARANTINED)
 
@@ -74,10 +76,68 @@ def _scope(store: LedgerStore, count: str) -> dict[str, Any]:
 
 
 def _closed(store: LedgerStore, count: str) -> bool:
-    status = store.db.execute(
+    status = _status(store, count)
+    return bool(status and status[0] == "closed")
+
+
+def _status(store: LedgerStore, count: str) -> tuple[str | None] | None:
+    """The count's (status,), or None when there is no such count."""
+    row: tuple[str | None] | None = store.db.execute(
         "SELECT status FROM documents WHERE type = 'count' AND number = ?", [count]
     ).fetchone()
-    return bool(status and status[0] == "closed")
+    return row
+
+
+@dataclass(frozen=True)
+class CountInProgress:
+    """A count a lane is going on with: its number, scope and scans so far."""
+
+    count: str
+    product: str | None
+    scanned: int
+    resumed: bool  # False: it was opened just now
+
+
+def open_or_resume(ledger: Ledger, argument: str, *, actor: str) -> CountInProgress:
+    """A lane's COUNT: go on with count `argument` when it is open; otherwise open a new
+    count (numbered by `next_count_number`) of product `argument`, or of every product
+    when `argument` is empty. A closed count cannot be resumed."""
+    status = _status(ledger, argument) if argument else None
+    if status is not None:
+        if status[0] == "closed":
+            raise Refusal(
+                [Problem("count_closed", f"count {argument} is closed; start a new COUNT")]
+            )
+        opening = _opening(ledger, argument)
+        product = opening.data.get("product") if opening else None
+        scanned = _scans(ledger, argument)
+        return CountInProgress(argument, str(product) if product else None, scanned, True)
+    product = argument or None
+    number = next_count_number(ledger)
+    open_count(ledger, number, actor=actor, product=product)
+    return CountInProgress(number, product, 0, False)
+
+
+def next_count_number(store: LedgerStore) -> str:
+    """`C-<terminal>-0001`, then one up from the highest this terminal has used."""
+    prefix = f"{COUNT_PREFIX}{store.terminal}-"
+    row = store.db.execute(
+        "SELECT number FROM documents WHERE type = 'count' AND number >= ? AND number < ?"
+        " ORDER BY number DESC LIMIT 1",
+        [prefix, prefix + "\U0010ffff"],
+    ).fetchone()
+    tail = str(row[0])[len(prefix) :] if row else ""
+    return f"{prefix}{(int(tail) if tail.isdigit() else 0) + 1:04d}"
+
+
+def _scans(store: LedgerStore, count: str) -> int:
+    """How many scans the count has recorded (repeats included)."""
+    row = store.db.execute(
+        "SELECT count(*) FROM events e JOIN documents d ON d.id = e.doc_id"
+        " WHERE d.type = 'count' AND d.number = ? AND e.kind = ?",
+        [count, Kind.COUNT_SCAN],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def open_count(
