@@ -285,7 +285,6 @@ def test_imports_point_one_way() -> None:
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="being moved into daemon.ledger in this change")
 def test_no_ledger_sql_outside_the_ledger_and_hq() -> None:
     wrong = ledger_sql_outside(ROOT)
     assert not wrong, "SQL on ledger tables belongs in daemon.ledger:\n" + "\n".join(wrong)

@@ -194,9 +194,14 @@ def test_import_reports_bad_rows_with_line_numbers(posd: Posd, tmp_path: Path) -
 
 
 def test_missing_ledger_says_how_to_create_one(tmp_path: Path) -> None:
-    result = CliRunner().invoke(build(), ["--db", str(tmp_path / "none.db"), "unit", "X"])
+    path = str(tmp_path / "none.db")
+    result = CliRunner().invoke(build(), ["--db", path, "unit", "X"])
     assert result.exit_code == 1
-    assert "no ledger at" in result.output and "posd init" in result.output
+    assert "no ledger at" in result.output
+    hint = result.output.split("`")[1]  # the command it suggests, which must work
+    assert hint == f"posd --db {path} init"
+    created = CliRunner().invoke(build(), [*hint.split()[1:], "--terminal", "T1", "--branch", "B1"])
+    assert created.exit_code == 0, created.output
 
 
 def test_ambiguous_serial_asks_for_the_product(posd: Posd) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import shutil
 import socket
 import sqlite3
@@ -15,14 +14,13 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from sqlite_utils import Database
 
 from daemon.doctor.broker import replication_file
 from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
-from daemon.ledger.audit import verify_chain
-from daemon.ledger.store import LedgerStore
+from daemon.ledger.audit import integrity_problems, last_own_event_at, verify_chain
+from daemon.ledger.store import LedgerStore, connect_read_only
 
 _SIOCGIFADDR = 0x8915
 _SANE_YEARS = range(2024, 2100)
@@ -86,7 +84,7 @@ def check_ledger(context: Context) -> Sequence[Finding]:
             )
         ]
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        conn = connect_read_only(path)
     except sqlite3.Error as error:
         return [fail("ledger", f"{path} cannot be opened ({error})", "check its owner and mode")]
     try:
@@ -105,8 +103,8 @@ def check_ledger(context: Context) -> Sequence[Finding]:
 
 def _examine(context: Context, conn: sqlite3.Connection, path: Path) -> list[Finding]:
     config = context.config
-    problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
-    if problems != ["ok"]:
+    problems = integrity_problems(conn)
+    if problems:
         return [
             fail(
                 "ledger",
@@ -144,14 +142,9 @@ def _examine(context: Context, conn: sqlite3.Connection, path: Path) -> list[Fin
         found.append(
             ok("hash chain", f"intact over {report.events} events in {report.streams} stream(s)")
         )
-    row = conn.execute(
-        "SELECT body FROM events WHERE terminal = ? AND epoch = ? ORDER BY seq DESC LIMIT 1",
-        [store.terminal, store.epoch],
-    ).fetchone()
-    if row is not None:
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            stamp = json.loads(row[0])["at"]
-            context.last_event_at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    last_event_at = last_own_event_at(store)
+    if last_event_at is not None:
+        context.last_event_at = last_event_at
     return found
 
 

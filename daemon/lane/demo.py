@@ -35,6 +35,8 @@ from daemon.lane.receipt import receipt_text
 from daemon.lane.run import Daemon, start
 from daemon.ledger import Ledger
 from daemon.ledger.audit import verify_chain, verify_projection
+from daemon.ledger.kinds import Kind
+from daemon.ledger.queries import events_of
 from daemon.rules.lane.types import Command, CommandName
 
 TERMINAL, BRANCH = "T-001", "NORTH"
@@ -318,11 +320,9 @@ def _audit(path: Path, failures: list[str]) -> int:
         for serial in ("LX-0001", "LX-0002", "LX-0003"):
             unit = ledger.unit("LAP-X1", serial)
             click.echo(f"  {serial}: {unit.state.value if unit else 'missing'}")
-        releases = ledger.db.execute(
-            "SELECT json_extract(body, '$.actor') FROM events WHERE kind = 'lane_release'"
-        ).fetchall()
-        click.echo(f"  attendant releases recorded: {[r[0] for r in releases]}")
-        if [r[0] for r in releases] != ["Mia"]:
+        releases = [event.actor for event in events_of(ledger, Kind.LANE_RELEASE)]
+        click.echo(f"  attendant releases recorded: {releases}")
+        if releases != ["Mia"]:
             failures.append("Mia's release in the ledger")
         report = verify_chain(ledger)
         finding = report.finding or verify_projection(ledger)

@@ -30,19 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sqlite_utils import Database
-
 from daemon.lane.ops import perform
 from daemon.ledger import Ledger, LedgerError, Refusal
 from daemon.ledger.lane_log import Entry, LaneLog
 from daemon.ledger.lookup import ScanLookup
-from daemon.ledger.schema import MIGRATIONS
-from daemon.ledger.store import Clock, utc_now
+from daemon.ledger.store import BUSY_TIMEOUT_MS, Clock, utc_now
 from daemon.rules.lane.types import Facts, LedgerDone, LedgerOp, LookupPlan
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-BUSY_TIMEOUT_MS = 5000
 
 
 class LedgerUnusable(LedgerError, OSError):
@@ -51,22 +47,11 @@ class LedgerUnusable(LedgerError, OSError):
 
 def open_ledger(path: str | Path, *, clock: Clock = utc_now) -> Ledger:
     """Open an existing ledger on a connection the lane may use from two threads
-    (never at once: `LaneLedger` holds a lock around every use)."""
-    if not Path(path).exists():
-        raise LedgerError(f"no ledger at {path}; create one with `posd --db {path} init`")
-    conn = sqlite3.connect(str(path), check_same_thread=False)
-    # The same settings as every ledger connection (daemon.ledger.store), except the
-    # busy timeout, which `LaneLedger` sets per path.
-    conn.execute("PRAGMA journal_mode = WAL")
-    # Checkpoints between customers (`checkpoint`), never inside a sale's commit.
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db = Database(conn)
-    MIGRATIONS.apply(db)
-    conn.execute("PRAGMA busy_timeout = 0")
-    return Ledger(db, clock=clock)
+    (never at once: `LaneLedger` holds a lock around every use). Its statements do not
+    wait for another process's lock; `LaneLedger` lets them on the ledger thread."""
+    ledger = Ledger.open(path, clock=clock, threads=True)
+    ledger.set_busy_timeout(0)
+    return ledger
 
 
 class LaneLedger:
@@ -142,13 +127,13 @@ class LaneLedger:
 
     def _locked(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         with self._lock:
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.ledger.set_busy_timeout(BUSY_TIMEOUT_MS)
             try:
                 return fn(*args)
             except (sqlite3.DatabaseError, OSError) as error:
                 raise LedgerUnusable(_explain(error)) from error
             finally:
-                self._conn.execute("PRAGMA busy_timeout = 0")
+                self.ledger.set_busy_timeout(0)
 
     def _perform(self, op: LedgerOp) -> LedgerDone:
         return perform(self.ledger, self.actor, op)

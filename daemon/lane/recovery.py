@@ -26,7 +26,7 @@ def recover(ledger: LaneLedger, settings: LaneSettings) -> Recovered | None:
     facts = ledger.lookup.invoice(invoice)
     if not facts.exists:
         return Recovered(invoice, saved=False) if open_basket is not None else None
-    sold_at = _sold_at(ledger, invoice)
+    sold_at = ledger.lookup.sold_at(invoice) or _today()
     lines = tuple(
         ReceiptLineSpec(
             line.product.name,
@@ -43,12 +43,5 @@ def recover(ledger: LaneLedger, settings: LaneSettings) -> Recovered | None:
     return Recovered(invoice, saved=True, total_cents=receipt.total_cents, receipt=receipt)
 
 
-def _sold_at(ledger: LaneLedger, invoice: str) -> datetime:
-    row = ledger.ledger.db.execute(
-        "SELECT json_extract(e.body, '$.at') FROM events e JOIN documents d ON d.id = e.doc_id"
-        " WHERE d.type = 'invoice' AND d.number = ? ORDER BY e.id LIMIT 1",
-        [invoice],
-    ).fetchone()
-    if row is None or not row[0]:
-        return datetime.combine(date.today(), datetime.min.time(), UTC)
-    return datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
+def _today() -> datetime:
+    return datetime.combine(date.today(), datetime.min.time(), UTC)

@@ -3,13 +3,16 @@
 `verify_chain` recomputes every terminal's chain and names the first event whose
 stored bytes no longer match; `verify_projection` replays the whole log into a
 fresh in-memory projection and names the first unit whose current state differs.
+`integrity_problems` is SQLite's own check of the file beneath them.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import zip_longest
 
 from sqlite_utils import Database
@@ -41,6 +44,28 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return self.finding is None
+
+
+def integrity_problems(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
+    """SQLite's own check of a ledger file (pages, indexes, constraints): the first
+    `limit` problems it finds, [] when the file is sound."""
+    problems = [str(row[0]) for row in conn.execute(f"PRAGMA integrity_check({int(limit)})")]
+    return [] if problems == ["ok"] else problems
+
+
+def last_own_event_at(store: LedgerStore) -> datetime | None:
+    """When this ledger's own newest event was written; None when it has none yet, or
+    the event does not say (`verify_chain` reports such an event)."""
+    row = store.db.execute(
+        "SELECT body FROM events WHERE terminal = ? AND epoch = ? ORDER BY seq DESC LIMIT 1",
+        [store.terminal, store.epoch],
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        return EventBody.parse(row[0]).at_datetime
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def verify_chain(store: LedgerStore) -> ChainReport:

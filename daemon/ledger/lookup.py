@@ -11,6 +11,7 @@ through the `units_key` index and the products' unique `code` and `gtin` indexes
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 from daemon.ledger.events import EventBody
@@ -41,8 +42,15 @@ _INVOICE = (
 )
 
 
+_SOLD_AT = (
+    "SELECT json_extract(e.body, '$.at') FROM events e JOIN documents d ON d.id = e.doc_id"
+    " WHERE d.type = 'invoice' AND d.number = ? ORDER BY e.id LIMIT 1"
+)
+
+
 class ScanLookup:
-    """Reads what a lane decision needs. The caller owns `conn` and its thread."""
+    """Reads what a lane decision needs (and, after a restart, when an invoice was
+    sold). The caller owns `conn` and its thread."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -110,6 +118,13 @@ class ScanLookup:
                 is not None
             )
         return InvoiceFacts(number, found, tuple(lines))
+
+    def sold_at(self, invoice: str) -> datetime | None:
+        """When invoice `invoice` was written (its first event); None when there is none."""
+        row = self._conn.execute(_SOLD_AT, (invoice,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        return datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
 
     def floor(self, key: str) -> int:
         """The bare indexed look-up of one serial key, for the benchmark's floor."""

@@ -4,19 +4,24 @@ Every write goes through `LedgerStore.writing()`: an immediate transaction that
 numbers and hashes each event, appends it, applies it to the projection, updates
 the counts and commits. With WAL and `synchronous=FULL`, a committed event is on
 disk before the call returns.
+
+`read_identity` says whose ledger a file is without opening it for writing;
+`connect_read_only` is the connection for such looks (the doctor's, provisioning's).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -39,6 +44,8 @@ from daemon.rules.units import Flag, State, UnitView
 Clock = Callable[[], datetime]
 DEFAULT_PREFIX_LENGTH = 4
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
+# How long a statement waits for another connection's lock before "database is locked".
+BUSY_TIMEOUT_MS = 5000
 _KEYS_PER_QUERY = 5000
 # A unit row with its product's columns, prefixed p_; read by `unit_from_row`.
 UNIT_SELECT = (
@@ -197,12 +204,21 @@ class LedgerStore:
         return cls(db, clock=clock)
 
     @classmethod
-    def open(cls, path: str | Path, *, clock: Clock = utc_now) -> Self:
+    def open(cls, path: str | Path, *, clock: Clock = utc_now, threads: bool = False) -> Self:
+        """Open an existing ledger (bringing its schema up to date).
+
+        `threads`: the connection may be used from more than one thread, never at
+        once (the caller holds a lock around every use), as the lane does."""
         if not Path(path).exists():
-            raise LedgerNotFound(f"no ledger at {path}; create one with `posd init --db {path}`")
-        db = _connect(path)
+            raise LedgerNotFound(f"no ledger at {path}; create one with `posd --db {path} init`")
+        db = _connect(path, threads=threads)
         MIGRATIONS.apply(db)
         return cls(db, clock=clock)
+
+    def set_busy_timeout(self, milliseconds: int) -> None:
+        """How long a statement waits for another process's write lock before it fails
+        with "database is locked" (0: it fails at once). `BUSY_TIMEOUT_MS` at opening."""
+        self.db.conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
     def close(self) -> None:
         self.checkpoint()
@@ -356,8 +372,11 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def _connect(path: str | Path | None) -> Database:
-    db = Database(memory=True) if path is None else Database(path)
+def _connect(path: str | Path | None, *, threads: bool = False) -> Database:
+    if path is None:
+        db = Database(memory=True)
+    else:
+        db = Database(sqlite3.connect(str(path), check_same_thread=not threads))
     conn = db.conn
     # Larger pages: fewer B-tree splits when events and units are appended in bulk.
     # (Takes effect only on a new, empty database.)
@@ -368,5 +387,34 @@ def _connect(path: str | Path | None) -> Database:
     # FULL: a committed event survives a power cut, not only an application crash.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return db
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file at `path` (sqlite3.Error if it cannot
+    be opened)."""
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+
+
+class LedgerIdentity(NamedTuple):
+    """Whose ledger a file is."""
+
+    terminal: str
+    branch: str
+
+
+def read_identity(path: Path) -> LedgerIdentity | None:
+    """The terminal and branch of the ledger at `path`, read without changing the file;
+    None when there is no file. LedgerError when the file is not a posd ledger."""
+    if not path.exists():
+        return None
+    try:
+        conn = connect_read_only(path)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+        return LedgerIdentity(str(meta["terminal"]), str(meta["branch"]))
+    except (sqlite3.Error, KeyError) as error:
+        raise LedgerError(str(error)) from None

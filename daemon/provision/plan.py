@@ -19,10 +19,8 @@ a 0600 file that the configuration names.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import sqlite3
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,8 @@ from typing import Any, Literal
 
 from daemon.config.devices import EvdevScannerConfig, FilePrinterConfig, SerialPrinterConfig
 from daemon.config.model import ConfigFileError, PosdConfig, parse_config
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, LedgerError
+from daemon.ledger.store import read_identity
 from daemon.provision.answers import NONE, Answers, Current
 from daemon.provision.broker import check_replication, replication_settings
 from daemon.provision.files import (
@@ -98,13 +97,9 @@ def current(root: Path) -> Current:
 
 def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
     """(terminal, branch) of the ledger at `path`, None when there is none; read only."""
-    if not path.exists():
-        return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        return str(meta["terminal"]), str(meta["branch"])
-    except (sqlite3.Error, KeyError) as error:
+        return read_identity(path)
+    except LedgerError as error:
         raise ProvisionError(
             [f"ledger.path: {shown} exists but is not a posd ledger ({error}); move it away"]
         ) from None
