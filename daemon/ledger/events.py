@@ -261,9 +261,11 @@ class EventBody:
         if event.kind == Kind.SELL:
             price = event.data.get("price_cents", 0)
 
-    Cheap to make (it wraps the parsed dict, copying and checking nothing): the
-    projection makes one for every event it applies, a replay a million of them.
-    `raw` is the parsed JSON itself, for the rare reader that needs a field by name.
+    Cheap to make (it wraps the parsed dict, copying and checking nothing) and to
+    read: the projection makes one for every event it applies, a replay a million of
+    them. The types hold for every stored event: this ledger's own are made by
+    `Change`, and one from elsewhere is checked on arrival (`remote.parse_foreign`).
+    `raw` is the parsed JSON itself.
     """
 
     __slots__ = ("raw",)
@@ -285,34 +287,40 @@ class EventBody:
     def kind(self) -> str:
         """What happened: a `Kind` (compare with its members), or, in an event from
         a newer terminal, the name of a kind this version does not know."""
-        return str(self.raw["kind"])
+        kind: str = self.raw["kind"]
+        return kind
 
     @property
     def uuid(self) -> str:
-        return str(self.raw["uuid"])
+        uuid: str = self.raw["uuid"]
+        return uuid
 
     @property
     def terminal(self) -> str:
-        return str(self.raw["terminal"])
+        terminal: str = self.raw["terminal"]
+        return terminal
 
     @property
     def epoch(self) -> str:
-        return str(self.raw["epoch"])
+        epoch: str = self.raw["epoch"]
+        return epoch
 
     @property
     def seq(self) -> int:
-        return int(self.raw["seq"])
+        seq: int = self.raw["seq"]
+        return seq
 
     @property
     def prev(self) -> str | None:
         """The hash of the event before it in its terminal's chain."""
-        prev = self.raw.get("prev")
-        return None if prev is None else str(prev)
+        prev: str | None = self.raw.get("prev")
+        return prev
 
     @property
     def at(self) -> str:
         """When, as written: ISO 8601 UTC with milliseconds and a Z."""
-        return str(self.raw["at"])
+        at: str = self.raw["at"]
+        return at
 
     @property
     def at_datetime(self) -> datetime:
@@ -326,12 +334,14 @@ class EventBody:
 
     @property
     def actor(self) -> str:
-        return str(self.raw["actor"])
+        actor: str = self.raw["actor"]
+        return actor
 
     @property
     def branch(self) -> str:
         """The branch the event happened at."""
-        return str(self.raw["branch"])
+        branch: str = self.raw["branch"]
+        return branch
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -367,9 +377,10 @@ class EventBody:
     @property
     def unit(self) -> tuple[str, str] | None:
         """(product, serial) of the unit, or None."""
-        if "product" not in self.raw:
+        raw = self.raw
+        if "product" not in raw:
             return None
-        return str(self.raw["product"]), str(self.raw["serial"])
+        return raw["product"], raw["serial"]
 
     @property
     def unit_prev(self) -> str | None:

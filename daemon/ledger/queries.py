@@ -7,7 +7,7 @@ keeps current in its own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ class PassportEvent:
     document: str | None
     state_from: str | None
     state_to: str | None
-    data: dict[str, Any]
+    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def passport(store: ReadStore, unit: Unit) -> Passport:
                 document=doc.label if doc else None,
                 state_from=event.before.get("state"),
                 state_to=event.after.get("state"),
-                data=dict(event.data),
+                data=event.data,
             )
         )
     return Passport(unit, events)
