@@ -3,8 +3,8 @@
 // A client of the kiosk API and nothing else: it reads the lane from GET /api/screen,
 // GET /api/events (server-sent events; the first one is the whole lane) and acts with
 // the API's POST endpoints. It reconnects by itself when the daemon restarts. Every
-// word comes from the catalogue of the language shown (/screen/i18n/<lang>.json);
-// t("key") looks one up. No framework, no build step, nothing inline (the page's
+// word comes from the catalogue of the language shown (/screen/i18n/<lang>.json),
+// looked up by t(key). No framework, no build step, nothing inline (the page's
 // Content-Security-Policy forbids it), and no text from the lane is ever put into the
 // page as HTML.
 "use strict";
