@@ -9,6 +9,10 @@ Needs Debian's `chromium` and `chromium-driver`; skipped, saying so, without the
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from tests.screen_browser import (
     chromium,
     find,
     find_all,
+    free_port,
     on_screen,
     press,
     screen_of,
@@ -365,3 +370,51 @@ def test_every_customer_screen_reads_in_german(
         german_only("locked")
         _no_page_errors(browser, WRONG_PIN)
     assert set(seen) == {"welcome", "serial", "basket", "pay", "locked", "done"}
+
+
+def test_a_person_at_the_demo_buys_is_refused_and_calls_for_help_by_touch_alone(
+    browser: Any, shots: Shots, tmp_path: Path
+) -> None:
+    """`posd demo --screen`: everything done by touching the screen, nothing else read."""
+    port = free_port()
+    posd = Path(sys.executable).with_name("posd")
+    command = [str(posd), "demo", "--screen", "--no-browser", "--port", str(port)]
+    command += ["--keep", str(tmp_path / "demo")]
+    demo = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert demo.stderr is not None
+        started = time.monotonic()
+        while "READY" not in demo.stderr.readline():
+            assert demo.poll() is None and time.monotonic() - started < 30, "the demo did not start"
+        browser.get(f"http://127.0.0.1:{port}/")
+        on_screen(browser, "welcome")
+        shelf = find(browser, "#practice")
+        assert shelf.is_displayed() and EN["practice.title"] in shelf.text
+        shots.take(browser, "00-demo-welcome-and-shelf")
+
+        tap(browser, "#practice button[data-barcode='4006381333931']")  # the laptop's box
+        on_screen(browser, "serial")
+        tap(browser, "#practice button[data-barcode='LX-0001']")  # its serial sticker
+        on_screen(browser, "basket")
+        tap(browser, "#practice button[data-barcode='LX-0009']")  # a laptop sold before
+        on_screen(browser, "locked")
+        assert find(browser, "#locked-reason").text == EN["verdict.already_sold"]
+        tap(browser, "#practice button[data-barcode='BADGE-0042']")  # the attendant comes
+        on_screen(browser, "basket")
+        tap(browser, "#help")
+        on_screen(browser, "locked")
+        tap(browser, "#staff")
+        _pin(browser, "4711")
+        on_screen(browser, "basket")
+        tap(browser, "#pay")
+        tap(browser, "#pay-card")
+        on_screen(browser, "done")
+        until(browser, lambda b: find(b, "#done-receipt").text == EN["done.receipt"], "printed")
+        _no_page_errors(browser)
+    finally:
+        browser.get("about:blank")
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        output, errors = demo.communicate(timeout=30)
+    assert demo.returncode == 0, errors
+    assert "LX-0001: sold" in output and "LX-0009: sold" in output
+    assert "LX-0002: in_stock" in output
