@@ -114,6 +114,15 @@ class ScreenLane:
         assert self.posd is not None
         self.posd.kill()
 
+    def restart_with(self, screen: dict[str, Any]) -> None:
+        """Stop posd as systemd does, change the [screen] table, start it again."""
+        assert self.posd is not None
+        output = self.posd.stop()
+        assert self.posd.returncode == 0, output
+        self.sim.screen_section = screen
+        self.sim.write_config(self.config)
+        self.start()
+
     @contextlib.contextmanager
     def running(self) -> Iterator[ScreenLane]:
         self.start()

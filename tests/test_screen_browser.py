@@ -302,6 +302,24 @@ def test_the_page_reconnects_by_itself_after_a_power_cut_mid_sale(
     assert sales == [("in_stock",)]
 
 
+def test_the_page_follows_a_configuration_changed_while_posd_was_down(
+    browser: Any, tmp_path: Path, template_dir: Path
+) -> None:
+    lane = ScreenLane(tmp_path, template_dir)
+    with lane.running():
+        browser.get(lane.url)
+        on_screen(browser, "welcome")
+        assert find(browser, "#screen-welcome h1").text == EN["welcome.title"]
+        lane.restart_with({"language": "de", "languages": ["de"]})
+        until(
+            browser,
+            lambda b: find(b, "#screen-welcome h1").text == DE["welcome.title"],
+            "the page in the language posd now starts customers in",
+        )
+        assert not find_all(browser, "#languages button")  # one language: nothing to switch
+        _no_page_errors(browser, "/api/events - Failed to load resource: net::ERR_")
+
+
 def test_every_customer_screen_reads_in_german(
     browser: Any, shots: Shots, tmp_path: Path, template_dir: Path
 ) -> None:

@@ -146,6 +146,7 @@
     s.source = source;
     source.addEventListener("lane", (message) => {
       const data = JSON.parse(message.data);
+      if (!s.connected && s.lane !== null) checkSettings(); // back after a break
       s.connected = true;
       s.retryMs = 500;
       s.verdict = null; // what was said before the stream broke is not news now
@@ -165,6 +166,17 @@
       setTimeout(connect, s.retryMs);
       s.retryMs = Math.min(s.retryMs * 2, 4000);
     });
+  }
+
+  // posd may have come back with another configuration (a language, cashier or
+  // customer): start the page afresh with it.
+  async function checkSettings() {
+    try {
+      const now = (await getJSON("/api/screen")).screen;
+      if (JSON.stringify(now) !== JSON.stringify(s.info)) window.location.reload();
+    } catch (ignored) {
+      // not answering again: the event stream's next break says so
+    }
   }
 
   function takeLane(lane) {
