@@ -34,17 +34,19 @@ ENGLISH = _catalogue("en")
 
 
 def _keys_in_the_page() -> set[str]:
+    """Every key written out in the page: its HTML's data-i18n attributes and every
+    dotted key quoted in its script."""
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     script = (STATIC / "screen.js").read_text(encoding="utf-8")
-    keys = set(re.findall(r'data-i18n(?:-alt)?="([^"]+)"', html))
-    keys |= set(re.findall(r'\bt\("([a-z0-9_.]+)"\s*[,)]', script))
+    keys = set(re.findall(r'data-i18n(?:-alt|-label)?="([^"]+)"', html))
+    keys |= set(re.findall(r'"([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)"(?!\s*\+)', script))
     return keys
 
 
 def _prefixes_in_the_script() -> set[str]:
     """Keys the script builds from a code: `t("verdict." + code)`."""
     script = (STATIC / "screen.js").read_text(encoding="utf-8")
-    return set(re.findall(r'\b(?:t|has)\("([a-z0-9_.]+)"\s*\+', script))
+    return set(re.findall(r'"([a-z0-9_.]+[._])"\s*\+', script))
 
 
 def _codes_the_lane_refuses_with() -> set[str]:
@@ -68,7 +70,17 @@ def test_every_key_the_page_looks_up_is_in_the_english_catalogue() -> None:
     assert not missing, missing
     # Each key the script builds is one of those checked above.
     built = {"mode.", "verdict.", "notice.", "practice.kind.", "basket.count_"}
-    assert _prefixes_in_the_script() <= built, _prefixes_in_the_script() - built
+    assert _prefixes_in_the_script() == built, _prefixes_in_the_script() ^ built
+
+
+def test_every_english_string_is_shown_somewhere() -> None:
+    """No dead words: each key is written out in the page or built from a prefix the
+    script uses (a verdict, a mode, …)."""
+    prefixes = (*_prefixes_in_the_script(), "lang.")
+    unused = sorted(
+        k for k in ENGLISH if k not in _keys_in_the_page() and not k.startswith(prefixes)
+    )
+    assert not unused, unused
 
 
 def _kinds() -> object:

@@ -90,6 +90,9 @@
     for (const node of document.querySelectorAll("[data-i18n-alt]")) {
       node.alt = t(node.dataset.i18nAlt);
     }
+    for (const node of document.querySelectorAll("[data-i18n-label]")) {
+      node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+    }
     document.title = t("app.title");
   }
 
@@ -248,7 +251,7 @@
     const screen = chooseScreen();
     document.body.dataset.screen = screen;
     document.body.classList.remove("booting");
-    for (const section of document.querySelectorAll("section.screen")) {
+    for (const section of document.querySelectorAll("main > .screen")) {
       section.hidden = section.id !== "screen-" + screen;
     }
     const fill = {
