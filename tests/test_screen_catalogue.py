@@ -7,8 +7,10 @@ other catalogue, translated, with the same placeholders.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import get_args
 
@@ -106,6 +108,15 @@ def test_refusals_read_to_a_customer_without_accusing_them() -> None:
             text = words[f"verdict.{code}"].lower()
             for accusation in ("stolen", "theft", "fraud", "gestohlen", "diebstahl", "betrug"):
                 assert accusation not in text, (language, code, text)
+
+
+def test_every_file_of_the_page_is_installed_with_the_package() -> None:
+    pyproject = tomllib.loads((STATIC.parents[3] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["daemon.lane.screen"]
+    files = [p.relative_to(STATIC.parent).as_posix() for p in STATIC.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    left_out = [f for f in files if not any(fnmatch.fnmatchcase(f, p) for p in patterns)]
+    assert not left_out, f"add these to pyproject.toml's package-data: {left_out}"
 
 
 def test_the_catalogues_are_plain_json_a_browser_reads_as_is() -> None:

@@ -64,7 +64,13 @@ def run_screen_demo(
         for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "scanner", "display"):
             (folder / name).unlink(missing_ok=True)
         stock_store(folder / "ledger.db")
-        return asyncio.run(_serve(folder, port, cashier, open_browser))
+        try:
+            return asyncio.run(_serve(folder, port, cashier, open_browser))
+        except OSError as error:  # the port is taken (another posd, another demo)
+            raise click.ClickException(
+                f"cannot serve the lane screen on port {port}: {error.strerror or error}; "
+                "choose another with --port (0: any free port)"
+            ) from None
 
 
 def stock_store(path: Path) -> None:
