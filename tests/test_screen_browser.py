@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.lane_sim import CABLE_EAN, LAPTOP_EAN, MIA_BADGE, MIA_PIN, PHONE_EAN
+from tests.lane_sim import CABLE_EAN, LAPTOP_EAN, MAX_PIN, MIA_BADGE, MIA_PIN, PHONE_EAN
 from tests.screen_browser import (
     ScreenLane,
     Shots,
@@ -266,6 +266,20 @@ def test_a_cashier_voids_a_line_and_refuses_the_wrong_unit_on_a_return(
         assert find_all(browser, "#c-lines tr")  # nothing cancelled on one key
         press(browser, Keys.ESCAPE)
         until(browser, lambda b: not find_all(b, "#c-lines tr"), "the sale cancelled")
+
+        lane.scan("LX-0016")  # in transit to another branch: only a manager may let it go
+        until(browser, lambda b: find(b, "#pinpad").is_displayed(), "the manager's PIN pad")
+        assert find(browser, "#pin-title").text == EN["pin.manager_title"]
+        assert find(browser, "#c-mode").text == EN["mode.manager_needed"]
+        _pin(browser, MAX_PIN)
+        until(browser, lambda b: find_all(b, "#c-lines tr"), "the unit in the basket")
+        assert find(browser, "#c-lines td.serial").text == "LX-0016"
+        assert not find(browser, "#pinpad").is_displayed()
+        press(browser, Keys.F8)  # call a manager to the lane
+        until(browser, lambda b: find(b, "#c-mode").text == EN["mode.attendant_needed"], "called")
+        assert find(browser, "#pin-hint").text == EN["cashier.release"]
+        _pin(browser, MAX_PIN)  # a manager may release the lane as an attendant may
+        until(browser, lambda b: find(b, "#c-mode").text == EN["mode.in_sale"], "released")
         _no_page_errors(browser)
     states = lane.ledger_rows(
         "SELECT serial, state FROM units WHERE serial IN ('LX-0002', 'LX-0003', 'LX-0010')"
