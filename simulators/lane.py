@@ -63,6 +63,8 @@ class SimulatedLane:
         terminal: str = TERMINAL,
         branch: str = BRANCH,
         wedge: bool = False,
+        screen: dict[str, Any] | None = None,
+        api_port: int = 0,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -72,6 +74,8 @@ class SimulatedLane:
         self.managers = managers or []
         self.printer_transport = printer_transport
         self.lane_section = lane or {}
+        self.screen_section = screen or {}
+        self.api_port = api_port  # 0: any free port (a test in this process asks the daemon)
         self.terminal = terminal
         self.branch = branch
         self.scanner = SimulatedSerialScanner(folder / "scanner")
@@ -113,10 +117,11 @@ class SimulatedLane:
             ],
             "display": {"port": self.display.path, "model": "epson", "reconnect_s": 0.1},
             "printer": printer,
-            "api": {"host": "127.0.0.1", "port": 0},
+            "api": {"host": "127.0.0.1", "port": self.api_port},
             "attendants": self.attendants,
             "managers": self.managers,
             "lane": self.lane_section,
+            "screen": self.screen_section,
         }
         if gpio:
             config["gpio"] = {

@@ -397,6 +397,35 @@ def test_after_a_restart_the_display_says_whether_the_last_sale_was_saved(saved,
     assert effects.display == display
 
 
+@pytest.mark.parametrize(
+    ("later", "kept"),
+    [
+        (Tick(), True),  # time passing: a screen that connects now still reads it
+        (Printed("T-001-000004", True), True),
+        (DeviceChanged("printer", False, "paper out"), True),
+        ("scan", False),  # the customer scans again: said, and done with
+        (Command(CommandName.HELP), False),
+    ],
+)
+def test_the_restart_notice_stays_until_someone_uses_the_lane(later, kept) -> None:
+    lane = Driven(SELF)
+    lane.feed(Recovered("T-001-000004", False))
+    assert lane.state.notice is not None and lane.state.notice.code == "last_sale_lost"
+    assert lane.state.notice.invoice == "T-001-000004"
+    if later == "scan":
+        lane.scan(label("LX-1", unit("LX-1")))
+    else:
+        lane.feed(later)
+    assert (lane.state.notice is not None) is kept
+
+
+def test_the_restart_notice_of_a_saved_sale_names_its_total() -> None:
+    lane = Driven(CASHIER)
+    lane.feed(Recovered("T-001-000004", True, 129900))
+    assert lane.state.notice is not None
+    assert (lane.state.notice.code, lane.state.notice.total_cents) == ("last_sale_saved", 129900)
+
+
 # ------------------------------------------------------------------ out of service
 
 

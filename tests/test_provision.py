@@ -237,6 +237,7 @@ def test_interactive_provisioning_asks_with_the_attached_devices_as_choices(
             "",  # display: the udev-named one
             "",  # display command set: epson
             "tcp://192.0.2.10:9100",  # printer
+            "n",  # a screen for the lane screen: no
             "mqtts://mqtt.example.com:8883",  # broker
             str(pki.ca),  # CA certificate
             "",  # log in with: password
@@ -257,6 +258,7 @@ def test_interactive_provisioning_asks_with_the_attached_devices_as_choices(
     assert settings["replication"]["username"] == "T-7"
     assert (root / "etc/posd/mqtt-password").read_text() == "typed-Secret-1\n"
     assert "typed-Secret-1" not in (root / "etc/posd/posd.toml").read_text()
+    assert config.screen.enabled is False and "posd-screen" not in result.output
 
 
 def test_an_interactive_rerun_offers_the_current_answers(
@@ -266,8 +268,8 @@ def test_an_interactive_rerun_offers_the_current_answers(
     assert first.exit_code == 0, first.output
     before = (root / "etc/posd/posd.toml").read_bytes()
     # Enter through every question: terminal, branch, mode, scanner, display, model,
-    # printer, broker, CA, login, username, password (kept) twice, then confirm.
-    result = provision(runner, root, input="\n" * 13 + "y\n")
+    # printer, screen, broker, CA, login, username, password (kept) twice, then confirm.
+    result = provision(runner, root, input="\n" * 14 + "y\n")
     assert result.exit_code == 0, result.output
     assert "T-0042" in result.output  # offered as the default
     assert (root / "etc/posd/posd.toml").read_bytes() == before
@@ -396,3 +398,21 @@ def test_yes_without_an_identity_says_which_option_is_missing(
     assert result.exit_code == 2
     assert "--terminal is required" in result.output
     assert not os.path.exists(root / "etc/posd/posd.toml")
+
+
+def test_the_engineer_says_whether_the_terminal_has_a_screen(
+    runner: CliRunner, root: Path, pki: Pki, password_file: Path
+) -> None:
+    first = provision(runner, root, *full_flags(pki, password_file), "--yes")
+    assert first.exit_code == 0, first.output
+    assert load_config(root / "etc/posd/posd.toml").screen.enabled  # served unless told not
+    assert "systemctl enable --now posd-screen" in first.output
+    result = provision(runner, root, "--no-screen", "--yes")
+    assert result.exit_code == 0, result.output
+    assert load_config(root / "etc/posd/posd.toml").screen.enabled is False
+    assert "posd-screen" not in result.output
+    again = provision(runner, root, "--yes")  # a re-run keeps the answer
+    assert load_config(root / "etc/posd/posd.toml").screen.enabled is False, again.output
+    back = provision(runner, root, "--screen", "--yes")
+    assert load_config(root / "etc/posd/posd.toml").screen.enabled is True, back.output
+    assert "systemctl enable --now posd-screen" in back.output

@@ -16,6 +16,7 @@ from daemon.cli.ledger_commands import register as register_ledger
 from daemon.cli.query_commands import register as register_queries
 from daemon.cli.report_commands import register as register_reports
 from daemon.cli.run_commands import register as register_run
+from daemon.cli.screen_commands import register as register_screen
 
 
 def build() -> click.Group:
@@ -27,6 +28,7 @@ def build() -> click.Group:
 
     register_tools(group)
     register_run(group)
+    register_screen(group)
     register_hq(group)
     register_appliance(group)
     register_hq_web(group)

@@ -107,6 +107,11 @@ def _show_devices(found: Any) -> None:
     multiple=True,
     help="NAME=BADGE of an attendant who may release a self-checkout (repeatable).",
 )
+@click.option(
+    "--screen/--no-screen",
+    default=None,
+    help="Whether the terminal has a screen to show the lane screen on (posd-screen.service).",
+)
 @_root_option
 @click.option("--yes", is_flag=True, help="Ask nothing: take the rest from the terminal as it is.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
@@ -165,6 +170,8 @@ def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
             "after systemd-sysusers made the posd user, so the service can read them"
         )
     click.echo("next: posd doctor   (self-test), then: systemctl enable --now posd")
+    if planned.config.screen.enabled:
+        click.echo("      and for the lane screen: systemctl enable --now posd-screen")
 
 
 def _refused(problems: list[str], as_json: bool) -> None:

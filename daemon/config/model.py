@@ -25,6 +25,7 @@ from pydantic import (
 from daemon.config.devices import DisplayConfig, GpioConfig, PrinterConfig, ScannerConfig, Section
 from daemon.config.pins import PinError, parse_pin_hash
 from daemon.config.replication import ReplicationConfig
+from daemon.config.screen import ScreenConfig
 from daemon.errors import ConfigError
 from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
@@ -171,6 +172,7 @@ class PosdConfig(Section):
     attendants: list[AttendantConfig] = Field(default_factory=list)
     managers: list[ManagerConfig] = Field(default_factory=list)
     lane: LaneConfig = LaneConfig()
+    screen: ScreenConfig = ScreenConfig()
     # Absent: the terminal keeps selling and its ledger keeps every event for later.
     replication: ReplicationConfig | None = None
 

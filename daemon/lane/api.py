@@ -14,13 +14,19 @@
                                    settles one difference (lost, found, moved here)
     GET  /api/journal?limit=50     the lane's last journal entries
     GET  /api/health               {"ok": true, "mode": ..., "devices": {...}}
+    GET  /api/screen               what the lane screen needs: customer or cashier,
+                                   languages, time-outs (`daemon.lane.screen.web`)
+    GET  /                         the lane screen itself (`daemon.lane.screen`)
 
 Commands: start, void, cancel, tender, return, receive, done, reprint, help, count,
 writeoff, status. Each is the same input as its command barcode and answers with the
 verdict and the lane after it. There is no log-in: the API listens on 127.0.0.1 or ::1
 only (the configuration refuses anything else); releasing a lane takes an attendant's
 PIN, and what only a manager may do takes a manager's. Wrong PINs, at either, count
-together towards the same limit.
+together towards the same limit. Requests another web site could have made the
+terminal's browser send (a foreign Host, Origin or Sec-Fetch-Site) are refused with 403
+before any handler sees them, and every answer carries a strict Content-Security-Policy
+(`daemon.lane.crosssite`).
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ from daemon.config.model import describe
 from daemon.config.pins import verify_pin
 from daemon.drivers.scanner import Scan
 from daemon.lane.attendants import PinGuard
+from daemon.lane.crosssite import protect
 from daemon.lane.ledger import LedgerUnusable
 from daemon.lane.loop import Lane
+from daemon.lane.screen.web import ScreenInfo, add_screen
 from daemon.ledger import Ledger, Outcome, Refusal
 from daemon.ledger.lane_log import Entry
 from daemon.ledger.stocktake import CountedUnit, CountReport, count_report, resolve
@@ -102,6 +110,7 @@ class Api:
     guard: PinGuard
     monotonic: Callable[[], float] = time.monotonic
     managers: Sequence[PinHolder] = ()
+    screen: ScreenInfo | None = None  # None: no lane screen, the API only
 
 
 API = web.AppKey("api", Api)
@@ -109,6 +118,7 @@ API = web.AppKey("api", Api)
 
 def make_app(api: Api) -> web.Application:
     app = web.Application()
+    protect(app)
     app[API] = api
     app.router.add_get("/api/lane", lane_now)
     app.router.add_get("/api/events", events)
@@ -121,6 +131,8 @@ def make_app(api: Api) -> web.Application:
     app.router.add_post("/api/count/resolve", count_resolve)
     app.router.add_get("/api/journal", journal)
     app.router.add_get("/api/health", health)
+    if api.screen is not None:
+        add_screen(app, api.screen)
     app.on_shutdown.append(_end_streams)
     return app
 

@@ -44,6 +44,7 @@ from daemon.lane.ledger import LaneLedger, open_ledger
 from daemon.lane.loop import Lane
 from daemon.lane.outputs import Background, Outputs
 from daemon.lane.recovery import recover
+from daemon.lane.screen.web import ScreenInfo
 from daemon.ledger import LedgerError
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane.machine import initial_state
@@ -232,7 +233,7 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
         lane.submit(recovered)
     pins = [PinHolder(a.name, a.pin_hash) for a in config.attendants if a.pin_hash]
     managers = [PinHolder(m.name, m.pin_hash) for m in config.managers if m.pin_hash]
-    api = Api(lane, pins, PinGuard(), managers=managers)
+    api = Api(lane, pins, PinGuard(), managers=managers, screen=ScreenInfo.of(config))
     daemon.api_runner, daemon.api_port = await start_api(api, config.api.host, config.api.port)
 
 

@@ -1,10 +1,17 @@
 """The lane as the kiosk sees it (plain JSON-ready data), and how each input is named
-in the lane's journal."""
+in the lane's journal.
+
+Serials appear twice on a basket line: `serial` as printed on the unit (for staff) and
+`serial_shown`, masked when the product's policy masks it on receipts (for a screen a
+customer reads). `notice` is what the lane said at start about the sale it found open
+(saved, or lost: scan again), kept until someone uses the lane.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from daemon.drivers.printer import mask_serial
 from daemon.lane.outputs import Outputs
 from daemon.rules.lane.text import money
 from daemon.rules.lane.types import (
@@ -45,6 +52,9 @@ def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict
                     "product": line.product.code,
                     "name": line.product.name,
                     "serial": line.serial,
+                    # What a customer may see: masked as the product's receipts are.
+                    "serial_shown": _shown(line.serial, line.product.mask_serial),
+                    "mask_serial": line.product.mask_serial,
                     "quantity": line.quantity,
                     "price": money(line.price_cents),
                 }
@@ -54,6 +64,9 @@ def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict
         },
         "awaiting_serial_of": state.pending_product.name
         if state.mode is Mode.AWAITING_SERIAL and state.pending_product
+        else None,
+        "serial_for": state.serial_for.value
+        if state.mode is Mode.AWAITING_SERIAL and state.serial_for
         else None,
         "document": state.document,
         "received": len(state.received),
@@ -81,7 +94,21 @@ def snapshot(state: LaneState, settings: LaneSettings, outputs: Outputs) -> dict
         "display_missing": display.missing if display is not None else None,
         "receipt_waiting": state.receipt_waiting,
         "last_receipt": state.last_receipt.invoice if state.last_receipt else None,
+        "notice": None
+        if state.notice is None
+        else {
+            "code": state.notice.code,
+            "message": state.notice.message,
+            "invoice": state.notice.invoice,
+            "total": money(state.notice.total_cents),
+        },
     }
+
+
+def _shown(serial: str | None, masked: bool) -> str | None:
+    if serial is None:
+        return None
+    return mask_serial(serial) if masked else serial
 
 
 def describe_input(item: Input) -> tuple[str, str, str]:

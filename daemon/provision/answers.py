@@ -40,6 +40,7 @@ class Answers:
     gpio: str | None = None  # "green=17,amber=27,red=22,buzzer=18" or "none"
     pin_factory: str | None = None
     attendants: tuple[tuple[str, str], ...] | None = None  # (name, badge)
+    screen: bool | None = None  # the terminal has a screen for the lane screen
 
 
 @dataclass(frozen=True)

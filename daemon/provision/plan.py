@@ -124,6 +124,9 @@ def plan(answers: Answers, now: Current) -> Plan:
     _gpio(settings, answers, problems)
     if answers.attendants is not None:
         settings["attendants"] = _attendants(settings.get("attendants", []), answers.attendants)
+    if answers.screen is not None and ("screen" in settings or not answers.screen):
+        # A screen is served unless told otherwise: "yes" needs no table of its own.
+        settings.setdefault("screen", {})["enabled"] = answers.screen
     replication_settings(settings, answers, root, problems, files)
     for key in ("scanners", "attendants"):
         if settings.get(key) == []:

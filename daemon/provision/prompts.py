@@ -110,6 +110,13 @@ def answers(given: Given, now: Current, found: Inventory) -> Answers:
     printer = ask(
         "printer", "Receipt printer (/dev/… path, serial:/dev/…, tcp://host:9100, or none)"
     )
+    screen = values.get("screen")
+    if screen is None and given.ask:
+        screen = click.prompt(
+            "Does this terminal have a screen (touch screen or monitor) for the lane screen?",
+            type=bool,
+            default=now.value("screen", "enabled") is not False,
+        )
     hq_url = ask("hq_url", "HQ broker URL (mqtts://host:8883, or none)")
     broker = _broker(values, given, now, hq_url, terminal, defaults) if hq_url != NONE else {}
     return Answers(
@@ -127,6 +134,7 @@ def answers(given: Given, now: Current, found: Inventory) -> Answers:
         gpio=values.get("gpio"),
         pin_factory=values.get("pin_factory"),
         attendants=_pairs(attendants) if attendants else None,
+        screen=screen,
         **broker,
     )
 

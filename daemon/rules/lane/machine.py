@@ -210,6 +210,8 @@ def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
         return ignore(state, "out_of_service", f"the lane is out of service: {state.failure}")
     if isinstance(event, ServiceFault):
         return _remember(_out_of_service(state, event.message))
+    if state.notice is not None and _by_a_person(event) and not isinstance(event, LedgerDone):
+        state = state.evolve(notice=None)  # said; the lane is in use again
     if isinstance(event, Scanned) and isinstance(event.parsed, CommandCode):
         command = _command_from(event.parsed, event.source)
         if isinstance(command, str):

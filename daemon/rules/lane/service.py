@@ -33,6 +33,7 @@ from daemon.rules.lane.types import (
     LaneState,
     Light,
     Mode,
+    Notice,
     Now,
     Printed,
     RecordRelease,
@@ -171,12 +172,16 @@ def recovered(state: LaneState, event: Recovered, now: Now, cfg: LaneSettings) -
             "restart" + ("; its receipt may not have printed: REPRINT it" if event.receipt else "")
         )
         display = ("LAST SALE SAVED", text.row(event.invoice, text.money(event.total_cents)))
+        after = after.evolve(
+            notice=Notice("last_sale_saved", message, event.invoice, event.total_cents)
+        )
         return accept(after, "last_sale_saved", message, display, beep=None)
     message = (
         f"the basket of {event.invoice} was not paid before the restart, so nothing of it "
         "was sold; scan its items again"
     )
-    return prompt(state, "last_sale_lost", message, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN"))
+    lost = state.evolve(notice=Notice("last_sale_lost", message, event.invoice))
+    return prompt(lost, "last_sale_lost", message, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN"))
 
 
 def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:

@@ -470,6 +470,16 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """What the lane says at start about the sale that was open when it stopped."""
+
+    code: str  # "last_sale_saved" or "last_sale_lost"
+    message: str
+    invoice: str
+    total_cents: int = 0
+
+
+@dataclass(frozen=True)
 class Effects:
     """What the wiring must do after a step. None: leave that output as it is."""
 
@@ -512,6 +522,9 @@ class LaneState:
     last_receipt: ReceiptSpec | None = None
     receipt_waiting: str | None = None  # invoice whose receipt did not print
     devices: Mapping[str, str] = field(default_factory=dict)  # device -> what is wrong
+    # What the lane said at start about the sale open when it stopped (saved, or lost),
+    # kept for a screen that connects later, until someone uses the lane.
+    notice: Notice | None = None
 
     def evolve(self, **changes: Any) -> LaneState:
         """A copy with `changes`: `dataclasses.replace` without running `__init__` again.
