@@ -21,7 +21,8 @@ from gpiozero.pins import Factory
 from daemon.config.devices import EvdevScannerConfig, FilePrinterConfig, NetworkPrinterConfig
 from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
 from daemon.doctor.system import local_addresses
-from daemon.drivers.display import CustomerDisplay, open_serial
+from daemon.drivers.base import open_serial
+from daemon.drivers.display import CustomerDisplay
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import JobState, PrinterState, Receipt, ReceiptLine, ReceiptPrinter
 from daemon.drivers.scanner import ReadingScanner, Reason, Scan, ScanProblem

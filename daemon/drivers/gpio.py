@@ -22,11 +22,7 @@ from typing import Any
 import gpiozero
 from gpiozero.pins import Factory
 
-from daemon.errors import DeviceError
-
-
-class PinSetupError(DeviceError, ValueError):
-    """A pin number is invalid or already taken by another part."""
+from daemon.drivers.base import PinSetupError
 
 
 def _claim(part: str, pin: int, make: Callable[[], Any]) -> Any:

@@ -30,6 +30,7 @@ from typing import Protocol
 import evdev
 from evdev import ecodes
 
+from daemon.drivers.base import ScannerNotFound
 from daemon.drivers.keymap import KeyboardLayout, KeyDecoder
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
@@ -42,7 +43,7 @@ from daemon.drivers.scanner import (
     ScanAssembler,
     ScanEvent,
 )
-from daemon.errors import ConfigError, DeviceError
+from daemon.errors import ConfigError
 
 # struct input_event as the kernel writes it: struct timeval (two longs), type, code,
 # value. Native sizes, so it matches the running kernel: 24 bytes on 64-bit.
@@ -59,10 +60,6 @@ _EV_SYN = ecodes.EV_SYN
 _SYN_REPORT = ecodes.SYN_REPORT
 _SYN_DROPPED = ecodes.SYN_DROPPED
 _READ_SIZE = INPUT_EVENT.size * 256
-
-
-class ScannerNotFound(DeviceError, LookupError):
-    """The configured scanner is not attached, or its name cannot be found."""
 
 
 class UnstableDeviceName(ConfigError):

@@ -27,7 +27,7 @@ from daemon.config.devices import (
     SerialScannerConfig,
 )
 from daemon.config.model import PosdConfig
-from daemon.drivers.display import open_serial
+from daemon.drivers.base import open_serial
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, LaneLight
 from daemon.drivers.printer import ReceiptPrinter
 from daemon.drivers.scanner import OnTimeout, ReadingScanner
