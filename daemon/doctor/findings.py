@@ -20,6 +20,8 @@ from gpiozero.pins import Factory
 
 from daemon.config.model import PosdConfig
 from daemon.drivers.checks import Finding, Status, fail, ok, skip, warn
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.registry import DeviceKinds
 
 __all__ = [
     "Check",
@@ -64,6 +66,7 @@ class Context:
     say: Callable[[str], None] = lambda text: None  # tells the person what to do now
     ticket: str | None = None  # the test ticket's number, once printed
     last_event_at: datetime | None = None  # the ledger's newest own event
+    kinds: DeviceKinds = KINDS  # the device kinds `config` was read with
 
 
 @dataclass(frozen=True)
