@@ -307,6 +307,10 @@ class _NotAScanner(Section):
     kind: Literal["odd"]
 
 
+class _OtherTag(ScannerConfigBase):
+    kind: Literal["pipe"]
+
+
 @pytest.mark.parametrize(
     ("kind", "said"),
     [
@@ -319,9 +323,13 @@ class _NotAScanner(Section):
             DeviceKind(name="odd", role=SCANNER, section=_NotAScanner, build=_build, check=_check),
             "must derive from ScannerConfigBase",
         ),
+        (
+            DeviceKind(name="fifo2", role=SCANNER, section=_OtherTag, build=_build, check=_check),
+            "needs a 'kind' key that says 'fifo2'",
+        ),
         (FIFO_SCANNER, None),
     ],
-    ids=["second untagged kind", "no tag key", "wrong base", "twice"],
+    ids=["second untagged kind", "no tag key", "wrong base", "tag says another", "twice"],
 )
 def test_kinds_that_a_configuration_could_not_tell_apart_are_refused(
     kind: DeviceKind[Any, Any], said: str | None

@@ -8,7 +8,8 @@ A kind is one `DeviceKind` record, written in its driver's module next to the dr
 (as a Klipper module carries its own `load_config`), and `daemon.drivers.kinds.KINDS`
 is the explicit tuple of them. The configuration's device sections, the lane, the
 doctor and provisioning all ask a `DeviceKinds` registry, never `isinstance`, so a new
-kind touches its driver module, its simulator and its tests. A test adds one without
+kind touches its driver module (and its line in `kinds`), its simulator and its tests.
+A test adds one without
 touching anything else: `KINDS.adding(its_kind)` is a registry with it, to hand to
 `parse_config`, the lane's `start`, the doctor's `Context` and `plan`.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union, cast
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, cast, get_args
 
 from pydantic import Field, GetPydanticSchema
 
@@ -140,10 +141,11 @@ class DeviceKinds:
                     f"{role.name} kind {kind.name!r}: a {role.name} section does not say "
                     "which kind it is, so the role takes one kind only"
                 )
-            if role.tag is not None and role.tag not in kind.section.model_fields:
+            tag = kind.section.model_fields.get(role.tag) if role.tag else None
+            if role.tag is not None and (tag is None or get_args(tag.annotation) != (kind.name,)):
                 raise DeviceKindError(
                     f"{role.name} kind {kind.name!r}: its section needs a {role.tag!r} key "
-                    f"that says {kind.name!r}"
+                    f"that says {kind.name!r} (Literal[{kind.name!r}])"
                 )
             seen[(role.name, kind.name)] = kind
 
