@@ -286,6 +286,18 @@ def test_provisioning_recognises_a_kind_registered_in_a_test(tmp_path: Path) -> 
         plan(named, Current(root, {}, None))
 
 
+def test_posd_provision_offers_the_registered_scanner_kinds() -> None:
+    from click.testing import CliRunner
+
+    from daemon.cli import build
+
+    shown = CliRunner().invoke(build(), ["provision", "--help"])
+    assert shown.exit_code == 0 and "--scanner-kind [evdev|serial]" in shown.output
+    refused = CliRunner().invoke(build(), ["provision", "--scanner-kind", "fifo", "--yes"])
+    assert refused.exit_code == 2
+    assert "'fifo' is not one of 'evdev', 'serial'" in refused.output
+
+
 # ------------------------------------------------------ what the registry refuses
 
 
