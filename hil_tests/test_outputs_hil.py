@@ -30,7 +30,8 @@ from escpos.escpos import Escpos
 from escpos.printer import File, Network, Serial
 from gpiozero.pins import Factory
 
-from daemon.drivers.display import CustomerDisplay, DisplayStatus, open_serial
+from daemon.drivers.base import open_serial
+from daemon.drivers.display import CustomerDisplay, DisplayStatus
 from daemon.drivers.gpio import AttendantButton, Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import (
     JobState,

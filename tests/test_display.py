@@ -11,18 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.drivers.display import (
-    CD5220,
-    EPSON,
-    CustomerDisplay,
-    DeviceError,
-    DeviceTimeout,
-    DeviceWorker,
-    DisplayMissing,
-    DisplayStatus,
-    fit_line,
-    open_serial,
-)
+from daemon.drivers.base import DeviceTimeout, DeviceWorker, DisplayMissing, open_serial
+from daemon.drivers.display import CD5220, EPSON, CustomerDisplay, DisplayStatus, fit_line
+from daemon.errors import DeviceError
 from simulators.display import DisplayDecoder, SimulatedDisplay
 
 BLANK = " " * 20

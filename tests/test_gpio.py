@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import gpiozero
 import pytest
 
+from daemon.drivers.base import PinSetupError
 from daemon.drivers.gpio import (
     DEFAULT_PATTERNS,
     AttendantButton,
@@ -17,7 +18,6 @@ from daemon.drivers.gpio import (
     CashDrawer,
     Colour,
     LaneLight,
-    PinSetupError,
 )
 from daemon.errors import DeviceError
 from simulators.gpio import SimulatedGpio

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from daemon.drivers.display import open_serial
+from daemon.drivers.base import open_serial
 from daemon.lane.outputs import DisplayOutput
 from daemon.ledger import Ledger
 from daemon.ledger.audit import verify_chain, verify_projection

@@ -15,10 +15,10 @@ from escpos.capabilities import get_profile
 from escpos.escpos import Escpos
 from escpos.printer import Dummy, File, Network, Serial
 
+from daemon.drivers.base import PrinterError
 from daemon.drivers.display import EPSON, CustomerDisplay
 from daemon.drivers.printer import (
     JobState,
-    PrinterError,
     PrinterState,
     Receipt,
     ReceiptLine,

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.drivers.base import ScannerNotFound
 from daemon.drivers.keymap import KeyboardLayout
 from daemon.drivers.scanner import OnTimeout, Reason, Scan, ScanEvent, ScanProblem
 from daemon.drivers.scanner_evdev import (
     INPUT_EVENT,
     EvdevScanner,
     InputDeviceInfo,
-    ScannerNotFound,
     UnstableDeviceName,
     resolve_input_device,
 )

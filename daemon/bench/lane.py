@@ -40,10 +40,10 @@ from evdev import ecodes
 
 from daemon.bench.ledger import PRODUCTS, fill, percentile, serial_for
 from daemon.config.model import parse_config
-from daemon.drivers.display import open_serial
+from daemon.drivers.base import open_serial
+from daemon.drivers.display import loop as display_loop
 from daemon.drivers.keymap import KeyboardLayout
 from daemon.drivers.scanner_evdev import INPUT_EVENT, EvdevScanner
-from daemon.lane import display as lane_display
 from daemon.lane.outputs import DisplayOutput
 from daemon.lane.run import Daemon, start
 from daemon.rules.lane.types import Command, CommandName
@@ -109,8 +109,9 @@ class _TimedPort:
         return written
 
     def fileno(self) -> int:
-        # A port with a descriptor is written from the event loop (daemon.lane.display),
-        # as posd run writes a real serial display: timed by `_timed_loop_writes`.
+        # A port with a descriptor is written from the event loop (the display driver's
+        # `LoopWriter`), as posd run writes a real serial display: timed by
+        # `_timed_loop_writes`.
         return int(self._port.fileno())
 
     def close(self) -> None:
@@ -120,7 +121,7 @@ class _TimedPort:
 @contextlib.contextmanager
 def _timed_loop_writes(stamps: list[int], wake: asyncio.Event) -> Iterator[None]:
     """Stamp each write the loop makes to the display's descriptor."""
-    original = lane_display._write
+    original = display_loop._write
 
     def timed(fd: int, data: bytes) -> int:
         written = original(fd, data)
@@ -128,11 +129,11 @@ def _timed_loop_writes(stamps: list[int], wake: asyncio.Event) -> Iterator[None]
         wake.set()
         return written
 
-    lane_display._write = timed
+    display_loop._write = timed
     try:
         yield
     finally:
-        lane_display._write = original
+        display_loop._write = original
 
 
 def _key_records(layout: KeyboardLayout, text: str) -> bytes:

@@ -20,6 +20,25 @@ def register(group: click.Group) -> None:
     group.add_command(doctor)
 
 
+class _ScannerKinds(click.Choice):  # type: ignore[type-arg]
+    """The scanner kinds the drivers register (`evdev`, `serial`, …), looked up when the
+    option is read: importing the drivers would slow every other `posd` command."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from daemon.drivers.kinds import KINDS
+        from daemon.drivers.scanner import SCANNER
+
+        return KINDS.names(SCANNER)
+
+    @choices.setter
+    def choices(self, _given: object) -> None:
+        pass  # what the registry holds, always
+
+
 _root_option = click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -84,7 +103,7 @@ def _show_devices(found: Any) -> None:
 @click.option("--scanner", help="Scanner by stable name or vendor:product (none: no scanner).")
 @click.option(
     "--scanner-kind",
-    type=click.Choice(["evdev", "serial"]),
+    type=_ScannerKinds(),
     help="Keyboard-mode (evdev) or serial scanner; default: from the device.",
 )
 @click.option("--layout", help="Keyboard layout a keyboard-mode scanner types in (us, de, fr…).")

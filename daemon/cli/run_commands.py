@@ -62,6 +62,7 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(path: str, as_json: bool) -> None:
     from daemon.config.model import ConfigFileError, load_config
+    from daemon.drivers.kinds import KINDS
 
     try:
         loaded = load_config(path)
@@ -79,7 +80,7 @@ def check(path: str, as_json: bool) -> None:
         "mode": loaded.terminal.mode,
         "scanners": len(loaded.scanners),
         "display": loaded.display is not None,
-        "printer": loaded.printer.transport if loaded.printer else None,
+        "printer": KINDS.kind_of(loaded.printer).name if loaded.printer else None,
         "gpio": loaded.gpio.pin_factory if loaded.gpio else None,
         "attendants": len(loaded.attendants),
     }

@@ -6,6 +6,10 @@ Every table refuses keys it does not know and values of the wrong type, and the 
 names the key and quotes the value: `display.baud: must be one of 2400, 4800, 9600,
 19200 (got 1234)`. `posd config check FILE` prints the same. The example
 configuration in `systemd/` lists every section.
+
+The device sections (`[[scanners]]`, `[display]`, `[printer]`, `[gpio]`) are read through
+the registry of device kinds (`daemon.drivers.kinds.KINDS`): each kind brings its own
+section, and `parse_config(data, kinds=…)` reads a file with another registry.
 """
 
 from __future__ import annotations
@@ -13,23 +17,35 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from daemon.config.devices import DisplayConfig, GpioConfig, PrinterConfig, ScannerConfig, Section
+# First: biip's GS1 tables, then the device kinds (evdev, xkbcommon, gpiozero, pyserial).
+# The other way round the same imports leave `posd run` about 2 MB bigger (posd bench,
+# rss_mb): where the allocator puts the tables depends on what is already there.
+from daemon.rules.barcode import BarcodeOptions  # isort: split
+
+from daemon.config.devices import Section
 from daemon.config.pins import PinError, parse_pin_hash
 from daemon.config.replication import ReplicationConfig
 from daemon.config.screen import ScreenConfig
+from daemon.drivers.display.kind import DISPLAY, DisplayConfig
+from daemon.drivers.gpio import GPIO, GpioConfig
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.printer_transport import PRINTER, PrinterConfigBase
+from daemon.drivers.registry import DeviceKinds, Role
+from daemon.drivers.scanner import SCANNER, ScannerConfigBase
 from daemon.errors import ConfigError
-from daemon.rules.barcode import BarcodeOptions
 from daemon.rules.units import State
 
+S = TypeVar("S", bound=Section)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
@@ -163,10 +179,13 @@ class PosdConfig(Section):
     terminal: TerminalConfig
     ledger: LedgerConfig
     logging: LoggingConfig = LoggingConfig()
-    scanners: list[ScannerConfig] = Field(default_factory=list)
-    display: DisplayConfig | None = None
-    printer: PrinterConfig | None = None
-    gpio: GpioConfig | None = None
+    # Each read as the registered kinds of its role say (see `config_model`).
+    scanners: list[Annotated[ScannerConfigBase, KINDS.schema(SCANNER)]] = Field(
+        default_factory=list
+    )
+    display: Annotated[DisplayConfig, KINDS.schema(DISPLAY)] | None = None
+    printer: Annotated[PrinterConfigBase, KINDS.schema(PRINTER)] | None = None
+    gpio: Annotated[GpioConfig, KINDS.schema(GPIO)] | None = None
     api: ApiConfig = ApiConfig()
     barcode: BarcodeConfig = BarcodeConfig()
     attendants: list[AttendantConfig] = Field(default_factory=list)
@@ -204,12 +223,39 @@ class PosdConfig(Section):
     def self_checkout(self) -> bool:
         return self.terminal.mode == "self_checkout"
 
+    def sections(self, role: Role[S, Any]) -> list[tuple[str, S]]:
+        """The sections of `role` configured here, each with its key (`scanners[0]`,
+        `printer`); none when the role has none."""
+        found = getattr(self, role.key)
+        if role.many:
+            return [(f"{role.key}[{index}]", section) for index, section in enumerate(found)]
+        return [] if found is None else [(role.key, found)]
+
     @property
     def operator(self) -> str:
         return self.terminal.operator or f"lane {self.terminal.id}"
 
 
-def load_config(path: str | Path) -> PosdConfig:
+def config_model(kinds: DeviceKinds = KINDS) -> type[PosdConfig]:
+    """The configuration read with `kinds`' device sections: `PosdConfig` itself for the
+    registered kinds, a subclass of it for any other registry (a test's, say)."""
+    if kinds is KINDS:
+        return PosdConfig
+    return create_model(
+        "PosdConfig",
+        __base__=PosdConfig,
+        __module__=__name__,
+        scanners=(
+            list[Annotated[ScannerConfigBase, kinds.schema(SCANNER)]],
+            Field(default_factory=list),
+        ),
+        display=(Annotated[DisplayConfig, kinds.schema(DISPLAY)] | None, None),
+        printer=(Annotated[PrinterConfigBase, kinds.schema(PRINTER)] | None, None),
+        gpio=(Annotated[GpioConfig, kinds.schema(GPIO)] | None, None),
+    )
+
+
+def load_config(path: str | Path, kinds: DeviceKinds = KINDS) -> PosdConfig:
     """Read and check a configuration file; ConfigFileError lists every problem."""
     source = str(path)
     try:
@@ -219,21 +265,20 @@ def load_config(path: str | Path) -> PosdConfig:
         raise ConfigFileError(source, [f"cannot be read ({error.strerror or error})"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigFileError(source, [f"is not valid TOML: {error}"]) from None
-    return parse_config(data, source)
+    return parse_config(data, source, kinds)
 
 
-def parse_config(data: dict[str, Any], source: str = "configuration") -> PosdConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "configuration", kinds: DeviceKinds = KINDS
+) -> PosdConfig:
     try:
-        return PosdConfig.model_validate(data)
+        return config_model(kinds).model_validate(data)
     except ValidationError as error:
-        raise ConfigFileError(source, [describe(e) for e in error.errors()]) from None
+        raise ConfigFileError(source, [describe(e, kinds) for e in error.errors()]) from None
 
 
 # ---------------------------------------------------------------- error wording
 
-# The device unions: the key that picks the kind of device, and its values.
-_UNIONS = {"kind": ("evdev", "serial"), "transport": ("serial", "file", "network")}
-_TAGS = {tag for tags in _UNIONS.values() for tag in tags}
 _WORDS = {
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
@@ -251,14 +296,16 @@ _WORDS = {
 _PLAIN_PIN = "plain PINs are never stored; put the output of `posd config hash-pin` in pin_hash"
 
 
-def key_path(loc: tuple[int | str, ...]) -> str:
-    """`("scanners", 0, "serial", "baud")` -> `scanners[0].baud` (tags dropped)."""
+def key_path(loc: tuple[int | str, ...], kinds: DeviceKinds = KINDS) -> str:
+    """`("scanners", 0, "serial", "baud")` -> `scanners[0].baud` (the kinds' tags dropped)."""
+    tags = {name for names in kinds.tags().values() for name in names}
+    tables = kinds.tagged_tables()
     text = ""
     previous: int | str | None = None
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in _TAGS and (isinstance(previous, int) or previous == "printer"):
+        elif part in tags and (isinstance(previous, int) or previous in tables):
             pass
         elif not part.startswith(("function-", "model-")):
             text += f".{part}" if text else part
@@ -266,10 +313,10 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def describe(error: Any) -> str:
+def describe(error: Any, kinds: DeviceKinds = KINDS) -> str:
     """One pydantic error as `key.path: what is wrong (got value)`."""
     kind, loc, given = error["type"], tuple(error["loc"]), error.get("input")
-    path = key_path(loc)
+    path = key_path(loc, kinds)
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         if loc and loc[-1] in ("pin", "password"):
@@ -282,7 +329,7 @@ def describe(error: Any) -> str:
         return f"{path}: must be one of {expected} (got {given!r})"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(ctx.get("discriminator", "kind")).strip("'")
-        tags = ", ".join(_UNIONS.get(tag, ()))
+        tags = ", ".join(kinds.tags().get(tag, ()))
         if kind == "union_tag_not_found":
             return f"{path}.{tag}: is required (one of {tags})"
         return f"{path}.{tag}: must be one of {tags} (got {ctx.get('tag')!r})"

@@ -1,12 +1,14 @@
-"""What every doctor check shares: a finding, the context the checks run in, the report,
-and `run_bounded`, which runs checks side by side, each within its own deadline.
+"""What every doctor check shares: the context the checks run in, the report, and
+`run_bounded`, which runs checks side by side, each within its own deadline.
 
     found = run_bounded(context, [("printer", 20.0, check_printer)])
+
+A finding (`Finding`, `ok`, `warn`, `fail`, `skip`) is the drivers' own type, so each
+device kind's check, which lives with its driver, reports in the doctor's terms.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,47 +19,23 @@ from pathlib import Path
 from gpiozero.pins import Factory
 
 from daemon.config.model import PosdConfig
+from daemon.drivers.checks import Finding, Status, fail, ok, skip, warn
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.registry import DeviceKinds
 
-
-class Status(enum.Enum):
-    OK = "OK"
-    WARN = "WARN"
-    FAIL = "FAIL"
-    SKIP = "SKIP"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict: what was found and, unless it is OK, what to do."""
-
-    check: str
-    status: Status
-    detail: str
-    action: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "check": self.check,
-            "status": self.status.value,
-            "detail": self.detail,
-            "action": self.action,
-        }
-
-
-def ok(check: str, detail: str, action: str = "") -> Finding:
-    return Finding(check, Status.OK, detail, action)
-
-
-def warn(check: str, detail: str, action: str) -> Finding:
-    return Finding(check, Status.WARN, detail, action)
-
-
-def fail(check: str, detail: str, action: str) -> Finding:
-    return Finding(check, Status.FAIL, detail, action)
-
-
-def skip(check: str, detail: str, action: str = "") -> Finding:
-    return Finding(check, Status.SKIP, detail, action)
+__all__ = [
+    "Check",
+    "Context",
+    "DoctorOptions",
+    "DoctorReport",
+    "Finding",
+    "Status",
+    "fail",
+    "ok",
+    "run_bounded",
+    "skip",
+    "warn",
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +66,7 @@ class Context:
     say: Callable[[str], None] = lambda text: None  # tells the person what to do now
     ticket: str | None = None  # the test ticket's number, once printed
     last_event_at: datetime | None = None  # the ledger's newest own event
+    kinds: DeviceKinds = KINDS  # the device kinds `config` was read with
 
 
 @dataclass(frozen=True)

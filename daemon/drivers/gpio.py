@@ -7,26 +7,34 @@ terminal, gpiozero's ``MockFactory`` in tests. The global default factory is nev
     light.show(Colour.GREEN)
     buzzer = Buzzer(18, pin_factory=factory)
     buzzer.accept()
+
+`GPIO_PINS` registers the `[gpio]` section as a device kind: `GpioBoard` makes the parts
+it says are fitted (for the lane and for `posd doctor` alike), and `check_gpio` is the
+doctor's test of them. `pin_factory` starts the gpiozero backend the section names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from importlib.metadata import entry_points
+from typing import Annotated, Any, Literal
 
 import gpiozero
 from gpiozero.pins import Factory
+from pydantic import Field
 
-from daemon.errors import DeviceError
-
-
-class PinSetupError(DeviceError, ValueError):
-    """A pin number is invalid or already taken by another part."""
+from daemon.config.devices import Section
+from daemon.drivers.base import PinSetupError
+from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
+from daemon.drivers.registry import DeviceKind, Role
+from daemon.errors import ConfigError, DeviceError
 
 
 def _claim(part: str, pin: int, make: Callable[[], Any]) -> Any:
@@ -258,3 +266,213 @@ class AttendantButton:
             self._on_press()
         else:
             self._loop.call_soon_threadsafe(self._on_press)
+
+
+# ------------------------------------------------------------------ the device kind
+
+Pin = Annotated[int, Field(ge=0, le=53)]
+
+
+class GpioPinsConfig(Section):
+    """BCM pin numbers; a part whose pin is not given is not fitted."""
+
+    green: Pin | None = None
+    amber: Pin | None = None
+    red: Pin | None = None
+    buzzer: Pin | None = None
+    drawer: Pin | None = None
+    button: Pin | None = None
+
+
+class GpioConfig(Section):
+    pin_factory: Literal["native", "lgpio", "rpigpio", "pigpio", "mock"] = "native"
+    pins: GpioPinsConfig = GpioPinsConfig()
+    active_high: bool = True
+    drawer_pulse_s: float = Field(default=0.1, ge=0.01, le=1.0)
+
+
+class PinFactoryError(ConfigError):
+    """The configured gpiozero pin factory is not installed or cannot start here."""
+
+
+def pin_factory(name: str) -> Factory:
+    """gpiozero's pin factory registered under `name` (`native`, `lgpio`, `mock`, …)."""
+    found = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
+    if name not in found:
+        raise PinFactoryError(
+            f"gpio.pin_factory {name!r} is not installed; installed: {', '.join(sorted(found))}"
+        )
+    try:
+        factory: Factory = found[name].load()()
+    except Exception as error:  # each backend fails its own way off a Pi
+        raise PinFactoryError(
+            f"gpio.pin_factory {name!r} cannot start here ({error}); on a Raspberry Pi use "
+            "lgpio or native, elsewhere mock"
+        ) from error
+    return factory
+
+
+class GpioBoard:
+    """The lane's parts on GPIO as a `[gpio]` section fits them. Each part is made on
+    the pin factory given (claiming its pins); a part with no pin is not fitted (None)."""
+
+    def __init__(self, section: GpioConfig) -> None:
+        self.section = section
+
+    def pin_factory(self) -> Factory:
+        """The pin factory the section names, started; PinFactoryError when it cannot."""
+        return pin_factory(self.section.pin_factory)
+
+    def light(self, factory: Factory) -> LaneLight | None:
+        pins = self.section.pins
+        if pins.green is None or pins.amber is None or pins.red is None:
+            return None
+        return LaneLight(
+            green=pins.green,
+            amber=pins.amber,
+            red=pins.red,
+            pin_factory=factory,
+            active_high=self.section.active_high,
+        )
+
+    def buzzer(self, factory: Factory) -> Buzzer | None:
+        pin = self.section.pins.buzzer
+        if pin is None:
+            return None
+        return Buzzer(pin, pin_factory=factory, active_high=self.section.active_high)
+
+    def drawer(self, factory: Factory) -> CashDrawer | None:
+        pin = self.section.pins.drawer
+        if pin is None:
+            return None
+        return CashDrawer(
+            pin,
+            pin_factory=factory,
+            pulse_s=self.section.drawer_pulse_s,
+            active_high=self.section.active_high,
+        )
+
+    def button(
+        self,
+        factory: Factory,
+        on_press: Callable[[], None],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> AttendantButton | None:
+        pin = self.section.pins.button
+        if pin is None:
+            return None
+        return AttendantButton(pin, pin_factory=factory, on_press=on_press, loop=loop)
+
+
+GPIO: Role[GpioConfig, GpioBoard] = Role("gpio", "lane light, buzzer or drawer", "gpio", GpioConfig)
+
+
+def check_gpio(section: GpioConfig, context: CheckContext, where: Where) -> list[Finding]:
+    """Light the lamps in turn, beep, read the button, and pulse the drawer if asked."""
+    factory = context.factory
+    try:
+        made = factory is None
+        factory = factory or pin_factory(section.pin_factory)
+    except PinFactoryError as error:
+        return [fail(where.name, str(error), f"fix {where.key}.pin_factory")]
+    try:
+        return _parts(section, GpioBoard(section), factory, context, where.key)
+    finally:
+        if made:
+            with contextlib.suppress(Exception):  # pins are released either way
+                factory.close()
+
+
+def _parts(
+    section: GpioConfig, board: GpioBoard, factory: Factory, context: CheckContext, key: str
+) -> list[Finding]:
+    pins, step = section.pins, context.options.light_step_s
+    found: list[Finding] = []
+    colours = (pins.green, pins.amber, pins.red)
+    if None not in colours:
+        try:
+            light = board.light(factory)
+            assert light is not None
+            try:
+                for colour in (Colour.GREEN, Colour.AMBER, Colour.RED):
+                    light.show(colour)
+                    time.sleep(step)
+                light.off()
+            finally:
+                light.close()
+            found.append(
+                ok(
+                    "lane light",
+                    f"lit green, amber, red in turn (pins {colours})",
+                    "check each colour lit on its own",
+                )
+            )
+        except DeviceError as error:
+            found.append(fail("lane light", str(error), f"fix {key}.pins"))
+    elif any(pin is not None for pin in colours):
+        found.append(warn("lane light", "only some colours have pins", "give green, amber and red"))
+    if pins.buzzer is not None:
+        try:
+            buzzer = board.buzzer(factory)
+            assert buzzer is not None
+            try:
+                buzzer.accept()
+                time.sleep(buzzer.patterns["accept"].on_s + 0.05)
+            finally:
+                buzzer.close()
+            found.append(ok("buzzer", f"beeped once (pin {pins.buzzer})", "check you heard it"))
+        except DeviceError as error:
+            found.append(fail("buzzer", str(error), f"fix {key}.pins.buzzer"))
+    if pins.drawer is not None:
+        found.append(_drawer(section, board, factory, context, key))
+    if pins.button is not None:
+        found.append(_button(section, board, factory, key))
+    return found
+
+
+def _drawer(
+    section: GpioConfig, board: GpioBoard, factory: Factory, context: CheckContext, key: str
+) -> Finding:
+    if not context.options.open_drawer:
+        return skip("cash drawer", "not opened (give --open-drawer to test it)")
+    try:
+        drawer = board.drawer(factory)
+        assert drawer is not None
+        try:
+            drawer.open()
+            time.sleep(section.drawer_pulse_s + 0.05)
+        finally:
+            drawer.close()
+    except DeviceError as error:
+        return fail("cash drawer", str(error), f"fix {key}.pins.drawer")
+    return ok("cash drawer", f"pulsed pin {section.pins.drawer}", "check it opened")
+
+
+def _button(section: GpioConfig, board: GpioBoard, factory: Factory, key: str) -> Finding:
+    pin = section.pins.button
+    try:
+        button = board.button(factory, on_press=lambda: None)
+        assert button is not None
+    except DeviceError as error:
+        return fail("attendant button", str(error), f"fix {key}.pins.button")
+    try:
+        pressed = button.is_pressed
+    finally:
+        button.close()
+    if pressed:
+        return warn(
+            "attendant button",
+            f"pin {pin} reads pressed while nobody presses it",
+            "check its wiring: pressing it should connect the pin to ground",
+        )
+    return ok("attendant button", f"pin {pin} reads released")
+
+
+GPIO_PINS: DeviceKind[GpioConfig, GpioBoard] = DeviceKind(
+    name="gpio",
+    role=GPIO,
+    section=GpioConfig,
+    build=GpioBoard,
+    check=check_gpio,
+    label="pins",
+)

@@ -29,15 +29,10 @@ from escpos.escpos import Escpos
 from escpos.magicencode import Encoder, MagicEncode
 from escpos.printer import Dummy
 
-from daemon.drivers.display import DeviceTimeout, DeviceWorker, spell_out
-from daemon.errors import DeviceError
+from daemon.drivers.base import DeviceTimeout, DeviceWorker, PrinterError, spell_out
 
 MASK = "\u2022"  # bullet; python-escpos picks a code page that has it
 REPRINT_MARK = "*** REPRINT ***"
-
-
-class PrinterError(DeviceError):
-    """The printer could not do what was asked (e.g. kick the cash drawer)."""
 
 
 # ------------------------------------------------------------------------ receipt

@@ -16,18 +16,27 @@ sentence for the cashier, and the scan is dropped, so a half-read serial can nev
 reach the ledger.
 
 Two kinds of scanner share this interface: `EvdevScanner` (keyboard wedge, in
-`scanner_evdev`) and `SerialScanner` (in `scanner_serial`).
+`scanner_evdev`) and `SerialScanner` (in `scanner_serial`). Each registers itself as a
+kind of the `SCANNER` role there, with a section deriving from `ScannerConfigBase`;
+`check_scanner` is the doctor's scan test they share, and `scanner_maker` and
+`names_a_scanner` what provisioning looks at to pick a scanner out of what is attached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
+from pydantic import Field
+
+from daemon.config.devices import Section
+from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
+from daemon.drivers.registry import Role
 from daemon.rules.barcode import split_symbology_identifier
 
 Clock = Callable[[], float]
@@ -348,3 +357,137 @@ class ReadingScanner(ABC):
 
     def _problem(self, reason: Reason, what: str) -> ScanProblem:
         return ScanProblem(reason, f"scanner {self.source} {what}", self.source)
+
+
+# ------------------------------------------------------------------- configuration
+
+
+class ScannerConfigBase(Section):
+    """What every scanner section says, whatever its kind."""
+
+    char_timeout_s: float = Field(default=0.1, gt=0, le=2)
+    on_timeout: Literal["discard", "end"] = "discard"
+    max_length: int = Field(default=1024, ge=16, le=65536)
+    name: str | None = None
+
+
+SCANNER: Role[ScannerConfigBase, ReadingScanner] = Role(
+    "scanner", "scanner", "scanners", ScannerConfigBase, tag="kind", many=True
+)
+
+# Words in a device's name, or USB vendor ids, that mark a barcode scanner.
+_SCANNER_WORDS = re.compile(
+    r"barcode|scanner|\bscan|honeywell|metrologic|hand ?held|symbol|zebra|datalogic|"
+    r"newland|opticon|zebex|code ?corp|unitech|cino|inateck|netum|eyoyo|sunmi",
+    re.IGNORECASE,
+)
+SCANNER_VENDORS: Mapping[int, str] = {
+    0x05E0: "Symbol/Zebra",
+    0x0C2E: "Honeywell (Metrologic)",
+    0x0536: "Honeywell (Hand Held Products)",
+    0x05F9: "Datalogic",
+    0x1EAB: "Newland",
+    0x065A: "Opticon",
+    0x1A8B: "Zebex",
+}
+
+
+def scanner_maker(vendor: int | None) -> str | None:
+    """The scanner maker a USB vendor id belongs to, or None."""
+    return SCANNER_VENDORS.get(vendor) if vendor is not None else None
+
+
+def names_a_scanner(label: str) -> bool:
+    """Whether a device's name says it is a barcode scanner."""
+    return bool(_SCANNER_WORDS.search(label))
+
+
+# ---------------------------------------------------------------- posd doctor
+
+
+def check_scanner(
+    context: CheckContext,
+    where: Where,
+    build: Callable[[], ReadingScanner],
+    *,
+    device: str,
+    key: str,
+    missing: Callable[[], str | None],
+    layout: str | None = None,
+) -> list[Finding]:
+    """The doctor's scan test, through the scanner the lane would read: it is built,
+    found attached (`missing()` says why not), then a scan is waited for. `layout` is
+    the keyboard layout a keyboard-mode scanner is decoded with."""
+    try:
+        reader = build()
+    except (ValueError, LookupError) as error:
+        return [fail(where.name, str(error), "fix the [[scanners]] section")]
+    absent = missing()
+    if absent:
+        return [
+            fail(where.name, absent, f"plug the scanner in; `posd devices`; fix {where.key}.{key}")
+        ]
+    if not context.options.scan:
+        return [skip(where.name, f"{device} is attached; scan test skipped (--no-scan)")]
+    return [_wait_for_scan(context, reader, where.name, device, layout)]
+
+
+def _wait_for_scan(
+    context: CheckContext, reader: ReadingScanner, name: str, where: str, layout: str | None
+) -> Finding:
+    timeout = context.options.scan_timeout_s
+    what = "the barcode on the test ticket (or any barcode)" if context.ticket else "a barcode"
+    context.say(f"Scan {what} with {where}; waiting up to {timeout:g} s…")
+    event, problems = asyncio.run(_first_scan(reader, timeout))
+    if isinstance(event, ScanProblem):
+        return fail(
+            name,
+            event.message,
+            "if posd is running it holds the scanner: systemctl stop posd",
+        )
+    if event is None:
+        seen = f" ({len(problems)} broken scans; first: {problems[0].message})" if problems else ""
+        return fail(
+            name,
+            f"{where}: no scan within {timeout:g} s{seen}",
+            "scan while doctor waits; if the scanner beeps but nothing arrives, check its "
+            "end-of-scan key or terminator in the configuration",
+        )
+    text = event.text
+    shown = f"{where}: read {text!r}" + (f" ({event.symbology_id})" if event.symbology_id else "")
+    ticket = context.ticket
+    if ticket and text == ticket:
+        return ok(name, shown + ", the test ticket's barcode: printer and scanner agree")
+    if ticket and layout is not None and len(text) == len(ticket):
+        return warn(
+            name,
+            shown + f", but the ticket says {ticket!r}",
+            f"the scanner types in another keyboard layout than {layout!r}: set "
+            "its layout in the configuration (or the scanner) to match",
+        )
+    return ok(name, shown)
+
+
+async def _first_scan(
+    reader: ReadingScanner, timeout_s: float
+) -> tuple[Scan | ScanProblem | None, list[ScanProblem]]:
+    """The first whole scan, the problem that stops the scanner from being read, or
+    None at the deadline; with the broken scans seen on the way."""
+    problems: list[ScanProblem] = []
+    stream = reader.scans()
+
+    async def take() -> Scan | ScanProblem | None:
+        async for event in stream:
+            if isinstance(event, Scan):
+                return event
+            if event.reason_code is Reason.DISCONNECTED:
+                return event
+            problems.append(event)
+        return None
+
+    try:
+        return await asyncio.wait_for(take(), timeout_s), problems
+    except TimeoutError:
+        return None, problems
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

@@ -14,6 +14,10 @@ keys are the tail of a scan whose start is gone.
 Pauses inside a scan are measured between the kernel's timestamps on the key events,
 not on arrival, so a moment when the event loop was busy cannot split a fast scan.
 A scan that goes quiet is noticed on the injected `clock`.
+
+`EVDEV_SCANNER` registers the kind: its `[[scanners]]` section (`kind = "evdev"`), how
+the lane builds it, how `posd doctor` checks it and which attached input devices
+`posd provision` takes for one.
 """
 
 from __future__ import annotations
@@ -25,24 +29,34 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import evdev
 from evdev import ecodes
+from pydantic import Field
 
+from daemon.config.devices import StableDevice
+from daemon.drivers.base import ScannerNotFound
+from daemon.drivers.checks import CheckContext, Finding, Where
 from daemon.drivers.keymap import KeyboardLayout, KeyDecoder
+from daemon.drivers.registry import Attached, DeviceKind, Verdict
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
     DEFAULT_MAX_SCAN_LENGTH,
     DEFAULT_RECONNECT_INTERVAL_S,
+    SCANNER,
     Clock,
     OnTimeout,
     ReadingScanner,
     Reason,
     ScanAssembler,
     ScanEvent,
+    ScannerConfigBase,
+    check_scanner,
+    names_a_scanner,
+    scanner_maker,
 )
-from daemon.errors import ConfigError, DeviceError
+from daemon.errors import ConfigError
 
 # struct input_event as the kernel writes it: struct timeval (two longs), type, code,
 # value. Native sizes, so it matches the running kernel: 24 bytes on 64-bit.
@@ -59,10 +73,6 @@ _EV_SYN = ecodes.EV_SYN
 _SYN_REPORT = ecodes.SYN_REPORT
 _SYN_DROPPED = ecodes.SYN_DROPPED
 _READ_SIZE = INPUT_EVENT.size * 256
-
-
-class ScannerNotFound(DeviceError, LookupError):
-    """The configured scanner is not attached, or its name cannot be found."""
 
 
 class UnstableDeviceName(ConfigError):
@@ -329,3 +339,82 @@ def _kernel_input_devices() -> list[InputDeviceInfo]:
         finally:
             device.close()
     return found
+
+
+# ------------------------------------------------------------------ the device kind
+
+EndKey = Literal["enter", "keypad_enter", "tab"]
+DEFAULT_END_KEYS: tuple[EndKey, ...] = ("enter", "keypad_enter")
+
+
+class EvdevScannerConfig(ScannerConfigBase):
+    """A keyboard-wedge scanner, read as kernel key events and grabbed for the lane."""
+
+    kind: Literal["evdev"]
+    device: StableDevice  # a /dev/input/by-id/… link, a udev link, or vendor:product
+    layout: str = "us"
+    end_keys: list[EndKey] = Field(default_factory=lambda: list(DEFAULT_END_KEYS), min_length=1)
+
+
+def open_evdev_scanner(section: EvdevScannerConfig) -> EvdevScanner:
+    """The scanner a section names; its device is found and opened when it is read."""
+    device = section.device
+    return EvdevScanner(
+        lambda: open_input_device(resolve_input_device(device)),
+        KeyboardLayout(section.layout),
+        source=section.name or device,
+        end_keys=section.end_keys,
+        char_timeout_s=section.char_timeout_s,
+        on_timeout=OnTimeout(section.on_timeout),
+        max_length=section.max_length,
+    )
+
+
+def _check(section: EvdevScannerConfig, context: CheckContext, where: Where) -> list[Finding]:
+    def missing() -> str | None:
+        try:
+            resolve_input_device(section.device)
+        except (LookupError, ValueError) as error:
+            return str(error)
+        return None
+
+    return check_scanner(
+        context,
+        where,
+        lambda: open_evdev_scanner(section),
+        device=section.device,
+        key="device",
+        missing=missing,
+        layout=section.layout,
+    )
+
+
+def _recognise(attached: Attached) -> Verdict | None:
+    if attached.node is None:
+        name = attached.name
+        if name.startswith("/dev/input/") or not name.startswith("/"):
+            return Verdict("possible", "named as an input device (or vendor:product)")
+        return None
+    if attached.node != "input":
+        return None
+    if attached.keyboard_like is False:
+        return Verdict("no", "does not type letters, digits and Enter (a mouse, button or sensor)")
+    maker = scanner_maker(attached.vendor)
+    if maker is not None:
+        return Verdict("likely", f"types like a keyboard; USB vendor {maker} makes scanners")
+    if names_a_scanner(attached.label):
+        return Verdict("likely", "types like a keyboard and its name says scanner")
+    return Verdict("possible", "types like a keyboard: a scanner in keyboard mode, or a keyboard")
+
+
+EVDEV_SCANNER: DeviceKind[EvdevScannerConfig, ReadingScanner] = DeviceKind(
+    name="evdev",
+    role=SCANNER,
+    section=EvdevScannerConfig,
+    build=open_evdev_scanner,
+    check=_check,
+    recognise=_recognise,
+    path_key="device",
+    label="keyboard mode",
+    example="/dev/input/by-id/…",
+)

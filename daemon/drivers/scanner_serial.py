@@ -10,24 +10,34 @@ terminator set wrongly shows up as a clear refusal rather than scans split in tw
 When the port disappears (cable pulled, scanner rebooted) the scanner reports
 `disconnected`, keeps trying to reopen it every `reconnect_interval_s`, and reports
 `reconnected` when it is back.
+
+`SERIAL_SCANNER` registers the kind: its `[[scanners]]` section (`kind = "serial"`), how
+the lane builds it, how `posd doctor` checks it and which attached ports `posd
+provision` takes for one.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import serial
+from pydantic import Field
 
+from daemon.config.devices import SerialBaud, StableDevice
+from daemon.drivers.checks import CheckContext, Finding, Where
+from daemon.drivers.registry import Attached, DeviceKind, Verdict
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
     DEFAULT_MAX_SCAN_LENGTH,
     DEFAULT_RECONNECT_INTERVAL_S,
+    SCANNER,
     Clock,
     OnTimeout,
     ReadingScanner,
@@ -35,7 +45,11 @@ from daemon.drivers.scanner import (
     Scan,
     ScanAssembler,
     ScanEvent,
+    ScannerConfigBase,
     ScanProblem,
+    check_scanner,
+    names_a_scanner,
+    scanner_maker,
 )
 
 _UNSTABLE_PORT = re.compile(r"/dev/tty(USB|ACM)[0-9]+")
@@ -190,3 +204,81 @@ def _framing(baudrate: int, bytesize: int, parity: str, stopbits: float) -> dict
         "parity": _PARITIES[parity.upper()],
         "stopbits": stopbits,
     }
+
+
+# ------------------------------------------------------------------ the device kind
+
+
+class SerialScannerConfig(ScannerConfigBase):
+    """A scanner on a serial port (RS-232, or USB in serial/CDC mode)."""
+
+    kind: Literal["serial"]
+    port: StableDevice
+    baud: SerialBaud = 9600
+    framing: str = Field(default="8N1", pattern=r"^[5-8][NEOMS](1|1\.5|2)$")
+    terminator: Literal["CR", "LF", "CRLF"] = "CR"
+    encoding: str = "utf-8"
+
+
+def open_serial_scanner(section: SerialScannerConfig) -> SerialScanner:
+    """The scanner a section names; its port is opened when it is read."""
+    framing = section.framing
+    return SerialScanner(
+        section.port,
+        baudrate=section.baud,
+        bytesize=int(framing[0]),
+        parity=framing[1],
+        stopbits=float(framing[2:]) if "." in framing[2:] else int(framing[2:]),
+        terminator=section.terminator,
+        encoding=section.encoding,
+        source=section.name or section.port,
+        char_timeout_s=section.char_timeout_s,
+        on_timeout=OnTimeout(section.on_timeout),
+        max_length=section.max_length,
+    )
+
+
+def _check(section: SerialScannerConfig, context: CheckContext, where: Where) -> list[Finding]:
+    port = section.port
+    return check_scanner(
+        context,
+        where,
+        lambda: open_serial_scanner(section),
+        device=port,
+        key="port",
+        missing=lambda: None if os.path.exists(port) else f"{port} does not exist",
+    )
+
+
+def _recognise(attached: Attached) -> Verdict | None:
+    if attached.node is None:
+        if attached.name.startswith("/dev/serial/"):
+            return Verdict("possible", "named as a serial port")
+        return None
+    if attached.node == "input":
+        return None
+    if attached.node == "printer":
+        return Verdict("no", "a USB printer")
+    maker = scanner_maker(attached.vendor)
+    if maker is not None:
+        return Verdict("likely", f"a serial port from {maker}, who make scanners")
+    if names_a_scanner(attached.label):
+        return Verdict("likely", "a serial port whose name says scanner")
+    return Verdict(
+        "possible",
+        "a serial port: a scanner, pole display or printer (never probed; the "
+        "configuration says which)",
+    )
+
+
+SERIAL_SCANNER: DeviceKind[SerialScannerConfig, ReadingScanner] = DeviceKind(
+    name="serial",
+    role=SCANNER,
+    section=SerialScannerConfig,
+    build=open_serial_scanner,
+    check=_check,
+    recognise=_recognise,
+    path_key="port",
+    label="serial",
+    example="/dev/serial/by-id/…",
+)

@@ -7,7 +7,7 @@ at once; what a device could not do comes back to the lane as an input
 (`DeviceChanged`, `Printed`) through `report`.
 
 A display port with a file descriptor (a serial port) is written on the event loop
-itself, the moment the lane decides (`daemon.lane.display.LoopWriter`: non-blocking,
+itself, the moment the lane decides (the display driver's `LoopWriter`: non-blocking,
 with a deadline for what the port cannot take at once); any other transport is written
 on the display driver's thread. The display shows the latest lines the lane asked for:
 if the lane moves on while an update is on the wire, the next update goes straight to
@@ -29,13 +29,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.drivers.display import (
-    CustomerDisplay,
-    DeviceWorker,
-    DisplayMissing,
-    Transport,
-    command_set,
-)
+from daemon.drivers.base import DeviceWorker, DisplayMissing
+from daemon.drivers.display import CustomerDisplay, LoopWriter, Transport, command_set
 from daemon.drivers.gpio import Buzzer, CashDrawer, Colour, LaneLight
 from daemon.drivers.printer import (
     JobState,
@@ -46,7 +41,6 @@ from daemon.drivers.printer import (
     ReceiptPrinter,
 )
 from daemon.errors import DeviceError
-from daemon.lane.display import LoopWriter
 from daemon.rules.lane.types import Beep, DeviceChanged, Input, Light, Printed, ReceiptSpec
 
 log = logging.getLogger(__name__)

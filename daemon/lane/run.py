@@ -28,15 +28,17 @@ from gpiozero.pins import Factory
 
 from daemon.config.model import PosdConfig
 from daemon.drivers.gpio import AttendantButton
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.registry import DeviceKinds
 from daemon.drivers.scanner import ReadingScanner
 from daemon.lane.api import Api, PinHolder, start_api
 from daemon.lane.attendants import PinGuard
 from daemon.lane.devices import (
     DeviceStartError,
     display_output,
+    gpio_board,
     gpio_outputs,
     help_button,
-    pin_factory,
     printer_output,
     scanners,
 )
@@ -90,6 +92,7 @@ class Daemon:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lane_task: asyncio.Task[None] | None = None
     replicator: Replicator | None = None
+    kinds: DeviceKinds = KINDS  # the device kinds its configuration was read with
 
     async def stop(self) -> None:
         """Stop taking input, finish the one in hand, then close every device."""
@@ -129,11 +132,13 @@ async def start(
     config: PosdConfig,
     *,
     factory: Factory | None = None,
+    kinds: DeviceKinds = KINDS,
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Daemon:
     """Open the ledger, make the devices, start reading and serving; DeviceStartError when
-    the configuration does not fit this terminal or its ledger."""
+    the configuration does not fit this terminal or its ledger. `kinds` are the device
+    kinds `config` was read with."""
     try:
         ledger = open_ledger(config.ledger.path)
     except LedgerError as error:
@@ -160,7 +165,7 @@ async def start(
         monotonic=monotonic,
         wall=wall,
     )
-    daemon = Daemon(config, lane, lane_ledger, outputs, background)
+    daemon = Daemon(config, lane, lane_ledger, outputs, background, kinds=kinds)
     try:
         await _fit_devices(daemon, factory)
     except BaseException:
@@ -202,21 +207,21 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
     config, lane = daemon.config, daemon.lane
     report = lane.submit
     outputs = daemon.outputs
-    outputs.display = display_output(config, report)
-    if config.gpio is not None and factory is None:
-        factory = pin_factory(config.gpio.pin_factory)
+    kinds = daemon.kinds
+    outputs.display = display_output(config, report, kinds)
+    fitted = gpio_board(config, factory, kinds)
+    if fitted is not None:
+        board, pins = fitted
+        try:
+            outputs.gpio = gpio_outputs(board, pins, report, daemon.background)
+            daemon.button = help_button(
+                board, pins, lambda: lane.submit(Command(CommandName.HELP, source="button"))
+            )
+        except ValueError as error:  # a pin taken twice or out of range
+            raise DeviceStartError(f"gpio: {error}") from None
+    outputs.printer = printer_output(config, report, daemon.background, kinds)
     try:
-        outputs.gpio = gpio_outputs(config.gpio, factory, report, daemon.background)
-        daemon.button = help_button(
-            config.gpio,
-            factory,
-            lambda: lane.submit(Command(CommandName.HELP, source="button")),
-        )
-    except ValueError as error:  # a pin taken twice or out of range
-        raise DeviceStartError(f"gpio: {error}") from None
-    outputs.printer = printer_output(config, report, daemon.background)
-    try:
-        readers = scanners(config)
+        readers = scanners(config, kinds)
     except (ValueError, LookupError) as error:
         raise DeviceStartError(f"scanners: {error}") from None
     loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ class Answers:
     cert_file: Path | None = None
     key_file: Path | None = None
     scanner: str | None = None
-    scanner_kind: Literal["evdev", "serial"] | None = None
+    scanner_kind: str | None = None  # a scanner kind's name (`evdev`); None: from the device
     scanner_layout: str | None = None
     display: str | None = None
     display_model: str | None = None

@@ -12,7 +12,8 @@ offered, because the configuration refuses them.
 Everything is read from the filesystem under `root` (links in `dev/`, attributes in
 `sys/class/…`), so a test can build a fake tree. Nothing is opened and nothing is
 written to a port: whether a serial port holds a scanner, a display or a printer is
-what the configuration says, never what a probe guesses.
+what the configuration says, never what a probe guesses. Whether a device may be a
+scanner is each scanner kind's judgement (`DeviceKind.recognise`, in its driver).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-Kind = Literal["input", "serial", "printer"]
-Likelihood = Literal["likely", "possible", "no"]
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.registry import Attached, DeviceKinds, Likelihood
+from daemon.drivers.registry import Node as Kind
+from daemon.drivers.scanner import SCANNER
 
 # Link folders, best first: the name a person would rather read in a config file.
 _LINK_FOLDERS: tuple[tuple[str, Kind], ...] = (
@@ -37,22 +39,6 @@ _LINK_FOLDERS: tuple[tuple[str, Kind], ...] = (
 _EVENT_NODE = re.compile(r"event[0-9]+")
 _SERIAL_NODE = re.compile(r"tty(USB|ACM|S|AMA)[0-9]+")
 _PRINTER_NODE = re.compile(r"lp[0-9]+")
-
-# Words in a device's name, or USB vendor ids, that mark a barcode scanner.
-_SCANNER_WORDS = re.compile(
-    r"barcode|scanner|\bscan|honeywell|metrologic|hand ?held|symbol|zebra|datalogic|"
-    r"newland|opticon|zebex|code ?corp|unitech|cino|inateck|netum|eyoyo|sunmi",
-    re.IGNORECASE,
-)
-SCANNER_VENDORS = {
-    0x05E0: "Symbol/Zebra",
-    0x0C2E: "Honeywell (Metrologic)",
-    0x0536: "Honeywell (Hand Held Products)",
-    0x05F9: "Datalogic",
-    0x1EAB: "Newland",
-    0x065A: "Opticon",
-    0x1A8B: "Zebex",
-}
 
 # evdev numbers (linux/input-event-codes.h): a keyboard types letters, digits and Enter.
 _EV_KEY = 1
@@ -109,8 +95,9 @@ class Inventory:
         return None
 
 
-def inventory(root: Path = Path("/")) -> Inventory:
-    """Every input, serial and USB printer device under `root` that has a stable name."""
+def inventory(root: Path = Path("/"), kinds: DeviceKinds = KINDS) -> Inventory:
+    """Every input, serial and USB printer device under `root` that has a stable name;
+    `kinds` judge which may be scanners."""
     names: dict[str, list[tuple[int, str, Kind]]] = {}
     for rank, (folder, kind) in enumerate(_LINK_FOLDERS, start=1):
         for link, node in _links(root, root / folder):
@@ -125,7 +112,7 @@ def inventory(root: Path = Path("/")) -> Inventory:
         base = os.path.basename(node)
         if kind == "input" and not _EVENT_NODE.fullmatch(base):
             continue  # by-id also lists mouseN / jsN nodes of the same device
-        devices.append(_describe(root, node, kind, device_names))
+        devices.append(_describe(root, node, kind, device_names, kinds))
     return Inventory(tuple(sorted(devices, key=lambda d: (d.kind, d.name))))
 
 
@@ -230,7 +217,7 @@ def _keyboard_like(root: Path, node: str) -> bool:
     return bool(ev & (1 << _EV_KEY)) and all(keys & (1 << code) for code in wanted)
 
 
-def _describe(root: Path, node: str, kind: Kind, names: list[str]) -> Device:
+def _describe(root: Path, node: str, kind: Kind, names: list[str], kinds: DeviceKinds) -> Device:
     vendor, product, kernel_name = _usb_ids(root, node, kind)
     link_name = os.path.basename(names[-1] if len(names) > 1 else names[0])
     label = kernel_name or _label_from_link(next((n for n in names if "/by-id/" in n), link_name))
@@ -242,38 +229,15 @@ def _describe(root: Path, node: str, kind: Kind, names: list[str]) -> Device:
         role = named_by_udev.removeprefix("posd-")
         scanner = "likely" if role.startswith("scanner") else "no"
         why = f"the posd udev rules name it the {role}"
-    elif kind == "printer":
-        scanner, why = "no", "a USB printer"
-    elif kind == "input":
-        scanner, why = _input_verdict(root, node, text, vendor)
     else:
-        scanner, why = _serial_verdict(text, vendor)
+        keyboard_like = _keyboard_like(root, node) if kind == "input" else None
+        attached = Attached(names[0], kind, text, vendor, keyboard_like)
+        found = kinds.recognise(SCANNER, attached)
+        if found is None:
+            scanner, why = "no", f"no kind of scanner is read from a {kind} device"
+        else:
+            scanner, why = found[1].likelihood, found[1].why
     return Device(names[0], kind, label, ids, scanner, why, tuple(names[1:]), node)
-
-
-def _input_verdict(root: Path, node: str, text: str, vendor: int | None) -> tuple[Likelihood, str]:
-    if not _keyboard_like(root, node):
-        return "no", "does not type letters, digits and Enter (a mouse, button or sensor)"
-    if vendor in SCANNER_VENDORS:
-        return (
-            "likely",
-            f"types like a keyboard; USB vendor {SCANNER_VENDORS[vendor]} makes scanners",
-        )
-    if _SCANNER_WORDS.search(text):
-        return "likely", "types like a keyboard and its name says scanner"
-    return "possible", "types like a keyboard: a scanner in keyboard mode, or a keyboard"
-
-
-def _serial_verdict(text: str, vendor: int | None) -> tuple[Likelihood, str]:
-    if vendor in SCANNER_VENDORS:
-        return "likely", f"a serial port from {SCANNER_VENDORS[vendor]}, who make scanners"
-    if _SCANNER_WORDS.search(text):
-        return "likely", "a serial port whose name says scanner"
-    return (
-        "possible",
-        "a serial port: a scanner, pole display or printer (never probed; the "
-        "configuration says which)",
-    )
 
 
 def _label_from_link(link: str) -> str:

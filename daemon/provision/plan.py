@@ -15,6 +15,10 @@ existing ledger against the terminal id and branch. A ledger that exists is neve
 created again (that would start a new epoch), so provisioning twice with the same
 answers changes nothing. Secrets never go into the TOML: the broker password lives in
 a 0600 file that the configuration names.
+
+Which kind of device an answer names (`/dev/input/by-id/…` is a keyboard-mode scanner,
+`tcp://host:9100` a network printer) is for the device kinds to say
+(`DeviceKind.recognise`), and so are the keys a kind's section takes for it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from daemon.config.devices import EvdevScannerConfig, FilePrinterConfig, SerialPrinterConfig
 from daemon.config.model import ConfigFileError, PosdConfig, parse_config
+from daemon.drivers.display.kind import DISPLAY
+from daemon.drivers.gpio import GpioPinsConfig
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.printer_transport import PRINTER
+from daemon.drivers.registry import Attached, DeviceKind, DeviceKinds, Role
+from daemon.drivers.scanner import SCANNER
 from daemon.errors import ConfigError, LedgerError
 from daemon.ledger.store import read_identity
 from daemon.provision.answers import NONE, Answers, Current
@@ -50,8 +59,7 @@ HEADER = (
     "Re-run it to change identity, broker or devices; other keys edited here are kept.\n"
     "Check by hand edits with: posd config check /etc/posd/posd.toml"
 )
-_PRINTER_COMMON = ("profile", "timeout_s", "status_timeout_s", "drawer_kick", "drawer_pin")
-_GPIO_PARTS = ("green", "amber", "red", "buzzer", "drawer", "button")
+_GPIO_PARTS = tuple(GpioPinsConfig.model_fields)
 
 
 class ProvisionError(ConfigError):
@@ -108,9 +116,9 @@ def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
 # ------------------------------------------------------------------------ planning
 
 
-def plan(answers: Answers, now: Current) -> Plan:
+def plan(answers: Answers, now: Current, kinds: DeviceKinds = KINDS) -> Plan:
     """Check every answer and work out what to write; ProvisionError when anything
-    would stop the daemon from starting."""
+    would stop the daemon from starting. `kinds` are the device kinds to recognise."""
     problems: list[str] = []
     warnings: list[str] = []
     files: list[FileToInstall] = []
@@ -118,9 +126,9 @@ def plan(answers: Answers, now: Current) -> Plan:
     settings = copy.deepcopy(now.settings)
     settings["terminal"] = _terminal(settings.get("terminal", {}), answers)
     settings.setdefault("ledger", {}).setdefault("path", LEDGER_PATH)
-    _scanner(settings, answers, root, warnings)
-    _display(settings, answers)
-    _printer(settings, answers, root, problems)
+    _scanner(settings, answers, root, warnings, problems, kinds)
+    _display(settings, answers, kinds)
+    _printer(settings, answers, root, problems, kinds)
     _gpio(settings, answers, problems)
     if answers.attendants is not None:
         settings["attendants"] = _attendants(settings.get("attendants", []), answers.attendants)
@@ -132,14 +140,14 @@ def plan(answers: Answers, now: Current) -> Plan:
         if settings.get(key) == []:
             del settings[key]
     try:
-        config = parse_config(settings, CONFIG_PATH)
+        config = parse_config(settings, CONFIG_PATH, kinds)
     except ConfigFileError as error:
         raise ProvisionError(problems + error.problems) from None
     problems += check_replication(settings.get("replication"))
     problems += _check_ledger(config, now)
     if problems:
         raise ProvisionError(problems)
-    warnings += _absent_devices(config, root)
+    warnings += _absent_devices(config, root, kinds)
     return Plan(
         root=root,
         settings=settings,
@@ -162,48 +170,79 @@ def _terminal(old: dict[str, Any], answers: Answers) -> dict[str, Any]:
     return table
 
 
-def _scanner(settings: dict[str, Any], answers: Answers, root: Path, warnings: list[str]) -> None:
+def _scanner(
+    settings: dict[str, Any],
+    answers: Answers,
+    root: Path,
+    warnings: list[str],
+    problems: list[str],
+    kinds: DeviceKinds,
+) -> None:
     path = answers.scanner
     if path is None:
-        if answers.scanner_layout and _one_evdev(settings):
+        if answers.scanner_layout and _one_with_layout(settings, kinds):
             settings["scanners"][0]["layout"] = answers.scanner_layout
         return
     if path == NONE:
         settings.pop("scanners", None)
         return
-    kind = answers.scanner_kind or _scanner_kind(path, root)
+    kind = _scanner_kind(path, answers.scanner_kind, root, warnings, problems, kinds)
     if kind is None:
-        kind = "evdev"
-        warnings.append(
-            f"{path} is not attached, so its kind is a guess: keyboard mode (evdev); "
-            "give --scanner-kind serial if it is a serial scanner"
-        )
+        return
     old = settings.get("scanners") or []
-    same = old[0] if len(old) == 1 and old[0].get("kind") == kind else {}
-    entry: dict[str, Any] = {"kind": kind, "device" if kind == "evdev" else "port": path}
-    entry.update({k: v for k, v in same.items() if k not in ("kind", "device", "port")})
-    if kind == "evdev" and answers.scanner_layout:
+    same = old[0] if len(old) == 1 and old[0].get(SCANNER.tag) == kind.name else {}
+    entry = kind.table_for(path)
+    entry.update({k: v for k, v in same.items() if k not in (SCANNER.tag, kind.path_key)})
+    if answers.scanner_layout and _takes_layout(kind):
         entry["layout"] = answers.scanner_layout
     settings["scanners"] = [entry]
 
 
-def _one_evdev(settings: dict[str, Any]) -> bool:
+def _scanner_kind(
+    path: str,
+    named: str | None,
+    root: Path,
+    warnings: list[str],
+    problems: list[str],
+    kinds: DeviceKinds,
+) -> DeviceKind[Any, Any] | None:
+    """The kind asked for, else the one the device (or its name) is recognised as, else
+    a guess (said in a warning)."""
+    if named:
+        kind = kinds.named(SCANNER, named)
+        if kind is None:
+            problems.append(
+                f"scanners[0].kind: must be one of {', '.join(kinds.names(SCANNER))} "
+                f"(got {named!r})"
+            )
+        return kind
+    found = kinds.recognise(SCANNER, Attached(path, stable_target_kind(root, path)))
+    if found is not None:
+        return found[0]
+    guess, *others = kinds.of(SCANNER)
+    warnings.append(
+        f"{path} is not attached, so its kind is a guess: {guess.label} ({guess.name})"
+        + "".join(
+            f"; give --scanner-kind {other.name} if it is a {other.label} scanner"
+            for other in others
+        )
+    )
+    return guess
+
+
+def _takes_layout(kind: DeviceKind[Any, Any]) -> bool:
+    return "layout" in kind.section.model_fields
+
+
+def _one_with_layout(settings: dict[str, Any], kinds: DeviceKinds) -> bool:
     scanners = settings.get("scanners") or []
-    return len(scanners) == 1 and scanners[0].get("kind") == "evdev"
+    if len(scanners) != 1:
+        return False
+    kind = kinds.named(SCANNER, scanners[0].get(SCANNER.tag))
+    return kind is not None and _takes_layout(kind)
 
 
-def _scanner_kind(path: str, root: Path) -> Literal["evdev", "serial"] | None:
-    if path.startswith("/dev/serial/"):
-        return "serial"
-    if path.startswith("/dev/input/") or not path.startswith("/"):
-        return "evdev"  # an input link, or vendor:product
-    kind = stable_target_kind(root, path)
-    if kind is None:
-        return None
-    return "evdev" if kind == "input" else "serial"
-
-
-def _display(settings: dict[str, Any], answers: Answers) -> None:
+def _display(settings: dict[str, Any], answers: Answers, kinds: DeviceKinds) -> None:
     if answers.display == NONE:
         settings.pop("display", None)
         return
@@ -211,45 +250,48 @@ def _display(settings: dict[str, Any], answers: Answers) -> None:
         return
     table = dict(settings.get("display", {}))
     if answers.display is not None:
-        table["port"] = answers.display
+        (kind,) = kinds.of(DISPLAY)
+        table.update(kind.table_for(answers.display))
     if answers.display_model:
         table["model"] = answers.display_model
     settings["display"] = table
 
 
-def printer_section(answer: str, root: Path) -> dict[str, Any]:
-    """`/dev/usb/lp0` or a udev link (file), `serial:/dev/serial/by-id/…` or a tty link
-    (serial), `tcp://host:9100` or `host:9100` (network)."""
-    if answer.startswith("tcp://") or (not answer.startswith("/") and ":" in answer):
-        host, _, port = answer.removeprefix("tcp://").rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"{answer!r}: write a network printer as tcp://host:9100")
-        return {"transport": "network", "host": host, "port": int(port)}
-    if answer.startswith("serial:"):
-        return {"transport": "serial", "port": answer.removeprefix("serial:")}
-    if not answer.startswith("/"):
-        raise ValueError(
-            f"{answer!r}: give a device path (/dev/posd-printer), "
-            "serial:/dev/serial/by-id/… or tcp://host:9100"
-        )
-    if answer.startswith("/dev/serial/") or stable_target_kind(root, answer) == "serial":
-        return {"transport": "serial", "port": answer}
-    return {"transport": "file", "path": answer}
+def printer_section(answer: str, root: Path, kinds: DeviceKinds = KINDS) -> dict[str, Any]:
+    """The `[printer]` keys for an answer, by the printer kind that takes it:
+    `/dev/usb/lp0` or a udev link (file), `serial:/dev/…`, a `/dev/serial/by-id/…` or tty
+    link (serial), `tcp://host:9100` or `host:9100` (network)."""
+    node = stable_target_kind(root, answer) if answer.startswith("/") else None
+    found = kinds.recognise(PRINTER, Attached(answer, node))
+    if found is None:
+        forms = [kind.example for kind in kinds.of(PRINTER) if kind.example]
+        raise ValueError(f"{answer!r}: give {_either(forms)}")
+    return found[0].table_for(answer)
 
 
-def _printer(settings: dict[str, Any], answers: Answers, root: Path, problems: list[str]) -> None:
+def _either(forms: list[str]) -> str:
+    return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else "".join(forms)
+
+
+def _printer(
+    settings: dict[str, Any],
+    answers: Answers,
+    root: Path,
+    problems: list[str],
+    kinds: DeviceKinds,
+) -> None:
     if answers.printer is None:
         return
     if answers.printer == NONE:
         settings.pop("printer", None)
         return
     try:
-        table = printer_section(answers.printer, root)
+        table = printer_section(answers.printer, root, kinds)
     except ValueError as error:
         problems.append(f"printer: {error}")
         return
     old = settings.get("printer", {})
-    table.update({k: old[k] for k in _PRINTER_COMMON if k in old})
+    table.update({k: old[k] for k in PRINTER.base.model_fields if k in old})
     settings["printer"] = table
 
 
@@ -317,19 +359,14 @@ def _check_ledger(config: PosdConfig, now: Current) -> list[str]:
     return []
 
 
-def _absent_devices(config: PosdConfig, root: Path) -> list[str]:
+def _absent_devices(config: PosdConfig, root: Path, kinds: DeviceKinds) -> list[str]:
     named: list[tuple[str, str]] = []
-    for index, scanner in enumerate(config.scanners):
-        if isinstance(scanner, EvdevScannerConfig):
-            named.append((f"scanners[{index}].device", scanner.device))
-        else:
-            named.append((f"scanners[{index}].port", scanner.port))
-    if config.display is not None:
-        named.append(("display.port", config.display.port))
-    if isinstance(config.printer, FilePrinterConfig):
-        named.append(("printer.path", config.printer.path))
-    elif isinstance(config.printer, SerialPrinterConfig):
-        named.append(("printer.port", config.printer.port))
+    roles: tuple[Role[Any, Any], ...] = (SCANNER, DISPLAY, PRINTER)
+    for role in roles:
+        for key, section in config.sections(role):
+            path_key = kinds.kind_of(section).path_key
+            if path_key is not None:
+                named.append((f"{key}.{path_key}", getattr(section, path_key)))
     return [
         f"{key}: {path} is not attached now; posd waits for it, and `posd doctor` checks it"
         for key, path in named

@@ -14,6 +14,11 @@ from typing import Any
 
 import click
 
+from daemon.drivers.display.kind import DISPLAY
+from daemon.drivers.kinds import KINDS
+from daemon.drivers.printer_transport import PRINTER
+from daemon.drivers.registry import DeviceKinds, Role
+from daemon.drivers.scanner import SCANNER
 from daemon.provision.answers import NONE, Answers, Current
 from daemon.provision.files import under
 from daemon.provision.inventory import Inventory
@@ -32,18 +37,20 @@ class Given:
         return self.values.get(name)
 
 
-def current_answers(now: Current, found: Inventory) -> dict[str, str | None]:
+def current_answers(
+    now: Current, found: Inventory, kinds: DeviceKinds = KINDS
+) -> dict[str, str | None]:
     """Defaults: what the terminal is configured with, else what is attached."""
     ledger = now.ledger
     scanners = now.settings.get("scanners") or []
     scanner = None
     if scanners:
-        scanner = scanners[0].get("device") or scanners[0].get("port")
+        scanner = _configured(kinds, SCANNER, scanners[0])
     elif found.named("/dev/posd-scanner"):
         scanner = "/dev/posd-scanner"
     elif (suggested := found.suggested_scanner()) is not None:
         scanner = suggested.name
-    display = now.value("display", "port") or (
+    display = _configured(kinds, DISPLAY, now.settings.get("display")) or (
         "/dev/posd-display" if found.named("/dev/posd-display") else None
     )
     return {
@@ -53,26 +60,34 @@ def current_answers(now: Current, found: Inventory) -> dict[str, str | None]:
         "scanner": scanner or NONE,
         "display": display or NONE,
         "display_model": now.value("display", "model") or "epson",
-        "printer": _printer_answer(now.settings.get("printer"), found) or NONE,
+        "printer": _printer_answer(now.settings.get("printer"), found, kinds) or NONE,
         "hq_url": now.value("replication", "url") or NONE,
         "username": now.value("replication", "username"),
     }
 
 
-def _printer_answer(table: dict[str, Any] | None, found: Inventory) -> str | None:
+def _printer_answer(
+    table: dict[str, Any] | None, found: Inventory, kinds: DeviceKinds
+) -> str | None:
     if not table:
         return "/dev/posd-printer" if found.named("/dev/posd-printer") else None
-    if table.get("transport") == "network":
-        return f"tcp://{table.get('host')}:{table.get('port', 9100)}"
-    if table.get("transport") == "serial":
-        port = str(table.get("port"))
-        return port if port.startswith("/dev/serial/") else f"serial:{port}"
-    return str(table.get("path"))
+    return _configured(kinds, PRINTER, table)
 
 
-def answers(given: Given, now: Current, found: Inventory) -> Answers:
+def _configured(kinds: DeviceKinds, role: Role[Any, Any], table: object) -> str | None:
+    """The answer that gives the configured section `table` of `role`, by its kind."""
+    if not isinstance(table, dict):
+        return None
+    if role.tag is None:
+        kind = next(iter(kinds.of(role)), None)
+    else:
+        kind = kinds.named(role, table.get(role.tag))
+    return kind.answer_for(table) if kind is not None else None
+
+
+def answers(given: Given, now: Current, found: Inventory, kinds: DeviceKinds = KINDS) -> Answers:
     """Fill in what the command line left out: from the terminal, or by asking."""
-    defaults = current_answers(now, found)
+    defaults = current_answers(now, found, kinds)
     values = dict(given.values)
 
     def ask(name: str, text: str, **options: Any) -> Any:

@@ -19,7 +19,7 @@ import asyncio
 import os
 from collections.abc import Callable
 
-from daemon.drivers.display import CommandSet, Cursor, Screen, fit_line, plan_update
+from daemon.drivers.display.glass import CommandSet, Cursor, Screen, fit_line, plan_update
 
 # The one place bytes leave for the display.
 _write: Callable[[int, bytes], int] = os.write
