@@ -35,6 +35,8 @@ DEBIAN_PACKAGES = {
     "python3-venv": "creates the virtualenv",
     "chromium": "the HQ dashboard tests drive a real headless browser",
     "chromium-driver": "WebDriver for that browser",
+    "debootstrap": "the boot tests build a Debian root to install posd's package in",
+    "systemd-container": "the boot tests boot that root under systemd (systemd-nspawn)",
 }
 
 

@@ -107,7 +107,7 @@ def build_virtualenv(stage: Path, python: Path) -> None:
         shutil.copytree(CHECKOUT, source / "posd", ignore=_SOURCE_IGNORE)
         _say(f"virtualenv with {python} at {VENV}")
         _run(python, "-m", "venv", venv)
-        pip = [venv / "bin/python", "-m", "pip"]
+        pip: list[str | Path] = [venv / "bin/python", "-m", "pip"]
         _run(*pip, "install", "-q", "--no-compile", "--no-warn-script-location", source / "posd")
         # pip and setuptools only served the build: the terminal never installs into it.
         _run(*pip, "uninstall", "-q", "-y", "pip", "setuptools")
@@ -157,10 +157,10 @@ def library_packages(root: Path) -> list[str]:
             if target and not target.startswith(str(root)):
                 paths.add(os.path.realpath(target))
     packages: set[str] = set()
-    for path in sorted(paths):
-        owner = _owner(path)
+    for library in sorted(paths):
+        owner = _owner(library)
         if owner is None:
-            raise SystemExit(f"no Debian package owns {path}, which posd's modules load")
+            raise SystemExit(f"no Debian package owns {library}, which posd's modules load")
         packages.add(owner)
     return sorted(packages - ALWAYS_THERE)
 
