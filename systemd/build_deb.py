@@ -2,6 +2,7 @@
 
     python3 systemd/build_deb.py                 # -> build/posd_0.1.0_amd64.deb
     python3 systemd/build_deb.py --out /tmp/deb  # somewhere else
+    python3 systemd/build_deb.py --with lgpio    # a Raspberry Pi's GPIO library too
 
 On the terminal, `apt install ./posd_VERSION_ARCH.deb`, then `posd provision`.
 
@@ -98,8 +99,9 @@ def _python_version(python: Path) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def build_virtualenv(stage: Path, python: Path) -> None:
-    """posd and its pinned dependencies in `stage`/opt/posd/.venv, paths as installed."""
+def build_virtualenv(stage: Path, python: Path, extra: list[str]) -> None:
+    """posd, its pinned dependencies and `extra` requirements (e.g. `lgpio` for a Pi's
+    pins) in `stage`/opt/posd/.venv, paths as installed."""
     venv = stage / VENV.relative_to("/")
     source = Path(tempfile.mkdtemp(prefix="posd-source-"))
     try:
@@ -108,7 +110,10 @@ def build_virtualenv(stage: Path, python: Path) -> None:
         _say(f"virtualenv with {python} at {VENV}")
         _run(python, "-m", "venv", venv)
         pip: list[str | Path] = [venv / "bin/python", "-m", "pip"]
-        _run(*pip, "install", "-q", "--no-compile", "--no-warn-script-location", source / "posd")
+        _run(
+            *pip, "install", "-q", "--no-compile", "--no-warn-script-location",
+            source / "posd", *extra,
+        )  # fmt: skip
         # pip and setuptools only served the build: the terminal never installs into it.
         _run(*pip, "uninstall", "-q", "-y", "pip", "setuptools")
         _say("installed; compiling byte code")
@@ -243,7 +248,7 @@ def write_control(stage: Path, version: str, arch: str, depends: list[str]) -> N
     (debian / "md5sums").write_text("".join(sums), encoding="utf-8")
 
 
-def build(out: Path, python: Path) -> Path:
+def build(out: Path, python: Path, extra: list[str] | None = None) -> Path:
     """Build the package into `out`; its path."""
     if shutil.which("dpkg-deb") is None:
         raise SystemExit("dpkg-deb is missing: this builds on Debian or a derivative")
@@ -258,7 +263,7 @@ def build(out: Path, python: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="posd-deb-") as tmp:
         stage = Path(tmp) / f"posd_{version}_{arch}"
         stage.mkdir()
-        build_virtualenv(stage, python)
+        build_virtualenv(stage, python, extra or [])
         install_files(stage)
         depends = [
             f"python3 (>= {major}.{minor}~)",
@@ -293,8 +298,16 @@ def main(argv: list[str]) -> int:
         default=Path("/usr/bin/python3"),
         help="the distribution's python3 the virtualenv is made with",
     )
+    parser.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="also install this into the virtualenv (repeatable), e.g. lgpio on a Pi",
+    )
     args = parser.parse_args(argv)
-    print(build(args.out.resolve(), args.python))
+    print(build(args.out.resolve(), args.python, args.extra))
     return 0
 
 
