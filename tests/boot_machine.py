@@ -66,28 +66,30 @@ class Mirror:
     suite: str
 
     @classmethod
-    def of_this_machine(cls) -> Mirror:
-        release = _os_release().get("VERSION_CODENAME", "")
+    def of_this_machine(cls, etc: Path = Path("/etc")) -> Mirror:
+        """The first enabled `deb` source for this machine's release (`etc`: another
+        system's /etc)."""
+        release = _os_release(etc).get("VERSION_CODENAME", "")
         if not release:
-            raise RuntimeError("/etc/os-release names no VERSION_CODENAME")
-        for types, uris, suites in _apt_sources():
+            raise RuntimeError(f"{etc}/os-release names no VERSION_CODENAME")
+        for types, uris, suites in _apt_sources(etc):
             if "deb" in types and release in suites and uris:
                 return cls(uris[0].rstrip("/"), release)
-        raise RuntimeError(f"no apt source for {release} in /etc/apt/sources.list*")
+        raise RuntimeError(f"no apt source for {release} in {etc}/apt/sources.list*")
 
 
-def _os_release() -> dict[str, str]:
+def _os_release(etc: Path) -> dict[str, str]:
     values = {}
-    for line in Path("/etc/os-release").read_text(encoding="utf-8").splitlines():
+    for line in (etc / "os-release").read_text(encoding="utf-8").splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key] = value.strip().strip('"')
     return values
 
 
-def _apt_sources() -> Iterable[tuple[list[str], list[str], list[str]]]:
+def _apt_sources(etc: Path) -> Iterable[tuple[list[str], list[str], list[str]]]:
     """(types, URIs, suites) of every enabled apt source, deb822 and one-line."""
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for path in sorted(glob.glob(f"{etc}/apt/sources.list.d/*.sources")):
         for stanza in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8")):
             fields: dict[str, str] = {}
             for line in stanza.splitlines():
@@ -101,7 +103,8 @@ def _apt_sources() -> Iterable[tuple[list[str], list[str], list[str]]]:
                 fields.get("uris", "").split(),
                 fields.get("suites", "").split(),
             )
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+    lists = [f"{etc}/apt/sources.list", *sorted(glob.glob(f"{etc}/apt/sources.list.d/*.list"))]
+    for path in lists:
         if not os.path.exists(path):
             continue
         for line in Path(path).read_text(encoding="utf-8").splitlines():
@@ -126,6 +129,7 @@ def cached_root(packages: Iterable[str], *, mirror: Mirror | None = None) -> Pat
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     target = CACHE / f"rootfs-{mirror.suite}-{arch}-{key}"
     if (target / _COMPLETE).exists():
+        (target / _COMPLETE).touch()  # in use: kept by _prune
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / ".lock").open("w") as lock:
@@ -158,7 +162,19 @@ def cached_root(packages: Iterable[str], *, mirror: Mirror | None = None) -> Pat
         (staging / "etc/machine-id").write_text("")  # a new id at each boot
         (staging / _COMPLETE).write_text(json.dumps(recipe, indent=2) + "\n")
         staging.rename(target)
+        _prune(keep=target)
     return target
+
+
+def _prune(keep: Path, unused_days: float = 14.0) -> None:
+    """Delete cached roots no run has used for `unused_days` (their package list
+    changed); each is a few hundred megabytes."""
+    cutoff = time.time() - unused_days * 86400
+    for root in CACHE.glob("rootfs-*"):
+        marker = root / _COMPLETE
+        if root != keep and root.is_dir() and marker.exists() and marker.stat().st_mtime < cutoff:
+            shutil.rmtree(root, ignore_errors=True)
+            Path(f"{root}.log").unlink(missing_ok=True)
 
 
 class Machine:
