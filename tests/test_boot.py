@@ -107,7 +107,7 @@ class Terminal:
         """Scan a unit and pay by card, as a cashier does, on the real scanner line."""
         receipts = len(self.printer.receipts)
         self.scanner.scan(serial)
-        time.sleep(0.5)  # the lane takes one input at a time; the tender comes next
+        time.sleep(0.5)  # a cashier's pause between the unit and the payment sheet
         self.scanner.scan("#CMD:TENDER:CARD")
         assert self.printer.wait_for_receipts(receipts + 1, timeout=30), "no receipt printed"
 
