@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,10 @@ from daemon.errors import ConfigError, PosdError
 
 # systemd reads notifications into a buffer of this size and ignores any larger one.
 NOTIFY_MESSAGE_MAX = 4096
+
+# Test only: the boot tests set this to 1 in a drop-in to make SIGUSR2 stall the event
+# loop (see `arm_stall_trigger`). The shipped unit never sets it.
+STALL_TRIGGER_ENV = "POSD_TEST_WATCHDOG_STALL"
 
 # Longest AF_UNIX socket path the kernel accepts (sun_path is 108 bytes with its NUL).
 _SUN_PATH_MAX = 107
@@ -169,6 +174,30 @@ async def pet_watchdog(
             # restarts the service, which is what a watchdog is for.
             logging.getLogger(__name__).warning("%s", exc.strerror)
         await sleep(half_interval_s)
+
+
+def arm_stall_trigger(loop: asyncio.AbstractEventLoop, environ: Mapping[str, str]) -> bool:
+    """Test only: with `POSD_TEST_WATCHDOG_STALL=1` in `environ`, SIGUSR2 blocks the event
+    loop for good, so a test can watch systemd's watchdog kill and restart the daemon.
+    True when armed.
+
+    Nothing else can stall the loop on purpose. The shipped unit never sets the variable,
+    and without it SIGUSR2 keeps its default action (the process ends and systemd restarts
+    it), so this adds no way in on a terminal.
+    """
+    if environ.get(STALL_TRIGGER_ENV) != "1":
+        return False
+
+    def stall() -> None:
+        logging.getLogger(__name__).warning(
+            "SIGUSR2 with %s=1: the event loop stops here until the watchdog ends the process",
+            STALL_TRIGGER_ENV,
+        )
+        while True:
+            time.sleep(3600)
+
+    loop.add_signal_handler(signal.SIGUSR2, stall)
+    return True
 
 
 def _socket_address(value: str) -> str | bytes:

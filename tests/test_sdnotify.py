@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import time
 import uuid
@@ -17,6 +18,7 @@ from daemon.sdnotify import (
     Notifier,
     NotifyEnvironmentError,
     NotifySendError,
+    arm_stall_trigger,
     pet_watchdog,
 )
 
@@ -302,3 +304,26 @@ def test_a_failed_pet_is_logged_and_petting_goes_on(
     assert len(rounds) == 2
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
     assert "WATCHDOG=1" in caplog.records[0].getMessage()
+
+
+# ------------------------------------------------------------ the test-only stall trigger
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "yes", "true"])
+def test_sigusr2_stalls_nothing_unless_the_test_variable_is_exactly_1(value: str | None) -> None:
+    environ = {} if value is None else {"POSD_TEST_WATCHDOG_STALL": value}
+    loop = asyncio.new_event_loop()
+    try:
+        assert arm_stall_trigger(loop, environ) is False
+        assert loop.remove_signal_handler(signal.SIGUSR2) is False  # none was installed
+    finally:
+        loop.close()
+
+
+def test_the_test_variable_arms_sigusr2_to_stall_the_loop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        assert arm_stall_trigger(loop, {"POSD_TEST_WATCHDOG_STALL": "1"}) is True
+        assert loop.remove_signal_handler(signal.SIGUSR2) is True
+    finally:
+        loop.close()

@@ -144,6 +144,19 @@ def test_the_unit_reports_readiness_and_is_watched() -> None:
     )
 
 
+def test_an_unprovisioned_terminal_skips_the_service_instead_of_failing_it() -> None:
+    config = only("Service", "ExecStart").split("--config ", 1)[1]
+    assert only("Unit", "ConditionPathExists") == config == "/etc/posd/posd.toml"
+
+
+def test_the_unit_never_arms_a_test_only_switch() -> None:
+    # POSD_TEST_* variables (the watchdog stall trigger) are set by the boot tests'
+    # drop-ins only; a terminal's unit must never carry one.
+    text = UNIT.read_text(encoding="utf-8")
+    assert "POSD_TEST" not in text
+    assert not values("Service", "Environment") and not values("Service", "EnvironmentFile")
+
+
 def test_the_unit_runs_as_posd_with_a_private_ledger_directory() -> None:
     assert only("Service", "User") == "posd"
     assert only("Service", "Group") == "posd"

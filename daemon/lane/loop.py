@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.drivers.scanner import Reason, Scan, ScanProblem
+from daemon.lane import logbook
 from daemon.lane.ledger import LaneLedger, LedgerUnusable
 from daemon.lane.outputs import Background, Outputs
 from daemon.lane.snapshot import describe_input, snapshot
@@ -228,6 +229,7 @@ class Lane:
             done = await self.ledger.perform(op)
         except (LedgerUnusable, LedgerError, OSError) as error:
             return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
+        logbook.record(op, done)  # before _apply, which may carry out a follow-up operation
         event = await self._apply(done, "ledger", "ledger", type(op).__name__)
         if self.state.basket is None and self.state.pending is None:
             # Between customers: the WAL's pages go into the ledger file now, not in

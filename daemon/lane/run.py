@@ -51,7 +51,7 @@ from daemon.ledger import LedgerError
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane.machine import initial_state
 from daemon.rules.lane.types import Command, CommandName, LaneSettings
-from daemon.sdnotify import Notifier, NotifySendError, pet_watchdog
+from daemon.sdnotify import Notifier, NotifySendError, arm_stall_trigger, pet_watchdog
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
@@ -273,6 +273,7 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     watchdog = loop.create_task(pet_watchdog(notifier), name="watchdog")
+    arm_stall_trigger(loop, os.environ)  # test only; see its docstring
     ready = f"lane {config.terminal.id} ready; kiosk API on {config.api.host}:{daemon.api_port}"
     daemon.lane.on_devices = lambda missing: _device_status(notifier, ready, missing)
     # Everything made so far lives as long as the daemon: keep it out of the garbage
