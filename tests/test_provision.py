@@ -416,3 +416,36 @@ def test_the_engineer_says_whether_the_terminal_has_a_screen(
     back = provision(runner, root, "--screen", "--yes")
     assert load_config(root / "etc/posd/posd.toml").screen.enabled is True, back.output
     assert "systemctl enable --now posd-screen" in back.output
+
+
+def test_a_rerun_keeps_the_engineers_comments_byte_for_byte_but_the_changed_values(
+    runner: CliRunner, root: Path
+) -> None:
+    first = provision(runner, root, "--terminal", "T1", "--branch", "B1",
+                      "--store-name", "Kowalski Tools", "--scanner", SCANNER_BY_ID,
+                      "--printer", "tcp://192.0.2.10:9100", "--yes")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    config_file = root / "etc/posd/posd.toml"
+    written = config_file.read_text()
+    edited = (
+        "# Till 3, by the back door. Ask Sam before changing the printer.\n"
+        + written.replace('"Kowalski Tools"', '"Kowalski Tools"  # as on the sign')
+        .replace("[printer]", "[printer]  # the Epson under the counter")
+        .replace('host = "192.0.2.10"', '# fixed lease on the router\nhost = "192.0.2.10"  # DHCP')
+        + "\n[lane]\n# slow scanners here\nserial_timeout_s = 20.0   # seconds\n"
+    )  # fmt: skip
+    config_file.write_text(edited)
+    again = provision(runner, root, "--store-name", "Kowalski Tools & Garden",
+                      "--printer", "tcp://192.0.2.11:9100", "--layout", "de", "--yes")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    expected = (
+        edited.replace('"Kowalski Tools"', '"Kowalski Tools & Garden"')
+        .replace('"192.0.2.10"', '"192.0.2.11"')
+        .replace(f'device = "{SCANNER_BY_ID}"\n', f'device = "{SCANNER_BY_ID}"\nlayout = "de"\n')
+    )
+    assert config_file.read_text() == expected
+    assert (root / "etc/posd/posd.toml.previous").read_text() == edited
+    # The same answers again: not a byte moves.
+    same = provision(runner, root, "--yes")
+    assert same.exit_code == 0 and "unchanged /etc/posd/posd.toml" in same.output
+    assert config_file.read_text() == expected

@@ -50,13 +50,13 @@ from daemon.provision.files import (
     write_atomic,
 )
 from daemon.provision.inventory import stable_target_kind
-from daemon.provision.toml import dump
+from daemon.provision.toml import render
 
 CONFIG_PATH = "/etc/posd/posd.toml"
 LEDGER_PATH = "/var/lib/posd/ledger.db"
 HEADER = (
     "posd terminal configuration, written by `posd provision`.\n"
-    "Re-run it to change identity, broker or devices; other keys edited here are kept.\n"
+    "Re-run it to change identity, broker or devices; your comments and other keys stay.\n"
     "Check by hand edits with: posd config check /etc/posd/posd.toml"
 )
 _GPIO_PARTS = tuple(GpioPinsConfig.model_fields)
@@ -91,16 +91,19 @@ class Applied:
 def current(root: Path) -> Current:
     """Read the existing configuration and ledger identity; refuse what cannot be read."""
     settings: dict[str, Any] = {}
+    text = None
     config_file = under(root, CONFIG_PATH)
     if config_file.exists():
         try:
-            settings = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            text = config_file.read_text(encoding="utf-8")
+            settings = tomllib.loads(text)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise ProvisionError(
                 [f"{CONFIG_PATH}: cannot be read ({error}); fix it or move it away, then run again"]
             ) from None
     ledger_path = settings.get("ledger", {}).get("path", LEDGER_PATH)
-    return Current(root, settings, ledger_identity(under(root, ledger_path), str(ledger_path)))
+    ledger = ledger_identity(under(root, ledger_path), str(ledger_path))
+    return Current(root, settings, ledger, text)
 
 
 def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
@@ -151,7 +154,7 @@ def plan(answers: Answers, now: Current, kinds: DeviceKinds = KINDS) -> Plan:
     return Plan(
         root=root,
         settings=settings,
-        text=dump(settings, HEADER),
+        text=render(settings, HEADER, now.text),
         config=config,
         files=tuple(files),
         ledger_exists=now.ledger is not None,
