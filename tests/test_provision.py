@@ -232,8 +232,10 @@ def test_interactive_provisioning_asks_with_the_attached_devices_as_choices(
         [
             "T-7",  # terminal id
             "NORTH",  # branch
+            "Kowalski Tools",  # store name
             "",  # mode: cashier
             SCANNER_BY_ID,  # scanner
+            "",  # its keyboard layout: us
             "",  # display: the udev-named one
             "",  # display command set: epson
             "tcp://192.0.2.10:9100",  # printer
@@ -267,9 +269,10 @@ def test_an_interactive_rerun_offers_the_current_answers(
     first = provision(runner, root, *full_flags(pki, password_file), "--yes")
     assert first.exit_code == 0, first.output
     before = (root / "etc/posd/posd.toml").read_bytes()
-    # Enter through every question: terminal, branch, mode, scanner, display, model,
-    # printer, screen, broker, CA, login, username, password (kept) twice, then confirm.
-    result = provision(runner, root, input="\n" * 14 + "y\n")
+    # Enter through every question: terminal, branch, store name, mode, scanner, layout,
+    # display, model, printer, screen, broker, CA, login, username, password (kept)
+    # twice, then confirm.
+    result = provision(runner, root, input="\n" * 16 + "y\n")
     assert result.exit_code == 0, result.output
     assert "T-0042" in result.output  # offered as the default
     assert (root / "etc/posd/posd.toml").read_bytes() == before
