@@ -67,6 +67,10 @@ def _tty(root: Path, node: str, usb: str, ids: dict[str, str]) -> None:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    return build_root(tmp_path)
+
+
+def build_root(tmp_path: Path) -> Path:
     """A terminal's filesystem with a keyboard-mode scanner, a keyboard, a mouse, a
     serial scanner and a pole display on a USB-serial adapter."""
     root = tmp_path / "root"

@@ -5,9 +5,9 @@
     nearest("casheir", ["cashier", "self_checkout"])            # "cashier"
     did_you_mean("german", ["us", "de"], {"german": "de"})      # "did you mean `de`?"
 
-`spelled` only forgives case, spaces and hyphens, so it may accept an answer; `nearest`
-also finds a close misspelling (or a word in `aliases`, such as a layout's name in
-English), which is only ever offered as a suggestion, never taken.
+`spelled` only forgives case, spaces, hyphens and underscores, so it may accept an
+answer; `nearest` also finds a close misspelling (or a word in `aliases`, such as a
+layout's name in English), which is only ever offered as a suggestion, never taken.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def normalised(text: str) -> str:
 
 
 def spelled(given: str, options: Iterable[str]) -> str | None:
-    """The option `given` is a way of writing, or None."""
-    key = normalised(given)
-    return next((option for option in options if normalised(option) == key), None)
+    """The option `given` is a way of writing (`Self Checkout`, `selfcheckout`), or None."""
+    key = normalised(given).replace("_", "")
+    return next((o for o in options if normalised(o).replace("_", "") == key), None)
 
 
 def nearest(

@@ -131,7 +131,8 @@ class Questions:
     would start with."""
 
     def __init__(self, given: Given, now: Current, found: Inventory, kinds: DeviceKinds) -> None:
-        self.values = dict(given.values)
+        # An option not given is None (an empty tuple for one that may be repeated).
+        self.values = {k: v for k, v in given.values.items() if v is not None and v != ()}
         self.interactive = given.ask
         self.now = now
         self.found = found
@@ -235,7 +236,7 @@ def answers(given: Given, now: Current, found: Inventory, kinds: DeviceKinds = K
         raise click.UsageError(
             f"{missing} is required: this terminal has no configuration or ledger to take it from"
         )
-    q.ask("store_name")
+    q.ask("store_name", read=_store_name)
     mode = q.ask("mode", read=_one_of(MODES), type=click.Choice(MODES))
     if (
         mode == "self_checkout"
@@ -262,6 +263,13 @@ def answers(given: Given, now: Current, found: Inventory, kinds: DeviceKinds = K
     if hq_url != NONE:
         _broker(q, terminal)
     return q.answers()
+
+
+def _store_name(typed: str) -> str:
+    name = typed.strip()
+    if not name:
+        raise click.BadParameter("type the store's name: every receipt starts with it")
+    return name
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
