@@ -11,10 +11,11 @@ from __future__ import annotations
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from daemon.config.model import load_config
@@ -22,6 +23,7 @@ from daemon.config.spelling import spelled
 from daemon.provision.inventory import inventory
 from daemon.provision.plan import scanner_kind, takes_layout
 from daemon.provision.prompts import MODES, QUESTIONS
+from daemon.provision.toml import render
 from tests.test_provision import SCANNER_BY_ID, SERIAL_SCANNER, build_root, provision
 from tests.test_tls_broker import Pki, make_pki
 
@@ -250,6 +252,9 @@ _BASELINE: dict[str, str] = {}
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(_FUZZED), typed=_TYPED)
+@example(name="terminal", typed="\x0c")  # only blank: no terminal id at all
+@example(name="branch", typed=" \t ")
+@example(name="printer", typed="192.0.2.10")
 def test_any_answer_is_taken_as_a_terminal_that_starts_or_asked_again(
     pki: Pki,
     name: str,
@@ -277,3 +282,26 @@ def test_any_answer_is_taken_as_a_terminal_that_starts_or_asked_again(
         assert result.exit_code == 0, result.output
         assert prompts(result, question) == 2, result.output
         assert (root / CONFIG).read_text() == _BASELINE["text"]
+
+
+_VALUES = st.recursive(
+    st.one_of(st.text(max_size=20), st.integers(), st.booleans(), st.floats(allow_nan=False)),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=5,
+)
+# Keys are posd's own names or ones read from the file before; values are anything typed.
+_KEYS = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=8)
+_TABLES = st.dictionaries(_KEYS, st.dictionaries(_KEYS, _VALUES, max_size=4), max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=_TABLES, second=_TABLES)
+def test_any_settings_are_written_as_toml_that_reads_back_as_they_are(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    """New, or edited from the file before: the text reads back (with Python's own TOML
+    reader) as exactly the settings, control characters and all."""
+    text = render(first, "posd.toml")
+    assert tomllib.loads(text) == first
+    edited = render(second, "posd.toml", text)
+    assert tomllib.loads(edited) == second

@@ -151,10 +151,14 @@ def plan(answers: Answers, now: Current, kinds: DeviceKinds = KINDS) -> Plan:
     if problems:
         raise ProvisionError(problems)
     warnings += _absent_devices(config, root, kinds)
+    try:
+        text = render(settings, HEADER, now.text)
+    except ValueError as error:  # a value TOML cannot hold: refused, never half-written
+        raise ProvisionError([f"{CONFIG_PATH}: {error}"]) from None
     return Plan(
         root=root,
         settings=settings,
-        text=render(settings, HEADER, now.text),
+        text=text,
         config=config,
         files=tuple(files),
         ledger_exists=now.ledger is not None,

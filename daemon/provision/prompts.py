@@ -199,6 +199,8 @@ class Questions:
 
         def accept(typed: str) -> Any:
             answer = read(typed)
+            if answer in ("", None) and default is None:  # only blanks, and no default
+                raise click.BadParameter("this question needs an answer")
             problems = self.problems(name, answer)
             if problems:
                 raise click.BadParameter("; ".join(problems))

@@ -14,6 +14,8 @@ provision` with the same answers leave the file untouched.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import MutableMapping
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Item
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 ORDER = (
     "terminal",
     "ledger",
@@ -53,6 +56,20 @@ def render(settings: dict[str, Any], header: str = "", previous: str | None = No
     return text
 
 
+def _toml_1_0(value: Any) -> Any:
+    """`value` with every string that holds a control character as an item escaped the
+    TOML 1.0 way (`\\u001b`): tomlkit writes `\\e`, which only TOML 1.1 readers take."""
+    if isinstance(value, dict):
+        return {k: _toml_1_0(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_toml_1_0(v) for v in value]
+    if isinstance(value, str) and _CONTROL.search(value):
+        # JSON's string escapes are TOML's, but for DEL, which JSON leaves as it is.
+        text = json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+        return tomlkit.parse(f"v = {text}")["v"]
+    return value
+
+
 def _new(settings: dict[str, Any], header: str) -> str:
     document = tomlkit.document()
     for line in header.splitlines():
@@ -61,7 +78,7 @@ def _new(settings: dict[str, Any], header: str) -> str:
     # Plain values before the first table, or TOML would read them as the table's.
     keys.sort(key=lambda k: _is_table(settings[k]) or _is_tables(settings[k]))
     for key in keys:
-        document.add(key, settings[key])
+        document.add(key, _toml_1_0(settings[key]))
     return tomlkit.dumps(document)
 
 
@@ -71,7 +88,7 @@ def _sync(table: MutableMapping[str, Any], wanted: dict[str, Any]) -> None:
         del table[key]
     for key, value in wanted.items():
         if key not in table:
-            table[key] = value
+            table[key] = _toml_1_0(value)
             continue
         old = table[key]
         if _is_table(value) and isinstance(old, MutableMapping):
@@ -80,7 +97,7 @@ def _sync(table: MutableMapping[str, Any], wanted: dict[str, Any]) -> None:
             for entry, new in zip(old, value, strict=True):
                 _sync(entry, new)
         elif not _same(_plain(old), value):
-            table[key] = value
+            table[key] = _toml_1_0(value)
 
 
 def _plain(value: Any) -> Any:
