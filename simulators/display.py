@@ -422,6 +422,10 @@ class SimulatedDisplay:
         with self._changed:
             return self._changed.wait_for(lambda: self._bytes_received >= count, timeout)
 
+    @property
+    def plugged(self) -> bool:
+        return self._port.plugged
+
     def unplug(self) -> None:
         self._port.unplug()
 

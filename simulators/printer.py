@@ -407,6 +407,10 @@ class SimulatedPrinter:
     def start_answering(self) -> None:
         self._answering = True
 
+    @property
+    def plugged(self) -> bool:
+        return self._port.plugged
+
     def unplug(self) -> None:
         """Both interfaces go away: serial writes fail, TCP connections drop."""
         self._port.unplug()

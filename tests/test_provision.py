@@ -67,6 +67,10 @@ def _tty(root: Path, node: str, usb: str, ids: dict[str, str]) -> None:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    return build_root(tmp_path)
+
+
+def build_root(tmp_path: Path) -> Path:
     """A terminal's filesystem with a keyboard-mode scanner, a keyboard, a mouse, a
     serial scanner and a pole display on a USB-serial adapter."""
     root = tmp_path / "root"
@@ -232,8 +236,10 @@ def test_interactive_provisioning_asks_with_the_attached_devices_as_choices(
         [
             "T-7",  # terminal id
             "NORTH",  # branch
+            "Kowalski Tools",  # store name
             "",  # mode: cashier
             SCANNER_BY_ID,  # scanner
+            "",  # its keyboard layout: us
             "",  # display: the udev-named one
             "",  # display command set: epson
             "tcp://192.0.2.10:9100",  # printer
@@ -267,9 +273,10 @@ def test_an_interactive_rerun_offers_the_current_answers(
     first = provision(runner, root, *full_flags(pki, password_file), "--yes")
     assert first.exit_code == 0, first.output
     before = (root / "etc/posd/posd.toml").read_bytes()
-    # Enter through every question: terminal, branch, mode, scanner, display, model,
-    # printer, screen, broker, CA, login, username, password (kept) twice, then confirm.
-    result = provision(runner, root, input="\n" * 14 + "y\n")
+    # Enter through every question: terminal, branch, store name, mode, scanner, layout,
+    # display, model, printer, screen, broker, CA, login, username, password (kept)
+    # twice, then confirm.
+    result = provision(runner, root, input="\n" * 16 + "y\n")
     assert result.exit_code == 0, result.output
     assert "T-0042" in result.output  # offered as the default
     assert (root / "etc/posd/posd.toml").read_bytes() == before
@@ -416,3 +423,36 @@ def test_the_engineer_says_whether_the_terminal_has_a_screen(
     back = provision(runner, root, "--screen", "--yes")
     assert load_config(root / "etc/posd/posd.toml").screen.enabled is True, back.output
     assert "systemctl enable --now posd-screen" in back.output
+
+
+def test_a_rerun_keeps_the_engineers_comments_byte_for_byte_but_the_changed_values(
+    runner: CliRunner, root: Path
+) -> None:
+    first = provision(runner, root, "--terminal", "T1", "--branch", "B1",
+                      "--store-name", "Kowalski Tools", "--scanner", SCANNER_BY_ID,
+                      "--printer", "tcp://192.0.2.10:9100", "--yes")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    config_file = root / "etc/posd/posd.toml"
+    written = config_file.read_text()
+    edited = (
+        "# Till 3, by the back door. Ask Sam before changing the printer.\n"
+        + written.replace('"Kowalski Tools"', '"Kowalski Tools"  # as on the sign')
+        .replace("[printer]", "[printer]  # the Epson under the counter")
+        .replace('host = "192.0.2.10"', '# fixed lease on the router\nhost = "192.0.2.10"  # DHCP')
+        + "\n[lane]\n# slow scanners here\nserial_timeout_s = 20.0   # seconds\n"
+    )  # fmt: skip
+    config_file.write_text(edited)
+    again = provision(runner, root, "--store-name", "Kowalski Tools & Garden",
+                      "--printer", "tcp://192.0.2.11:9100", "--layout", "de", "--yes")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    expected = (
+        edited.replace('"Kowalski Tools"', '"Kowalski Tools & Garden"')
+        .replace('"192.0.2.10"', '"192.0.2.11"')
+        .replace(f'device = "{SCANNER_BY_ID}"\n', f'device = "{SCANNER_BY_ID}"\nlayout = "de"\n')
+    )
+    assert config_file.read_text() == expected
+    assert (root / "etc/posd/posd.toml.previous").read_text() == edited
+    # The same answers again: not a byte moves.
+    same = provision(runner, root, "--yes")
+    assert same.exit_code == 0 and "unchanged /etc/posd/posd.toml" in same.output
+    assert config_file.read_text() == expected

@@ -39,6 +39,17 @@ class _ScannerKinds(click.Choice):  # type: ignore[type-arg]
         pass  # what the registry holds, always
 
 
+class _Spelled(click.Choice):  # type: ignore[type-arg]
+    """A choice as people type it: `self-checkout` or `Self Checkout` is `self_checkout`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from daemon.config.spelling import spelled
+
+        if isinstance(value, str) and (found := spelled(value, map(str, self.choices))):
+            return found
+        return super().convert(value, param, ctx)
+
+
 _root_option = click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -84,7 +95,7 @@ def _show_devices(found: Any) -> None:
 )
 @click.option("--terminal", help="This terminal's id, e.g. T-0042 (unique in the chain).")
 @click.option("--branch", help="The branch (store) this terminal belongs to.")
-@click.option("--mode", type=click.Choice(["cashier", "self_checkout"]), help="Lane mode.")
+@click.option("--mode", type=_Spelled(["cashier", "self_checkout"]), help="Lane mode.")
 @click.option("--store-name", help="Store name printed at the top of receipts.")
 @click.option("--hq-url", help="HQ's MQTT broker, mqtts://host:8883 (none: no replication).")
 @click.option(
@@ -108,16 +119,14 @@ def _show_devices(found: Any) -> None:
 )
 @click.option("--layout", help="Keyboard layout a keyboard-mode scanner types in (us, de, fr…).")
 @click.option("--display", help="Customer display's serial port by stable name (or none).")
-@click.option(
-    "--display-model", type=click.Choice(["epson", "cd5220"]), help="Display command set."
-)
+@click.option("--display-model", type=_Spelled(["epson", "cd5220"]), help="Display command set.")
 @click.option(
     "--printer", help="Printer: /dev/posd-printer, serial:/dev/serial/by-id/…, tcp://host:9100."
 )
 @click.option("--gpio", help="Lane GPIO pins, e.g. green=17,amber=27,red=22,buzzer=18 (or none).")
 @click.option(
     "--pin-factory",
-    type=click.Choice(["native", "lgpio", "rpigpio", "pigpio", "mock"]),
+    type=_Spelled(["native", "lgpio", "rpigpio", "pigpio", "mock"]),
     help="gpiozero pin factory (lgpio on a Raspberry Pi).",
 )
 @click.option(

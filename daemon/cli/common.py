@@ -29,7 +29,21 @@ class Settings:
 
 class PosdGroup(click.Group):
     """The `posd` group: every `PosdError` that reaches it becomes a message and an exit
-    status here, in one place (JSON when the command was given `--json`)."""
+    status here, in one place (JSON when the command was given `--json`). Commands
+    installed packages add (`daemon.cli.added`) are found by name when asked for."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            from daemon.cli.added import added_command
+
+            found = added_command(cmd_name)
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from daemon.cli.added import added_names
+
+        return sorted({*super().list_commands(ctx), *added_names()})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

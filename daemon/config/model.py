@@ -36,6 +36,7 @@ from daemon.config.devices import Section
 from daemon.config.pins import PinError, parse_pin_hash
 from daemon.config.replication import ReplicationConfig
 from daemon.config.screen import ScreenConfig
+from daemon.config.spelling import did_you_mean
 from daemon.drivers.display.kind import DISPLAY, DisplayConfig
 from daemon.drivers.gpio import GPIO, GpioConfig
 from daemon.drivers.kinds import KINDS
@@ -326,13 +327,17 @@ def describe(error: Any, kinds: DeviceKinds = KINDS) -> str:
         return f"{path}: is required"
     if kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace(" or ", ", ").replace("'", "")
-        return f"{path}: must be one of {expected} (got {given!r})"
+        hint = did_you_mean(given, expected.split(", "))
+        return f"{path}: must be one of {expected} (got {given!r})" + (f"; {hint}" if hint else "")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(ctx.get("discriminator", "kind")).strip("'")
-        tags = ", ".join(kinds.tags().get(tag, ()))
+        names = kinds.tags().get(tag, ())
         if kind == "union_tag_not_found":
-            return f"{path}.{tag}: is required (one of {tags})"
-        return f"{path}.{tag}: must be one of {tags} (got {ctx.get('tag')!r})"
+            return f"{path}.{tag}: is required (one of {', '.join(names)})"
+        hint = did_you_mean(ctx.get("tag"), names)
+        return f"{path}.{tag}: must be one of {', '.join(names)} (got {ctx.get('tag')!r})" + (
+            f"; {hint}" if hint else ""
+        )
     if kind in _WORDS:
         return f"{path}: {_WORDS[kind]} (got {given!r})"
     if kind == "value_error":

@@ -18,10 +18,19 @@ look at it), FAIL (something a store depends on is broken; exit status 1) or SKI
 from __future__ import annotations
 
 import json
+import time
 
 from daemon.doctor.broker import check_broker
 from daemon.doctor.devices import check_display, check_gpio, check_printer, check_scanners
-from daemon.doctor.findings import Context, DoctorReport, Status, run_bounded
+from daemon.doctor.findings import (
+    Check,
+    Context,
+    DoctorReport,
+    Status,
+    collect,
+    run_bounded,
+    start_bounded,
+)
 from daemon.doctor.system import (
     check_clock,
     check_disk,
@@ -37,21 +46,32 @@ def run_doctor(context: Context) -> DoctorReport:
     found = run_bounded(context, [("service", 2.0, check_service)])
     # The ledger first, so that the clock can be compared with its newest event.
     found |= run_bounded(context, [("ledger", options.ledger_timeout_s, check_ledger)])
-    found |= run_bounded(
-        context,
-        [
-            ("printer", options.device_timeout_s, check_printer),
-            ("display", options.device_timeout_s, check_display),
-            ("gpio", options.device_timeout_s + 4 * options.light_step_s, check_gpio),
-            ("broker", options.broker_timeout_s + 2.0, check_broker),
-            ("disk", 10.0, check_disk),
-            ("clock", 10.0, check_clock),
-            ("permissions", 5.0, check_permissions),
-        ],
-    )
-    # The scan last: the test ticket, once printed, has a barcode to scan.
-    wait_s = options.scan_timeout_s + options.device_timeout_s
-    found |= run_bounded(context, [("scanner", wait_s, check_scanners)])
+    devices: list[tuple[str, float, Check]] = [
+        ("printer", options.device_timeout_s, check_printer),
+        ("display", options.device_timeout_s, check_display),
+        ("gpio", options.device_timeout_s + 4 * options.light_step_s, check_gpio),
+        ("broker", options.broker_timeout_s + 2.0, check_broker),
+        ("disk", 10.0, check_disk),
+        ("clock", 10.0, check_clock),
+        ("permissions", 5.0, check_permissions),
+    ]
+    # The scanner opens first and waits for the test ticket, so that a scan of the
+    # ticket the moment it is out of the printer counts (a serial port drops what
+    # arrived before it was opened).
+    phase_s = max(timeout_s for _, timeout_s, _ in devices)
+    wait_s = 2 * options.device_timeout_s + phase_s + options.scan_timeout_s
+    context.ticket_settled.clear()
+    scanning = start_bounded(context, [("scanner", wait_s, check_scanners)])
+    deadline = time.monotonic() + options.device_timeout_s
+    while not context.scanner_listening.is_set() and not scanning[0].done.is_set():
+        if time.monotonic() > deadline:
+            break
+        context.scanner_listening.wait(0.02)
+    try:
+        found |= run_bounded(context, devices)
+    finally:
+        context.ticket_settled.set()
+    found |= collect(scanning)
     order = ("service", "printer", "display", "gpio", "scanner", "broker", "ledger", "disk",
              "clock", "permissions")  # fmt: skip
     terminal = context.config.terminal

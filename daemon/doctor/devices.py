@@ -84,6 +84,12 @@ class _Run:
     def say(self, text: str) -> None:
         self._context.say(text)
 
+    def scanner_open(self) -> None:
+        self._context.scanner_listening.set()
+
+    def wait_for_ticket(self) -> None:
+        self._context.ticket_settled.wait()
+
     def test_ticket(self) -> Receipt:
         return test_ticket(self._context)
 

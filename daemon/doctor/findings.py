@@ -53,6 +53,12 @@ class DoctorOptions:
     disk_fail_fraction: float = 0.02
 
 
+def _settled() -> threading.Event:
+    settled = threading.Event()
+    settled.set()
+    return settled
+
+
 @dataclass
 class Context:
     """What the checks share: the configuration and the outside world's stand-ins."""
@@ -65,6 +71,10 @@ class Context:
     ntp_synchronised: Callable[[], bool | None] | None = None  # None: ask timedatectl
     say: Callable[[str], None] = lambda text: None  # tells the person what to do now
     ticket: str | None = None  # the test ticket's number, once printed
+    # While the doctor prints the test ticket, the scanner already listens and waits
+    # for it (`run_doctor` clears `ticket_settled` for that time).
+    scanner_listening: threading.Event = field(default_factory=threading.Event)
+    ticket_settled: threading.Event = field(default_factory=_settled)
     last_event_at: datetime | None = None  # the ledger's newest own event
     kinds: DeviceKinds = KINDS  # the device kinds `config` was read with
 
@@ -98,12 +108,13 @@ Check = Callable[[Context], Sequence[Finding]]
 
 
 @dataclass
-class _Running:
+class RunningCheck:
     name: str
     timeout_s: float
     thread: threading.Thread
     result: list[Finding] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
 
 
 def run_bounded(
@@ -114,18 +125,29 @@ def run_bounded(
     A check still running at its deadline is reported as FAIL (not answering) and left
     behind on its daemon thread; the others are not held up by it.
     """
-    running: list[_Running] = []
+    return collect(start_bounded(context, checks))
+
+
+def start_bounded(
+    context: Context, checks: Sequence[tuple[str, float, Check]]
+) -> list[RunningCheck]:
+    """Start the checks, each on its own thread; `collect` their findings later."""
+    running: list[RunningCheck] = []
     for name, timeout_s, check in checks:
-        slot = _Running(name, timeout_s, threading.Thread())
+        slot = RunningCheck(name, timeout_s, threading.Thread())
         slot.thread = threading.Thread(
             target=_run_one, args=(check, context, slot), name=f"doctor-{name}", daemon=True
         )
         running.append(slot)
         slot.thread.start()
-    started = time.monotonic()
+    return running
+
+
+def collect(running: list[RunningCheck]) -> dict[str, list[Finding]]:
+    """The findings of started checks, each waited for until its own deadline."""
     findings: dict[str, list[Finding]] = {}
     for slot in running:
-        slot.done.wait(max(0.0, started + slot.timeout_s - time.monotonic()))
+        slot.done.wait(max(0.0, slot.started + slot.timeout_s - time.monotonic()))
         if slot.done.is_set():
             findings[slot.name] = slot.result
         else:
@@ -139,7 +161,7 @@ def run_bounded(
     return findings
 
 
-def _run_one(check: Check, context: Context, slot: _Running) -> None:
+def _run_one(check: Check, context: Context, slot: RunningCheck) -> None:
     try:
         slot.result = list(check(context))
     except Exception as error:  # a check that breaks is a finding, not a crash

@@ -112,5 +112,12 @@ class CheckContext(Protocol):
     def say(self, text: str) -> None:
         """Tell the person at the terminal what to do now (e.g. scan a barcode)."""
 
+    def scanner_open(self) -> None:
+        """The scanner is open and listening: the test ticket may print now, and a scan
+        of it the moment it is out counts."""
+
+    def wait_for_ticket(self) -> None:
+        """Until the printer's check is over: the test ticket printed (`ticket`) or not."""
+
     def test_ticket(self) -> Receipt:
         """A ticket that says which terminal this is and how to reach it."""

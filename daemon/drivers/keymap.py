@@ -18,13 +18,16 @@ to a layout without dead keys for those characters, or use a serial scanner.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from evdev import ecodes
 from xkbcommon import xkb
 
+from daemon.config.spelling import did_you_mean
 from daemon.errors import ConfigError
 
 # xkb numbers keys as evdev does plus 8 (an X11 convention kept by libxkbcommon).
@@ -56,6 +59,67 @@ class Keystroke:
     hold: tuple[int, ...] = ()
 
 
+def check_layout(layout: str) -> str:
+    """`layout` when libxkbcommon compiles it as a keyboard layout (`de`, `fr`, `us`);
+    LayoutError, with the nearest layout name, when it does not (`german`)."""
+    _compile(layout, "", "pc105", "")
+    return layout
+
+
+def _compile(layout: str, variant: str, model: str, options: str) -> Any:
+    log: list[str] = []
+
+    def keep(_context: object, _level: int, message: str) -> None:
+        if len(log) < 20:  # xkbcommon's reasons, for the error below
+            log.append(message.strip())
+
+    context = xkb.Context(no_environment_names=True)
+    context.set_log_fn(keep)
+    try:
+        return context.keymap_new_from_names(
+            rules="evdev", model=model, layout=layout, variant=variant, options=options
+        )
+    except xkb.XKBKeymapCreationFailure:
+        detail = "; ".join(log[-3:]) or "xkbcommon gave no reason"
+        name = f"{layout}({variant})" if variant else layout
+        known = known_layouts(context)
+        hint = did_you_mean(layout, known, _other_words(known))
+        said = f"; xkbcommon said: {detail}" if not hint else ""
+        raise LayoutError(
+            f"keyboard layout {name!r} could not be compiled{': ' + hint if hint else '.'} "
+            "Layouts are XKB names such as us, gb, de or fr (`localectl "
+            f"list-x11-keymap-layouts` lists them{said})"
+        ) from None
+
+
+def known_layouts(context: Any = None) -> dict[str, str]:
+    """The layouts the system's XKB registry lists, each with what it is called in
+    English: `{"us": "English (US)", "de": "German", …}`; {} when there is no registry."""
+    context = context or xkb.Context(no_environment_names=True)
+    for folder in context.include_path():
+        registry = Path(folder) / "rules" / "evdev.xml"
+        try:
+            tree = ElementTree.parse(registry)
+        except (OSError, ElementTree.ParseError):
+            continue
+        found: dict[str, str] = {}
+        for item in tree.getroot().iterfind("./layoutList/layout/configItem"):
+            name = item.findtext("name")
+            if name:
+                found.setdefault(name, item.findtext("description") or name)
+        return found
+    return {}
+
+
+def _other_words(known: dict[str, str]) -> dict[str, str]:
+    """What people call each layout: `German` and `German (Austria)` are `de` and `at`,
+    and `English` alone is the first English layout listed (`us`)."""
+    words = {description: name for name, description in known.items()}
+    for name, description in known.items():
+        words.setdefault(description.split(" (")[0], name)
+    return words
+
+
 class KeyboardLayout:
     """A compiled XKB keyboard layout, e.g. `KeyboardLayout("fr")` or `("de", "nodeadkeys")`.
 
@@ -67,25 +131,7 @@ class KeyboardLayout:
     ) -> None:
         self.layout = layout
         self.variant = variant
-        log: list[str] = []
-
-        def keep(_context: object, _level: int, message: str) -> None:
-            if len(log) < 20:  # xkbcommon's reasons, for the error below
-                log.append(message.strip())
-
-        context = xkb.Context(no_environment_names=True)
-        context.set_log_fn(keep)
-        try:
-            self._keymap: Any = context.keymap_new_from_names(
-                rules="evdev", model=model, layout=layout, variant=variant, options=options
-            )
-        except xkb.XKBKeymapCreationFailure:
-            detail = "; ".join(log[-3:]) or "xkbcommon gave no reason"
-            raise LayoutError(
-                f"keyboard layout {self.name!r} could not be compiled ({detail}); use an XKB "
-                "layout name such as us, gb, de or fr "
-                "(`localectl list-x11-keymap-layouts` lists them)"
-            ) from None
+        self._keymap: Any = _compile(layout, variant, model, options)
         # What each key types in each state (effective modifiers and layout), filled as
         # keys are seen; it depends on nothing else, so every decoder shares it. `_plain`
         # holds the same keys-in-states once seen to change nothing in xkb.

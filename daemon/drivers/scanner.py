@@ -283,8 +283,9 @@ class ReadingScanner(ABC):
         it directly with recorded bytes.
         """
 
-    async def scans(self) -> AsyncIterator[ScanEvent]:
-        """Every scan and scanner problem, in order, for as long as the caller iterates."""
+    async def scans(self, opened: Callable[[], None] | None = None) -> AsyncIterator[ScanEvent]:
+        """Every scan and scanner problem, in order, for as long as the caller iterates;
+        `opened()` is called each time the device has been opened and is listening."""
         loop = asyncio.get_running_loop()
         reported_absent = False
         while True:
@@ -306,6 +307,8 @@ class ReadingScanner(ABC):
                 yield self._problem(Reason.RECONNECTED, "is connected again; scan the item again")
             queue: asyncio.Queue[Sequence[ScanEvent] | _Gone] = asyncio.Queue()
             loop.add_reader(fd, self._on_readable, loop, fd, queue)
+            if opened is not None:
+                opened()
             try:
                 async for event in self._drain(queue):
                     yield event
@@ -436,9 +439,15 @@ def _wait_for_scan(
     context: CheckContext, reader: ReadingScanner, name: str, where: str, layout: str | None
 ) -> Finding:
     timeout = context.options.scan_timeout_s
-    what = "the barcode on the test ticket (or any barcode)" if context.ticket else "a barcode"
-    context.say(f"Scan {what} with {where}; waiting up to {timeout:g} s…")
-    event, problems = asyncio.run(_first_scan(reader, timeout))
+
+    def ready() -> None:
+        # Open before the test ticket prints, so a scan of it the moment it is out counts.
+        context.scanner_open()
+        context.wait_for_ticket()
+        what = "the barcode on the test ticket (or any barcode)" if context.ticket else "a barcode"
+        context.say(f"Scan {what} with {where}; waiting up to {timeout:g} s…")
+
+    event, problems = asyncio.run(_first_scan(reader, timeout, ready))
     if isinstance(event, ScanProblem):
         return fail(
             name,
@@ -468,13 +477,19 @@ def _wait_for_scan(
     return ok(name, shown)
 
 
+_OPEN_TIMEOUT_S = 5.0
+
+
 async def _first_scan(
-    reader: ReadingScanner, timeout_s: float
+    reader: ReadingScanner, timeout_s: float, ready: Callable[[], None]
 ) -> tuple[Scan | ScanProblem | None, list[ScanProblem]]:
     """The first whole scan, the problem that stops the scanner from being read, or
-    None at the deadline; with the broken scans seen on the way."""
+    None at the deadline; with the broken scans seen on the way. The scanner is opened
+    first; `ready()` runs (on a thread) once it listens, and the `timeout_s` for a scan
+    counts from its end, though a scan that came while it ran counts too."""
     problems: list[ScanProblem] = []
-    stream = reader.scans()
+    opened = asyncio.Event()
+    stream = reader.scans(opened=opened.set)
 
     async def take() -> Scan | ScanProblem | None:
         async for event in stream:
@@ -485,9 +500,18 @@ async def _first_scan(
             problems.append(event)
         return None
 
+    scan = asyncio.ensure_future(take())
+    listening = asyncio.ensure_future(opened.wait())
     try:
-        return await asyncio.wait_for(take(), timeout_s), problems
+        await asyncio.wait(
+            {scan, listening}, timeout=_OPEN_TIMEOUT_S, return_when="FIRST_COMPLETED"
+        )
+        await asyncio.to_thread(ready)
+        return await asyncio.wait_for(scan, timeout_s), problems
     except TimeoutError:
         return None, problems
     finally:
+        for task in (listening, scan):
+            task.cancel()
+        await asyncio.gather(listening, scan, return_exceptions=True)
         await stream.aclose()  # type: ignore[attr-defined]

@@ -29,16 +29,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 import evdev
 from evdev import ecodes
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from daemon.config.devices import StableDevice
 from daemon.drivers.base import ScannerNotFound
 from daemon.drivers.checks import CheckContext, Finding, Where
-from daemon.drivers.keymap import KeyboardLayout, KeyDecoder
+from daemon.drivers.keymap import KeyboardLayout, KeyDecoder, check_layout
 from daemon.drivers.registry import Attached, DeviceKind, Verdict
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
@@ -352,7 +352,9 @@ class EvdevScannerConfig(ScannerConfigBase):
 
     kind: Literal["evdev"]
     device: StableDevice  # a /dev/input/by-id/… link, a udev link, or vendor:product
-    layout: str = "us"
+    # Compiled when the file is read, so a layout posd cannot use stops `config check`
+    # and `provision`, not the first scan.
+    layout: Annotated[str, AfterValidator(check_layout)] = "us"
     end_keys: list[EndKey] = Field(default_factory=lambda: list(DEFAULT_END_KEYS), min_length=1)
 
 

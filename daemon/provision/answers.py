@@ -50,6 +50,7 @@ class Current:
     root: Path
     settings: dict[str, Any]  # the configuration file as read ({} when there is none)
     ledger: tuple[str, str] | None  # (terminal, branch) of an existing ledger
+    text: str | None = None  # the configuration file's text, comments and all
 
     @property
     def configured(self) -> bool:

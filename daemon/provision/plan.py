@@ -50,13 +50,13 @@ from daemon.provision.files import (
     write_atomic,
 )
 from daemon.provision.inventory import stable_target_kind
-from daemon.provision.toml import dump
+from daemon.provision.toml import render
 
 CONFIG_PATH = "/etc/posd/posd.toml"
 LEDGER_PATH = "/var/lib/posd/ledger.db"
 HEADER = (
     "posd terminal configuration, written by `posd provision`.\n"
-    "Re-run it to change identity, broker or devices; other keys edited here are kept.\n"
+    "Re-run it to change identity, broker or devices; your comments and other keys stay.\n"
     "Check by hand edits with: posd config check /etc/posd/posd.toml"
 )
 _GPIO_PARTS = tuple(GpioPinsConfig.model_fields)
@@ -91,16 +91,19 @@ class Applied:
 def current(root: Path) -> Current:
     """Read the existing configuration and ledger identity; refuse what cannot be read."""
     settings: dict[str, Any] = {}
+    text = None
     config_file = under(root, CONFIG_PATH)
     if config_file.exists():
         try:
-            settings = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            text = config_file.read_text(encoding="utf-8")
+            settings = tomllib.loads(text)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise ProvisionError(
                 [f"{CONFIG_PATH}: cannot be read ({error}); fix it or move it away, then run again"]
             ) from None
     ledger_path = settings.get("ledger", {}).get("path", LEDGER_PATH)
-    return Current(root, settings, ledger_identity(under(root, ledger_path), str(ledger_path)))
+    ledger = ledger_identity(under(root, ledger_path), str(ledger_path))
+    return Current(root, settings, ledger, text)
 
 
 def ledger_identity(path: Path, shown: str) -> tuple[str, str] | None:
@@ -139,24 +142,101 @@ def plan(answers: Answers, now: Current, kinds: DeviceKinds = KINDS) -> Plan:
     for key in ("scanners", "attendants"):
         if settings.get(key) == []:
             del settings[key]
+    problems += _check_ledger(settings["terminal"], settings["ledger"].get("path"), now)
     try:
         config = parse_config(settings, CONFIG_PATH, kinds)
     except ConfigFileError as error:
         raise ProvisionError(problems + error.problems) from None
     problems += check_replication(settings.get("replication"))
-    problems += _check_ledger(config, now)
     if problems:
         raise ProvisionError(problems)
     warnings += _absent_devices(config, root, kinds)
+    try:
+        text = render(settings, HEADER, now.text)
+    except ValueError as error:  # a value TOML cannot hold: refused, never half-written
+        raise ProvisionError([f"{CONFIG_PATH}: {error}"]) from None
     return Plan(
         root=root,
         settings=settings,
-        text=dump(settings, HEADER),
+        text=text,
         config=config,
         files=tuple(files),
         ledger_exists=now.ledger is not None,
         warnings=tuple(warnings),
     )
+
+
+# Which answer writes each key of posd.toml, so that a problem with a key is put to the
+# question that can fix it (`posd provision` asks that one again). A problem belongs to
+# the answer with the longest key it names: `scanners[0].layout` is the layout's,
+# `scanners[0].device` the scanner's. The broker's URL is checked with its whole table.
+ANSWER_KEYS: dict[str, tuple[str, ...]] = {
+    "terminal": ("terminal.id",),
+    "branch": ("terminal.branch",),
+    "store_name": ("terminal.store_name",),
+    "mode": ("terminal.mode",),
+    "attendants": ("attendants",),
+    "scanner": ("scanners",),
+    "scanner_kind": ("scanners[0].kind",),
+    "layout": ("scanners[0].layout",),
+    "display": ("display",),
+    "display_model": ("display.model",),
+    "printer": ("printer",),
+    "gpio": ("gpio",),
+    "pin_factory": ("gpio.pin_factory",),
+    "hq_url": ("replication", "replication.url"),
+    "username": ("replication.username",),
+    "password": ("replication.password_file",),
+    "password_file": ("replication.password_file",),
+    "ca_file": ("replication.ca_file",),
+    "cert_file": ("replication.cert_file",),
+    "key_file": ("replication.key_file",),
+}
+
+
+def answer_problems(
+    name: str, answers: Answers, now: Current, kinds: DeviceKinds = KINDS
+) -> list[str]:
+    """What is wrong with the answer `name` (a key of `ANSWER_KEYS`) among `answers`:
+    the problems `plan` finds in the keys that answer writes, worded as `posd run` and
+    `posd config check` word them. Problems of other answers are not this one's."""
+    try:
+        plan(answers, now, kinds)
+    except ProvisionError as refused:
+        return [problem for problem in refused.problems if name in answers_for(problem)]
+    return []
+
+
+def answers_for(problem: str) -> tuple[str, ...]:
+    """The answers that can put `problem` right (none: a key no question writes, such
+    as one edited by hand)."""
+    best = 0
+    owners: tuple[str, ...] = ()
+    for name, keys in ANSWER_KEYS.items():
+        for key in keys:
+            if _names(problem, key) and len(key) >= best:
+                owners = (*owners, name) if len(key) == best else (name,)
+                best = len(key)
+    return owners
+
+
+def _names(problem: str, key: str) -> bool:
+    return problem.startswith(key) and problem[len(key) : len(key) + 1] in (":", ".", "[")
+
+
+def scanner_kind(
+    answer: str, named: str | None, root: Path, kinds: DeviceKinds = KINDS
+) -> DeviceKind[Any, Any] | None:
+    """The kind of scanner an answer to "which scanner?" gives (None: none, or a kind
+    name that is not registered)."""
+    if answer == NONE:
+        return None
+    return _scanner_kind(answer, named, root, [], [], kinds)
+
+
+def takes_layout(kind: DeviceKind[Any, Any] | None) -> bool:
+    """Whether a scanner of `kind` is decoded with a keyboard layout (keyboard mode)."""
+    return kind is not None and "layout" in kind.section.model_fields
 
 
 def _terminal(old: dict[str, Any], answers: Answers) -> dict[str, Any]:
@@ -193,7 +273,7 @@ def _scanner(
     same = old[0] if len(old) == 1 and old[0].get(SCANNER.tag) == kind.name else {}
     entry = kind.table_for(path)
     entry.update({k: v for k, v in same.items() if k not in (SCANNER.tag, kind.path_key)})
-    if answers.scanner_layout and _takes_layout(kind):
+    if answers.scanner_layout and takes_layout(kind):
         entry["layout"] = answers.scanner_layout
     settings["scanners"] = [entry]
 
@@ -230,16 +310,12 @@ def _scanner_kind(
     return guess
 
 
-def _takes_layout(kind: DeviceKind[Any, Any]) -> bool:
-    return "layout" in kind.section.model_fields
-
-
 def _one_with_layout(settings: dict[str, Any], kinds: DeviceKinds) -> bool:
     scanners = settings.get("scanners") or []
     if len(scanners) != 1:
         return False
     kind = kinds.named(SCANNER, scanners[0].get(SCANNER.tag))
-    return kind is not None and _takes_layout(kind)
+    return kind is not None and takes_layout(kind)
 
 
 def _display(settings: dict[str, Any], answers: Answers, kinds: DeviceKinds) -> None:
@@ -339,24 +415,26 @@ def _attendants(
     return made
 
 
-def _check_ledger(config: PosdConfig, now: Current) -> list[str]:
+def _check_ledger(terminal: dict[str, Any], where: object, now: Current) -> list[str]:
+    """The terminal's id and branch against those of the ledger already there."""
     if now.ledger is None:
         return []
-    terminal, branch = now.ledger
-    where = config.ledger.path
-    if terminal != config.terminal.id:
-        return [
-            f"terminal.id: the ledger at {where} belongs to terminal {terminal} (branch {branch}), "
-            f"not {config.terminal.id!r}; a ledger keeps its terminal id for life. Keep "
-            f"--terminal {terminal}, or, once HQ holds every event of it, move that ledger "
-            "away and provision again to start a new one"
-        ]
-    if branch != config.terminal.branch:
-        return [
-            f"terminal.branch: the ledger at {where} belongs to branch {branch}, and posd "
-            f"refuses to start with branch {config.terminal.branch!r}; keep --branch {branch}"
-        ]
-    return []
+    ledger_terminal, ledger_branch = now.ledger
+    problems = []
+    if ledger_terminal != terminal.get("id"):
+        problems.append(
+            f"terminal.id: the ledger at {where} belongs to terminal {ledger_terminal} (branch "
+            f"{ledger_branch}), not {terminal.get('id')!r}; a ledger keeps its terminal id for "
+            f"life. Keep --terminal {ledger_terminal}, or, once HQ holds every event of it, "
+            "move that ledger away and provision again to start a new one"
+        )
+    if ledger_branch != terminal.get("branch"):
+        problems.append(
+            f"terminal.branch: the ledger at {where} belongs to branch {ledger_branch}, and posd "
+            f"refuses to start with branch {terminal.get('branch')!r}; keep --branch "
+            f"{ledger_branch}"
+        )
+    return problems
 
 
 def _absent_devices(config: PosdConfig, root: Path, kinds: DeviceKinds) -> list[str]:
