@@ -209,6 +209,7 @@ def test_duplicated_and_reordered_deliveries_and_a_missing_one(
     for part in shuffled:
         terminal.publish(p.events_topic("T1"), p.encode(part))
     wait_until(lambda: hq_watermark(hq_db, "T1") == withheld.first - 1, 30, "HQ up to the gap")
+
     # Under load HQ may first ask for a gap that the shuffled batches fill later; the
     # request that stands once everything else is in names the withheld batch.
     def asked_from() -> set[int]:

@@ -108,6 +108,7 @@ class BarcodeConfig(Section):
     gs_stand_in: str | None = None
     numeric_serials: bool = False
     max_length: int = Field(default=512, ge=16, le=8192)
+    separators_sent: bool = False
 
     @model_validator(mode="after")
     def _usable(self) -> BarcodeConfig:
@@ -120,6 +121,7 @@ class BarcodeConfig(Section):
             gs_stand_in=self.gs_stand_in,
             numeric_serials=self.numeric_serials,
             max_length=self.max_length,
+            separators_sent=self.separators_sent,
         )
 
 
