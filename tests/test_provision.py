@@ -416,3 +416,33 @@ def test_the_engineer_says_whether_the_terminal_has_a_screen(
     back = provision(runner, root, "--screen", "--yes")
     assert load_config(root / "etc/posd/posd.toml").screen.enabled is True, back.output
     assert "systemctl enable --now posd-screen" in back.output
+
+
+# ---------------------------------------------------------------- the broker user name
+
+
+@pytest.mark.parametrize("username", ["T-0042/#", "+", "#", "T 42", "T-0042\n"])
+def test_a_broker_user_name_that_would_widen_the_acl_is_refused(
+    runner: CliRunner, root: Path, pki: Pki, password_file: Path, username: str
+) -> None:
+    # The broker ACL grants `posd/v1/t/%u/#`: a user named "+" would be granted every
+    # terminal's topics, "T-0042/#" more than its own.
+    flags = full_flags(pki, password_file)
+    flags[flags.index("--username") + 1] = username
+    result = provision(runner, root, *flags, "--yes")
+    assert result.exit_code != 0
+    assert "replication.username" in result.output and "broker user name" in result.output
+    assert "Traceback" not in result.output
+    assert not (root / "etc/posd/posd.toml").exists()
+
+
+def test_every_user_in_the_example_acl_is_a_name_provisioning_accepts() -> None:
+    from daemon.config.replication import ReplicationConfig
+
+    acl = (Path(__file__).parent.parent / "systemd/mosquitto/acl").read_text()
+    users = [line.split(None, 1)[1] for line in acl.splitlines() if line.startswith("user ")]
+    assert users
+    for user in users:
+        ReplicationConfig(username=user)  # raises for a name that widens %u patterns
+    # and the guidance says which names those are
+    assert "/ + #" in acl

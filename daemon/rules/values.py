@@ -198,6 +198,7 @@ def _is_control(ch: str) -> bool:
 IDENTIFIER = TextKind("id", MAX_IDENTIFIER, 1, identifier=True)
 NAME = TextKind("name", MAX_NAME, 1)
 NOTE = TextKind("note", MAX_NOTE, 0, multiline=True)
+LINE = TextKind("text", MAX_NAME, 0)  # one line that may be empty (a command's argument)
 
 
 def _pydantic(kind: TextKind, what: str | None = None) -> AfterValidator:
@@ -208,6 +209,7 @@ def _pydantic(kind: TextKind, what: str | None = None) -> AfterValidator:
 Identifier = Annotated[str, _pydantic(IDENTIFIER)]
 Name = Annotated[str, _pydantic(NAME)]
 Note = Annotated[str, _pydantic(NOTE)]
+Line = Annotated[str, _pydantic(LINE)]
 Cents = Annotated[int, Field(strict=True, ge=0, le=MAX_CENTS)]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 
