@@ -268,6 +268,10 @@ def load_config(path: str | Path, kinds: DeviceKinds = KINDS) -> PosdConfig:
         raise ConfigFileError(source, [f"cannot be read ({error.strerror or error})"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigFileError(source, [f"is not valid TOML: {error}"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(
+            source, [f"is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"]
+        ) from None
     return parse_config(data, source, kinds)
 
 
