@@ -405,3 +405,10 @@ def test_a_csv_field_past_the_csv_module_limit_is_a_refusal(ledger: Ledger) -> N
     with pytest.raises(Refusal) as refused:
         import_csv(ledger, io.StringIO(text), actor="ann")
     assert refused.value.code == "malformed_file"
+
+
+@pytest.mark.parametrize(("terminal", "branch"), [("T/1", "B1"), ("T1", "B+1"), ("", "B1")])
+def test_a_ledger_is_never_created_for_an_id_unsafe_in_topics(terminal: str, branch: str) -> None:
+    with pytest.raises(Refusal) as refused:
+        Ledger.create(None, terminal=terminal, branch=branch)
+    assert refused.value.code == "bad_value"

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.errors import ConfigError
-from daemon.rules.values import checked_identifier
+from daemon.rules.values import IDENTIFIER, checked_identifier
 
 # The broker's ACL puts the user name into topic patterns (`pattern write
 # posd/v1/t/%u/#`): a user named `+` or `#`, or with a `/`, would be granted other
@@ -129,10 +129,9 @@ class ReplicationConfig(BrokerConfig):
 
 
 def check_topic_part(value: str, what: str) -> str:
-    """A terminal or branch id used as one MQTT topic level."""
-    if not value or any(c in value for c in "/+#\x00") or value != value.strip():
-        raise BrokerSettingError(
-            f"{what} {value!r} cannot be used in MQTT topics: it must be non-empty, without"
-            " spaces at either end and without / + # characters"
-        )
+    """A terminal or branch id used as one MQTT topic level: an id
+    (`daemon.rules.values.IDENTIFIER`), as HQ checks it on arrival."""
+    problem = IDENTIFIER.problem(value, what)
+    if problem is not None:
+        raise BrokerSettingError(f"{problem}; it cannot be used in MQTT topics")
     return value

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change, Sealed, Stamp
@@ -77,6 +78,15 @@ class Outcome:
 
 class LedgerCore(LedgerStore):
     """The checks and event shapes every part of `Ledger` uses."""
+
+    @classmethod
+    def create(cls, path: str | Path | None, *, terminal: str, branch: str, **options: Any) -> Self:
+        """A new ledger (see `LedgerStore.create`); refused (`bad_value`) when the
+        terminal or branch is not an id: both name MQTT topics and every event."""
+        cls._refuse_if(
+            values_problems((IDENTIFIER, terminal, "terminal id"), (IDENTIFIER, branch, "branch"))
+        )
+        return super().create(path, terminal=terminal, branch=branch, **options)
 
     def stamp(self, actor: str, branch: str | None = None) -> Stamp:
         """Who does an operation, where: refused (`bad_value`) when the actor is not a
