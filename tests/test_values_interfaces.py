@@ -136,3 +136,12 @@ def test_a_presence_for_a_wildcard_terminal_is_refused() -> None:
     payload |= {"state": "online", "at": "2026-11-23T10:00:00Z"}
     with pytest.raises(ProtocolError):
         decode(Presence, json.dumps(payload).encode(), "posd/v1/t/+/status")
+
+
+def test_a_customer_name_that_could_never_be_stored_is_refused_when_the_sale_starts() -> None:
+    lane = Driven(CASHIER)
+    lane.feed(Command(CommandName.START, "C" * 500))
+    assert lane.last_code == "bad_value"
+    assert lane.state.basket is None
+    lane.feed(Command(CommandName.START, "Dana Smith"))
+    assert lane.state.basket is not None and lane.state.basket.customer == "Dana Smith"
