@@ -290,7 +290,13 @@ def test_every_unit_reads_the_same_as_element_string_stand_in_and_digital_link(
     gtin = _with_check_digit(payload)
     lot_part = f"10{lot}{GS}" if lot is not None else ""
     expected = UnitCode(gtin, serial, lot, None)
-    assert parse(f"01{gtin}{lot_part}21{serial}", PLAIN) == expected
+    plain = parse(f"01{gtin}{lot_part}21{serial}", PLAIN)
+    if lot is None and isinstance(plain, Rejected):
+        # With no separator in the text, a serial that could end early before fields
+        # that parse (serial "0100": "01" and lot "0") reads two ways: never guessed.
+        assert plain.code == "missing_separator"
+    else:
+        assert plain == expected
     assert parse(f"01{gtin}{lot_part.replace(GS, '^')}21{serial}", CARET) == expected
     lot_path = f"/10/{lot}" if lot is not None else ""
     link = f"https://id.gs1.org/01/{gtin}{lot_path}/21/{quote(serial, safe='')}"

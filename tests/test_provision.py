@@ -456,3 +456,33 @@ def test_a_rerun_keeps_the_engineers_comments_byte_for_byte_but_the_changed_valu
     same = provision(runner, root, "--yes")
     assert same.exit_code == 0 and "unchanged /etc/posd/posd.toml" in same.output
     assert config_file.read_text() == expected
+
+
+# ---------------------------------------------------------------- the broker user name
+
+
+@pytest.mark.parametrize("username", ["T-0042/#", "+", "#", "T 42", "T-0042\n"])
+def test_a_broker_user_name_that_would_widen_the_acl_is_refused(
+    runner: CliRunner, root: Path, pki: Pki, password_file: Path, username: str
+) -> None:
+    # The broker ACL grants `posd/v1/t/%u/#`: a user named "+" would be granted every
+    # terminal's topics, "T-0042/#" more than its own.
+    flags = full_flags(pki, password_file)
+    flags[flags.index("--username") + 1] = username
+    result = provision(runner, root, *flags, "--yes")
+    assert result.exit_code != 0
+    assert "replication.username" in result.output and "broker user name" in result.output
+    assert "Traceback" not in result.output
+    assert not (root / "etc/posd/posd.toml").exists()
+
+
+def test_every_user_in_the_example_acl_is_a_name_provisioning_accepts() -> None:
+    from daemon.config.replication import ReplicationConfig
+
+    acl = (Path(__file__).parent.parent / "systemd/mosquitto/acl").read_text()
+    users = [line.split(None, 1)[1] for line in acl.splitlines() if line.startswith("user ")]
+    assert users
+    for user in users:
+        ReplicationConfig(username=user)  # raises for a name that widens %u patterns
+    # and the guidance says which names those are
+    assert "/ + #" in acl

@@ -459,6 +459,9 @@ _UNDER_MDWE = textwrap.dedent(
     import serial, sqlite_utils, stdnum.luhn
     from xkbcommon import xkb
     import daemon.journal, daemon.sdnotify
+    from daemon.rules.serials import compile_serial_rule
+
+    assert compile_serial_rule("(A+)+$").fullmatch("AAAA")  # RE2 builds no code at run time
 
     xkb.Context().keymap_new_from_names(layout="us")
     assert ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x + 1)(41) == 42

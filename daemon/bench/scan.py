@@ -7,6 +7,11 @@
 - `decode_us_per_scan_fr`: the same on AZERTY, where every digit needs Shift too.
 - `gs1_parse_us`: `barcode.parse` of one GS1 DataMatrix element string with GTIN,
   expiry, lot and serial. Target: at most 50 µs.
+- `serial_rule_evil_us`: a product's serial rule written to make a backtracking engine
+  hang, `(A+)+$`, checked against the longest serial (63 `A` and a `B`; Python's `re`
+  would take about 2**63 steps), beside `serial_rule_plain_us`, an ordinary rule
+  (`SN-[0-9A-Z]{16}`) on a 20-character serial: the floor. Rules run on RE2, so the
+  first stays within a small multiple of the second.
 
 Each figure is the median over several batches of many iterations, timed with
 `time.perf_counter_ns`.
@@ -24,6 +29,7 @@ from daemon.drivers.keymap import KeyboardLayout
 from daemon.drivers.scanner import Scan
 from daemon.drivers.scanner_evdev import INPUT_EVENT, EvdevScanner
 from daemon.rules.barcode import GS, BarcodeOptions, PlainLabel, UnitCode, parse
+from daemon.rules.serials import MAX_SERIAL_LENGTH, compile_serial_rule
 
 SERIAL = "SN-4F7K2Q9X1M3B8Z6W0Y"  # 20 characters
 GS1_DATAMATRIX = f"0109506000134352172512311010ABC123{GS}21SN-4F7K2Q9X1M3B"
@@ -78,10 +84,15 @@ def run() -> dict[str, float]:
         assert isinstance(result, UnitCode)
         return result
 
+    evil = compile_serial_rule("(A+)+$")
+    evil_key = "A" * (MAX_SERIAL_LENGTH - 1) + "B"
+    plain = compile_serial_rule("SN-[0-9A-Z]{16}")
     return {
         "decode_us_per_scan": _decode_us("us"),
         "decode_us_per_scan_fr": _decode_us("fr"),
         "gs1_parse_us": _median_us(one_gs1),
+        "serial_rule_evil_us": _median_us(lambda: evil.fullmatch(evil_key)),
+        "serial_rule_plain_us": _median_us(lambda: plain.fullmatch(SERIAL)),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import cast
 
@@ -20,26 +19,25 @@ from daemon.cli.common import (
     opened_ledger,
     settings,
 )
+from daemon.cli.values import ID, MONEY, NAME_TEXT, NOTE_TEXT, QUANTITY, parse_sale_item
 from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.ledger.importer import import_csv
 from daemon.rules.units import Flag, Op, State
+from daemon.rules.values import IDENTIFIER, NAME, BadValueError, parse_money
 from daemon.rules.warranty import Cause, ClaimLine, LineKind, SupplierTerms
 
 _DISPOSITIONS = [s.value for s in State]
 
 
-def cents(text: str) -> int:
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise click.BadParameter(f"{text!r} is not an amount like 12.50") from None
-    return int(amount * 100)
-
-
 def _split_unit(text: str) -> tuple[str, str]:
+    """`PRODUCT/SERIAL`: product codes hold no `/`, so the first one ends the code."""
     product, sep, serial = text.partition("/")
     if not sep or not product or not serial:
         raise click.BadParameter(f"{text!r}: write a unit as PRODUCT/SERIAL, e.g. LAP-X1/SN-1")
+    try:
+        IDENTIFIER.check(product, "product")
+    except BadValueError as problem:
+        raise click.BadParameter(str(problem)) from None
     return product, serial
 
 
@@ -56,8 +54,8 @@ def register(group: click.Group) -> None:
 
 
 @click.command(help="Create a new ledger for this terminal (a new epoch).")
-@click.option("--terminal", required=True, help="This terminal's id, e.g. T-0042.")
-@click.option("--branch", required=True, help="The branch (store) this terminal is in.")
+@click.option("--terminal", required=True, type=ID, help="This terminal's id, e.g. T-0042.")
+@click.option("--branch", required=True, type=ID, help="The branch (store) this terminal is in.")
 @json_option
 def init(terminal: str, branch: str, as_json: bool) -> None:
     path = settings().db
@@ -77,13 +75,13 @@ def product() -> None:
 
 
 @product.command("add", help="Add a product or change one.")
-@click.argument("code")
-@click.argument("name")
+@click.argument("code", type=ID)
+@click.argument("name", type=NAME_TEXT)
 @click.option("--gtin", help="GTIN/EAN/UPC of the product.")
 @click.option("--warranty-months", type=click.IntRange(0, 600), default=0, show_default=True)
 @click.option("--serial-rule", help="Regular expression every serial key must match.")
 @click.option("--mask-serial", is_flag=True, help="Print serials masked on receipts.")
-@click.option("--price", default="0", help="Shelf price, e.g. 1299.00.")
+@click.option("--price", type=MONEY, default="0", help="Shelf price, e.g. 1299.00.")
 @click.option("--not-serialized", is_flag=True, help="A plain item, sold by quantity.")
 @actor_option
 @json_option
@@ -95,7 +93,7 @@ def product_add(
     warranty_months: int,
     serial_rule: str | None,
     mask_serial: bool,
-    price: str,
+    price: int,
     not_serialized: bool,
     actor: str,
     as_json: bool,
@@ -111,7 +109,7 @@ def product_add(
                 warranty_months=warranty_months,
                 serial_rule=serial_rule,
                 mask_serial=mask_serial,
-                price_cents=cents(price),
+                price_cents=price,
                 serial_tracked=not not_serialized,
             ),
         )
@@ -132,12 +130,14 @@ def product_list(as_json: bool) -> None:
 
 @click.command(help="Receive SERIALS of one product against a purchase order.")
 @click.argument("serials", nargs=-1, required=True)
-@click.option("--po", required=True, help="Purchase order number.")
-@click.option("--supplier", required=True)
-@click.option("--product", "product_code", required=True)
-@click.option("--quantity", type=int, help="Quantity on the PO line: must equal distinct serials.")
-@click.option("--cost", default="0", help="Unit cost, e.g. 812.40.")
-@click.option("--branch", help="Receiving branch (default: this terminal's).")
+@click.option("--po", required=True, type=ID, help="Purchase order number.")
+@click.option("--supplier", required=True, type=NAME_TEXT)
+@click.option("--product", "product_code", required=True, type=ID)
+@click.option(
+    "--quantity", type=QUANTITY, help="Quantity on the PO line: must equal distinct serials."
+)
+@click.option("--cost", type=MONEY, default="0", help="Unit cost, e.g. 812.40.")
+@click.option("--branch", type=ID, help="Receiving branch (default: this terminal's).")
 @actor_option
 @json_option
 @handles_refusals
@@ -147,7 +147,7 @@ def receive(
     supplier: str,
     product_code: str,
     quantity: int | None,
-    cost: str,
+    cost: int,
     branch: str | None,
     actor: str,
     as_json: bool,
@@ -161,20 +161,30 @@ def receive(
                 product_code,
                 list(serials),
                 actor=actor,
-                cost_cents=cents(cost),
+                cost_cents=cost,
                 quantity=quantity,
                 branch=branch,
             ),
         )
 
 
-@click.command(help="Sell units (PRODUCT/SERIAL[@PRICE]) and plain items on one invoice.")
+@click.command(
+    help="Sell units (PRODUCT/SERIAL[@PRICE]) and plain items on one invoice; without a "
+    "price, a line sells at the product's shelf price."
+)
 @click.argument("units", nargs=-1)
-@click.option("--invoice", required=True)
-@click.option("--customer", required=True)
-@click.option("--item", "items", multiple=True, help="A plain item: PRODUCT[@PRICE][xQTY].")
-@click.option("--manager", help="Manager overriding a unit at another branch or in transit.")
-@click.option("--branch", help="Selling branch (default: this terminal's).")
+@click.option("--invoice", required=True, type=ID)
+@click.option("--customer", required=True, type=NAME_TEXT)
+@click.option(
+    "--item",
+    "items",
+    multiple=True,
+    help="A plain item: PRODUCT[@PRICE][xQTY], e.g. CABLE@4.50x3 or CABLEx3.",
+)
+@click.option(
+    "--manager", type=NAME_TEXT, help="Manager overriding a unit at another branch or in transit."
+)
+@click.option("--branch", type=ID, help="Selling branch (default: this terminal's).")
 @actor_option
 @json_option
 @handles_refusals
@@ -188,29 +198,63 @@ def sell(
     actor: str,
     as_json: bool,
 ) -> None:
-    lines = []
+    unit_lines: list[tuple[str, str, int | None]] = []
     for text in units:
-        unit, _, price = text.partition("@")
+        # Serials hold no @ (check_serial), so the last @ starts the price.
+        unit, at, price_text = text.rpartition("@") if "@" in text else (text, "", "")
         product_code, serial = _split_unit(unit)
-        lines.append(SaleLine(product_code, serial, cents(price or "0")))
-    for text in items:
-        rest, _, quantity = text.partition("x")
-        code, _, price = rest.partition("@")
-        lines.append(SaleLine(code, None, cents(price or "0"), int(quantity or 1)))
-    if not lines:
+        unit_lines.append((product_code, serial, _price(price_text, text) if at else None))
+    try:
+        item_lines = [parse_sale_item(text) for text in items]
+    except BadValueError as problem:
+        raise click.BadParameter(str(problem), param_hint="'--item'") from None
+    if not unit_lines and not item_lines:
         raise click.UsageError("nothing to sell: give units or --item")
     with opened_ledger() as ledger:
+        lines = []
+        for code, serial, price in unit_lines:
+            lines.append(SaleLine(code, serial, _shelf(ledger, code, price)))
+        for item in item_lines:
+            if item.whole is not None and ledger.product(item.whole) is not None:
+                raise click.BadParameter(
+                    f"{item.whole!r} is a product code and also {item.code!r} times "
+                    f"{item.quantity}; write {item.whole}x1 or {item.code}@PRICEx{item.quantity}",
+                    param_hint="'--item'",
+                )
+            lines.append(
+                SaleLine(
+                    item.code, None, _shelf(ledger, item.code, item.price_cents), item.quantity
+                )
+            )
         emit_outcome(
             as_json,
             ledger.sell(invoice, customer, lines, actor=actor, manager=manager, branch=branch),
         )
 
 
+def _price(text: str, line: str) -> int:
+    try:
+        return parse_money(text, "price")
+    except BadValueError as problem:
+        raise click.BadParameter(f"{line!r}: {problem}") from None
+
+
+def _shelf(ledger: Ledger, code: str, price: int | None) -> int:
+    """The price given, or the product's shelf price (an unknown product: the ledger
+    refuses the line)."""
+    if price is not None:
+        return price
+    product = ledger.product(code)
+    return product.price_cents if product is not None else 0
+
+
 @click.command("return", help="Take back a unit against the invoice that sold it.")
-@click.option("--invoice", required=True)
-@click.option("--product", "product_code", required=True)
+@click.option("--invoice", required=True, type=ID)
+@click.option("--product", "product_code", required=True, type=ID)
 @click.option("--serial", required=True)
-@click.option("--condition", required=True, help="As received, e.g. 'boxed, no marks'.")
+@click.option(
+    "--condition", required=True, type=NOTE_TEXT, help="As received, e.g. 'boxed, no marks'."
+)
 @click.option(
     "--disposition",
     type=click.Choice(_DISPOSITIONS),
@@ -218,7 +262,7 @@ def sell(
     show_default=True,
     help="Where the unit goes next.",
 )
-@click.option("--reason", default="")
+@click.option("--reason", type=NOTE_TEXT, default="")
 @actor_option
 @json_option
 @handles_refusals
@@ -254,9 +298,9 @@ def transfer() -> None:
 
 @transfer.command("out", help="Ship SERIALS of a product to another branch.")
 @click.argument("serials", nargs=-1, required=True)
-@click.option("--transfer", "number", required=True, help="Transfer document number.")
-@click.option("--to", "to_branch", required=True)
-@click.option("--product", "product_code", required=True)
+@click.option("--transfer", "number", required=True, type=ID, help="Transfer document number.")
+@click.option("--to", "to_branch", required=True, type=ID)
+@click.option("--product", "product_code", required=True, type=ID)
 @actor_option
 @json_option
 @handles_refusals
@@ -275,9 +319,9 @@ def transfer_out(
 
 @transfer.command("in", help="Receive SERIALS of a transfer at this branch.")
 @click.argument("serials", nargs=-1, required=True)
-@click.option("--transfer", "number", required=True)
-@click.option("--product", "product_code", required=True)
-@click.option("--branch", help="Receiving branch (default: this terminal's).")
+@click.option("--transfer", "number", required=True, type=ID)
+@click.option("--product", "product_code", required=True, type=ID)
+@click.option("--branch", type=ID, help="Receiving branch (default: this terminal's).")
 @actor_option
 @json_option
 @handles_refusals
@@ -300,13 +344,17 @@ def repair() -> None:
 
 
 @repair.command("open", help="Take a unit in for repair.")
-@click.argument("ticket")
-@click.option("--product", "product_code", required=True)
+@click.argument("ticket", type=ID)
+@click.option("--product", "product_code", required=True, type=ID)
 @click.option("--serial", required=True)
-@click.option("--technician", required=True)
-@click.option("--condition", required=True, help="Intake condition.")
-@click.option("--fault", required=True, help="The fault as the customer describes it.")
-@click.option("--accessory", "accessories", multiple=True, help="Accessory handed in.")
+@click.option("--technician", required=True, type=NAME_TEXT)
+@click.option("--condition", required=True, type=NOTE_TEXT, help="Intake condition.")
+@click.option(
+    "--fault", required=True, type=NOTE_TEXT, help="The fault as the customer describes it."
+)
+@click.option(
+    "--accessory", "accessories", multiple=True, type=NAME_TEXT, help="Accessory handed in."
+)
 @actor_option
 @json_option
 @handles_refusals
@@ -337,12 +385,12 @@ def repair_open(
 
 
 @repair.command("step", help="Record a step: diagnosed, awaiting_parts, qc_passed, ...")
-@click.argument("ticket")
-@click.argument("status")
-@click.option("--technician")
-@click.option("--diagnosis")
-@click.option("--part", "parts", multiple=True, help="A part used.")
-@click.option("--note", default="")
+@click.argument("ticket", type=ID)
+@click.argument("status", type=ID)
+@click.option("--technician", type=NAME_TEXT)
+@click.option("--diagnosis", type=NOTE_TEXT)
+@click.option("--part", "parts", multiple=True, type=NAME_TEXT, help="A part used.")
+@click.option("--note", type=NOTE_TEXT, default="")
 @actor_option
 @json_option
 @handles_refusals
@@ -372,9 +420,9 @@ def repair_step(
 
 
 @repair.command("close", help="Close a repair: repaired (after QC) or unrepairable.")
-@click.argument("ticket")
+@click.argument("ticket", type=ID)
 @click.option("--outcome", type=click.Choice(["repaired", "unrepairable"]), required=True)
-@click.option("--collected-by", help="Who collected the unit.")
+@click.option("--collected-by", type=NAME_TEXT, help="Who collected the unit.")
 @click.option(
     "--disposition", type=click.Choice(_DISPOSITIONS), help="Where an unrepairable unit goes."
 )
@@ -410,8 +458,8 @@ def warranty() -> None:
 @warranty.command(
     "claim", help="Decide a claim line by line (LINE: description:amount:kind:cause)."
 )
-@click.argument("claim")
-@click.option("--product", "product_code", required=True)
+@click.argument("claim", type=ID)
+@click.option("--product", "product_code", required=True, type=ID)
 @click.option("--serial", required=True)
 @click.option(
     "--line",
@@ -420,8 +468,13 @@ def warranty() -> None:
     required=True,
     help="e.g. 'mainboard:180.00:part:defect' or 'screen:90:part:damage'.",
 )
-@click.option("--parts-extra-months", type=int, default=0, help="Supplier covers parts longer.")
-@click.option("--damage-notes", default="")
+@click.option(
+    "--parts-extra-months",
+    type=click.IntRange(0, 600),
+    default=0,
+    help="Supplier covers parts longer.",
+)
+@click.option("--damage-notes", type=NOTE_TEXT, default="")
 @actor_option
 @json_option
 @handles_refusals
@@ -435,14 +488,7 @@ def warranty_claim(
     actor: str,
     as_json: bool,
 ) -> None:
-    parsed = []
-    for text in lines:
-        fields = text.split(":")
-        if len(fields) < 2:
-            raise click.BadParameter(f"{text!r}: write description:amount[:kind[:cause]]")
-        kind = LineKind(fields[2]) if len(fields) > 2 and fields[2] else LineKind.PART
-        cause = Cause(fields[3]) if len(fields) > 3 and fields[3] else Cause.DEFECT
-        parsed.append(ClaimLine(fields[0], cents(fields[1]), kind, cause))
+    parsed = [_claim_line(text) for text in lines]
     with opened_ledger() as ledger:
         emit_outcome(
             as_json,
@@ -457,8 +503,32 @@ def warranty_claim(
         )
 
 
+def _claim_line(text: str) -> ClaimLine:
+    """`description:amount[:kind[:cause]]`, e.g. `mainboard:180.00:part:defect`."""
+    fields = text.split(":")
+    if not 2 <= len(fields) <= 4:
+        raise click.BadParameter(
+            f"{text!r}: write description:amount[:kind[:cause]]", param_hint="'--line'"
+        )
+    kinds = [k.value for k in LineKind]
+    causes = [c.value for c in Cause]
+    kind = fields[2] if len(fields) > 2 and fields[2] else LineKind.PART.value
+    cause = fields[3] if len(fields) > 3 and fields[3] else Cause.DEFECT.value
+    try:
+        NAME.check(fields[0], "description")
+        amount = parse_money(fields[1], "amount")
+    except BadValueError as problem:
+        raise click.BadParameter(f"{text!r}: {problem}", param_hint="'--line'") from None
+    if kind not in kinds or cause not in causes:
+        raise click.BadParameter(
+            f"{text!r}: kind is one of {', '.join(kinds)} and cause one of {', '.join(causes)}",
+            param_hint="'--line'",
+        )
+    return ClaimLine(fields[0], amount, LineKind(kind), Cause(cause))
+
+
 @click.command(help="Replace a customer's unit OLD with NEW (each PRODUCT/SERIAL).")
-@click.argument("document")
+@click.argument("document", type=ID)
 @click.argument("old")
 @click.argument("new")
 @click.option(
@@ -467,8 +537,8 @@ def warranty_claim(
     required=True,
     help="Where the old unit goes: in_repair, returned_to_supplier, written_off, ...",
 )
-@click.option("--reason", default="")
-@click.option("--manager", help="Manager overriding a new unit at another branch.")
+@click.option("--reason", type=NOTE_TEXT, default="")
+@click.option("--manager", type=NAME_TEXT, help="Manager overriding a new unit at another branch.")
 @actor_option
 @json_option
 @handles_refusals
@@ -510,10 +580,10 @@ _MOVES = (
 def _move_command(op: Op, name: str, help_text: str) -> click.Command:
     @click.command(name, help=help_text)
     @click.argument("serials", nargs=-1, required=True)
-    @click.option("--product", "product_code", required=True)
-    @click.option("--reason", required=True)
-    @click.option("--manager", help="Approving manager.")
-    @click.option("--document", help="Document number (generated when absent).")
+    @click.option("--product", "product_code", required=True, type=ID)
+    @click.option("--reason", required=True, type=NOTE_TEXT)
+    @click.option("--manager", type=NAME_TEXT, help="Approving manager.")
+    @click.option("--document", type=ID, help="Document number (generated when absent).")
     @actor_option
     @json_option
     @handles_refusals
@@ -541,8 +611,8 @@ def _move_command(op: Op, name: str, help_text: str) -> click.Command:
 @click.command(help="Flag units stolen, recalled, conflict or on_hold (or --clear it).")
 @click.argument("flag_name", metavar="FLAG", type=click.Choice([f.value for f in Flag]))
 @click.argument("serials", nargs=-1, required=True)
-@click.option("--product", "product_code", required=True)
-@click.option("--reason", required=True)
+@click.option("--product", "product_code", required=True, type=ID)
+@click.option("--reason", required=True, type=NOTE_TEXT)
 @click.option("--clear", is_flag=True, help="Take the flag off.")
 @actor_option
 @json_option
@@ -566,8 +636,8 @@ def flag(
 
 @click.command(help="Correct EVENT (undo its change) with a new event naming it.")
 @click.argument("event")
-@click.option("--manager", required=True)
-@click.option("--reason", required=True)
+@click.option("--manager", required=True, type=NAME_TEXT)
+@click.option("--reason", required=True, type=NOTE_TEXT)
 @actor_option
 @json_option
 @handles_refusals
@@ -583,7 +653,13 @@ def correct(event: str, manager: str, reason: str, actor: str, as_json: bool) ->
 @handles_refusals
 def import_(csv_file: Path, actor: str, as_json: bool) -> None:
     with opened_ledger() as ledger, csv_file.open(newline="", encoding="utf-8-sig") as stream:
-        total = sum(1 for _ in stream) - 1
+        try:
+            total = sum(1 for _ in stream) - 1
+        except UnicodeDecodeError as error:
+            raise click.BadParameter(
+                f"{csv_file.name} is not UTF-8 text (byte {error.start + 1}); save it as CSV UTF-8",
+                param_hint="CSV_FILE",
+            ) from None
         stream.seek(0)
         if is_terminal() and not as_json:
             with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:

@@ -15,6 +15,7 @@ from daemon.cli.common import (
     opened_ledger,
     to_jsonable,
 )
+from daemon.cli.values import ID, NAME_TEXT, NOTE_TEXT
 from daemon.ledger.analytics import REPORTS, Table
 from daemon.ledger.recalls import RecallSelector, as_csv, outreach, recall
 from daemon.ledger.stocktake import (
@@ -73,14 +74,14 @@ def recall_group() -> None:
 
 
 @recall_group.command("flag", help="Flag every unit a selection covers as recalled.")
-@click.argument("notice")
-@click.option("--product", "product_code")
+@click.argument("notice", type=ID)
+@click.option("--product", "product_code", type=ID)
 @click.option("--lot")
 @click.option("--from", "first", help="First serial of a range.")
 @click.option("--to", "last", help="Last serial of a range.")
 @click.option("--prefix")
 @click.option("--serial", "serials", multiple=True, help="A serial (repeat for a list).")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, type=NOTE_TEXT)
 @actor_option
 @json_option
 @handles_refusals
@@ -116,9 +117,9 @@ def count() -> None:
 
 
 @count.command("open", help="Open a count of a branch (or of one product there).")
-@click.argument("number")
-@click.option("--branch", help="Default: this terminal's branch.")
-@click.option("--product", "product_code", help="Count only this product.")
+@click.argument("number", type=ID)
+@click.option("--branch", type=ID, help="Default: this terminal's branch.")
+@click.option("--product", "product_code", type=ID, help="Count only this product.")
 @actor_option
 @json_option
 @handles_refusals
@@ -132,9 +133,9 @@ def count_open(
 
 
 @count.command("scan", help="Record scanned SERIALS of a product in a count.")
-@click.argument("number")
+@click.argument("number", type=ID)
 @click.argument("serials", nargs=-1, required=True)
-@click.option("--product", "product_code", required=True)
+@click.option("--product", "product_code", required=True, type=ID)
 @actor_option
 @json_option
 @handles_refusals
@@ -190,7 +191,7 @@ def count_close(number: str, actor: str, as_json: bool) -> None:
 @click.argument("number")
 @click.option("--product", "product_code", required=True)
 @click.option("--serial", required=True)
-@click.option("--manager")
+@click.option("--manager", type=NAME_TEXT)
 @actor_option
 @json_option
 @handles_refusals

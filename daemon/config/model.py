@@ -45,6 +45,7 @@ from daemon.drivers.registry import DeviceKinds, Role
 from daemon.drivers.scanner import SCANNER, ScannerConfigBase
 from daemon.errors import ConfigError
 from daemon.rules.units import State
+from daemon.rules.values import Identifier, Name, Note
 
 S = TypeVar("S", bound=Section)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -62,11 +63,11 @@ class ConfigFileError(ConfigError):
 
 class TerminalConfig(Section):
     id: str
-    branch: str = Field(min_length=1, max_length=64)
+    branch: Identifier  # a topic level at HQ's broker, as the terminal id is
     mode: Literal["cashier", "self_checkout"] = "cashier"
-    store_name: str = "posd"
-    currency: str = Field(default="", max_length=4)
-    operator: str | None = None  # who the lane's ledger events are by
+    store_name: Name = "posd"
+    currency: str = Field(default="", max_length=4, pattern=r"^[^\x00-\x1f\x7f]*$")
+    operator: Name | None = None  # who the lane's ledger events are by
 
     @field_validator("id")
     @classmethod
@@ -109,6 +110,7 @@ class BarcodeConfig(Section):
     gs_stand_in: str | None = None
     numeric_serials: bool = False
     max_length: int = Field(default=512, ge=16, le=8192)
+    separators_sent: bool = False
 
     @model_validator(mode="after")
     def _usable(self) -> BarcodeConfig:
@@ -121,13 +123,14 @@ class BarcodeConfig(Section):
             gs_stand_in=self.gs_stand_in,
             numeric_serials=self.numeric_serials,
             max_length=self.max_length,
+            separators_sent=self.separators_sent,
         )
 
 
 class AttendantConfig(Section):
     """Someone who may release a locked self-checkout: by badge, by PIN, or both."""
 
-    name: str = Field(min_length=1, max_length=64)
+    name: Name
     badge: str | None = Field(default=None, min_length=4, max_length=64)
     pin_hash: str | None = None
 
@@ -167,10 +170,10 @@ class LaneConfig(Section):
     return_disposition: Literal[
         "in_stock", "quarantined", "in_repair", "returned_to_supplier", "written_off"
     ] = "quarantined"
-    return_condition: str = "as brought back to the lane"
-    supplier: str = "delivery at the lane"
-    walk_in_customer: str = "walk-in customer"
-    receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you"])
+    return_condition: Note = "as brought back to the lane"
+    supplier: Name = "delivery at the lane"
+    walk_in_customer: Name = "walk-in customer"
+    receipt_footer: list[Name] = Field(default_factory=lambda: ["Thank you"], max_length=20)
 
     def disposition(self) -> State:
         return State(self.return_disposition)
@@ -266,6 +269,10 @@ def load_config(path: str | Path, kinds: DeviceKinds = KINDS) -> PosdConfig:
         raise ConfigFileError(source, [f"cannot be read ({error.strerror or error})"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigFileError(source, [f"is not valid TOML: {error}"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(
+            source, [f"is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"]
+        ) from None
     return parse_config(data, source, kinds)
 
 

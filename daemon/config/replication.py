@@ -8,12 +8,20 @@ keys, so a misspelt option is an error that names it, not a silent default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.errors import ConfigError
+from daemon.rules.values import IDENTIFIER, checked_identifier
+
+# The broker's ACL puts the user name into topic patterns (`pattern write
+# posd/v1/t/%u/#`): a user named `+` or `#`, or with a `/`, would be granted other
+# terminals' topics; a space cannot be written in the ACL file. So a user name (and a
+# client id) is an id as a terminal id is: letters, digits and - _ . : only.
+BrokerUser = Annotated[str, checked_identifier("broker user name")]
+ClientId = Annotated[str, checked_identifier("client id")]
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -31,10 +39,10 @@ class BrokerConfig(BaseModel):
         default="mqtts://localhost:8883",
         description="mqtt://host:port (plain, loopback or a trusted LAN only) or mqtts://host:port",
     )
-    client_id: str | None = Field(
+    client_id: ClientId | None = Field(
         default=None, description="Fixed MQTT client id; default posd-<terminal id> (HQ: posd-hq)"
     )
-    username: str | None = Field(
+    username: BrokerUser | None = Field(
         default=None, description="Broker user; for a terminal, its terminal id"
     )
     password_file: Path | None = Field(default=None, description="File holding the broker password")
@@ -121,10 +129,9 @@ class ReplicationConfig(BrokerConfig):
 
 
 def check_topic_part(value: str, what: str) -> str:
-    """A terminal or branch id used as one MQTT topic level."""
-    if not value or any(c in value for c in "/+#\x00") or value != value.strip():
-        raise BrokerSettingError(
-            f"{what} {value!r} cannot be used in MQTT topics: it must be non-empty, without"
-            " spaces at either end and without / + # characters"
-        )
+    """A terminal or branch id used as one MQTT topic level: an id
+    (`daemon.rules.values.IDENTIFIER`), as HQ checks it on arrival."""
+    problem = IDENTIFIER.problem(value, what)
+    if problem is not None:
+        raise BrokerSettingError(f"{problem}; it cannot be used in MQTT topics")
     return value

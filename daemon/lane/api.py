@@ -55,6 +55,7 @@ from daemon.ledger.lane_log import Entry
 from daemon.ledger.stocktake import CountedUnit, CountReport, count_report, resolve
 from daemon.ledger.store import iso
 from daemon.rules.lane.types import AttendantRelease, Command, CommandName, ManagerApproval, Mode
+from daemon.rules.values import Identifier, Line
 
 KEEPALIVE_S = 15.0
 ANSWER_TIMEOUT_S = 30.0
@@ -82,7 +83,7 @@ class CommandRequest(BaseModel):
         "writeoff",
         "status",
     ]
-    argument: str = Field(default="", max_length=200)
+    argument: Line = ""  # e.g. CASH:50.00, or a customer's name
 
 
 class ReleaseRequest(BaseModel):
@@ -97,8 +98,8 @@ class ScanRequest(BaseModel):
 
 class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    count: str = Field(min_length=1, max_length=64)
-    product: str = Field(min_length=1, max_length=64)
+    count: Identifier
+    product: Identifier
     serial: str = Field(min_length=1, max_length=128)
     pin: str = Field(min_length=1, max_length=32)
 

@@ -11,18 +11,25 @@ for each unit, and then writes all of its events in one durable transaction, or 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 from daemon.ledger.errors import Problem, Refusal
-from daemon.ledger.events import Change, Sealed
+from daemon.ledger.events import Change, Sealed, Stamp
 from daemon.ledger.kinds import Kind
 from daemon.ledger.store import LedgerStore, Product, Unit
-from daemon.rules.serials import SerialError, check_serial, check_serial_rule, compile_serial_rule
+from daemon.rules.serials import (
+    SerialError,
+    SerialRule,
+    check_serial,
+    check_serial_rule,
+    compile_serial_rule,
+)
 from daemon.rules.units import Allowed, Refused, Request, decide
+from daemon.rules.values import IDENTIFIER, NAME, TextKind, money_problem, quantity_problem
 from daemon.rules.warranty import add_months
 
 # Fields cleared when a unit leaves its customer.
@@ -37,6 +44,29 @@ class UnitRef:
     serial: str
 
 
+# What `values_problems` checks: (kind, value, what the message calls it). A kind is a
+# TextKind, "money" or "quantity"; None values (optional fields left out) pass.
+ValueCheck = tuple[TextKind | str, object, str]
+
+
+def values_problems(*checks: ValueCheck) -> list[Problem]:
+    """A `bad_value` problem for each value that is not of its kind (`daemon.rules.values`)."""
+    problems = []
+    for kind, value, what in checks:
+        if value is None:
+            continue
+        if kind == "money":
+            problem = money_problem(value, what)
+        elif kind == "quantity":
+            problem = quantity_problem(value, what)
+        else:
+            assert isinstance(kind, TextKind)
+            problem = kind.problem(value, what)
+        if problem is not None:
+            problems.append(Problem("bad_value", problem))
+    return problems
+
+
 @dataclass
 class Outcome:
     """What an operation did: its events and a sentence for the person who asked."""
@@ -49,23 +79,42 @@ class Outcome:
 class LedgerCore(LedgerStore):
     """The checks and event shapes every part of `Ledger` uses."""
 
+    @classmethod
+    def create(cls, path: str | Path | None, *, terminal: str, branch: str, **options: Any) -> Self:
+        """A new ledger (see `LedgerStore.create`); refused (`bad_value`) when the
+        terminal or branch is not an id: both name MQTT topics and every event."""
+        cls._refuse_if(
+            values_problems((IDENTIFIER, terminal, "terminal id"), (IDENTIFIER, branch, "branch"))
+        )
+        return super().create(path, terminal=terminal, branch=branch, **options)
+
+    def stamp(self, actor: str, branch: str | None = None) -> Stamp:
+        """Who does an operation, where: refused (`bad_value`) when the actor is not a
+        name or the branch not an id, so no event is ever by or at such a value."""
+        self._refuse_if(values_problems((NAME, actor, "actor"), (IDENTIFIER, branch, "branch")))
+        return super().stamp(actor, branch)
+
     def _resolve(self, refs: Sequence[UnitRef]) -> tuple[dict[UnitRef, Unit | None], list[Problem]]:
         """Check each ref's product and serial, and load the units (one query per 500)."""
         problems: list[Problem] = []
         keys: dict[UnitRef, str] = {}
         seen: dict[tuple[str, str], UnitRef] = {}
         products: dict[str, Product | None] = {}
-        rules: dict[str, re.Pattern[str] | None] = {}
+        rules: dict[str, SerialRule | SerialError | None] = {}
         for ref in refs:
             if ref.product not in products:
                 product = products[ref.product] = self.product(ref.product)
                 if product is not None and product.serial_rule:
-                    rules[ref.product] = compile_serial_rule(product.serial_rule)
+                    rules[ref.product] = _rule_of(product)
             product = products[ref.product]
             if product is None:
                 problems.append(
                     Problem("unknown_product", f"no product {ref.product!r}", ref.serial)
                 )
+                continue
+            rule = rules.get(ref.product)
+            if isinstance(rule, SerialError):
+                problems.append(Problem("bad_rule", str(rule), ref.serial))
                 continue
             if not product.serial_tracked:
                 problems.append(
@@ -74,7 +123,7 @@ class LedgerCore(LedgerStore):
                 continue
             try:
                 key = check_serial(ref.serial)
-                check_serial_rule(key, rules.get(ref.product), product.code)
+                check_serial_rule(key, rule, product.code)
             except SerialError as exc:
                 problems.append(Problem("bad_serial", str(exc), ref.serial))
                 continue
@@ -175,6 +224,9 @@ class LedgerCore(LedgerStore):
     def _new_document(self, doc_type: str, number: str) -> list[Problem]:
         if not number.strip():
             return [Problem("bad_document", f"a {doc_type} needs a number")]
+        bad = values_problems((IDENTIFIER, number, f"{doc_type} number"))
+        if bad:
+            return bad
         if self._document_exists(doc_type, number):
             return [Problem("duplicate_document", f"{doc_type} {number} already exists")]
         return []
@@ -197,6 +249,18 @@ class LedgerCore(LedgerStore):
     def _refuse_if(problems: list[Problem]) -> None:
         if problems:
             raise Refusal(problems)
+
+
+def _rule_of(product: Product) -> SerialRule | SerialError:
+    """The product's serial rule, or why it cannot be used (a rule stored before rules
+    were checked as they are now: the product must be defined again)."""
+    assert product.serial_rule is not None
+    try:
+        return compile_serial_rule(product.serial_rule)
+    except SerialError as problem:
+        return SerialError(
+            f"{product.code}: {problem}; define the product again with a rule that can"
+        )
 
 
 def warranty_end(product: Product, day: date) -> str | None:

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from daemon.ledger.errors import Problem, Refusal
@@ -25,11 +24,13 @@ from daemon.ledger.ledger import Ledger
 from daemon.ledger.store import Product, Unit
 from daemon.rules.serials import (
     SerialError,
+    SerialRule,
     check_serial,
     check_serial_rule,
     compile_serial_rule,
 )
 from daemon.rules.units import Op, Refused, Request, decide
+from daemon.rules.values import IDENTIFIER, NAME, BadValueError, parse_money
 
 REQUIRED_COLUMNS = ("serial", "product", "po", "supplier", "branch", "cost")
 OPTIONAL_COLUMNS = ("received_on", "lot", "expiry")
@@ -64,14 +65,33 @@ def import_csv(
 ) -> ImportReport:
     """Import every row of a CSV, or none: raises Refusal listing each bad row."""
     reader = csv.reader(stream)
-    header = [name.strip() for name in next(reader, [])]
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        return _import(ledger, reader, header, actor, progress)
+    except (csv.Error, UnicodeDecodeError) as error:
+        where = f"line {reader.line_num}: " if reader.line_num else ""
+        raise Refusal(
+            [
+                Problem(
+                    "malformed_file",
+                    f"{where}the file cannot be read as CSV UTF-8 text ({error}); nothing was "
+                    "imported",
+                    line=reader.line_num or None,
+                )
+            ]
+        ) from None
+
+
+def _import(
+    ledger: Ledger, reader: Any, header: list[str], actor: str, progress: Progress | None
+) -> ImportReport:
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
         columns = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         problems = [Problem("bad_header", f"missing column {name!r}", line=1) for name in missing]
         problems += [
-            Problem("bad_header", f"unknown column {name!r}; columns are {columns}", line=1)
+            Problem("bad_header", f"unknown column {name[:40]!r}; columns are {columns}", line=1)
             for name in unknown
         ]
         raise Refusal(problems)
@@ -91,7 +111,7 @@ def _check_rows(
     i_serial, i_product, i_po, i_supplier, i_branch, i_cost = (at[n] for n in REQUIRED_COLUMNS)
     optional = [(name, at[name]) for name in OPTIONAL_COLUMNS if name in at]
     products: dict[str, Product | None] = {}
-    rules: dict[str, Any] = {}
+    rules: dict[str, SerialRule | SerialError] = {}
     first_line: dict[tuple[str, str], int] = {}
     rows: list[ImportRow] = []
     problems: list[Problem] = []
@@ -115,17 +135,25 @@ def _check_rows(
         branch = fields[i_branch].strip()
         cost_text = fields[i_cost].strip()
         extra = {name: fields[index].strip() for name, index in optional} if optional else {}
-        if code not in products:
+        problem = _values_problem(code, po, supplier, branch, extra.get("lot"))
+        if code not in products and problem is None:
             product = products[code] = ledger.product(code)
             if product and product.serial_rule:
-                rules[code] = compile_serial_rule(product.serial_rule)
-        product = products[code]
-        problem = _row_problem(product, code, serial, po, supplier, branch)
+                try:
+                    rules[code] = compile_serial_rule(product.serial_rule)
+                except SerialError as exc:
+                    rules[code] = SerialError(f"{code}: {exc}; define the product again")
+        product = products.get(code)
+        if problem is None:
+            problem = _row_problem(product, code, serial, po, supplier, branch)
         if problem is None:
             assert product is not None
+            rule = rules.get(code)
             try:
+                if isinstance(rule, SerialError):
+                    raise rule
                 key = check_serial(serial)
-                check_serial_rule(key, rules.get(code), code)
+                check_serial_rule(key, rule, code)
             except SerialError as exc:
                 problem = ("bad_serial", str(exc))
         if problem is None and (code, key) in first_line:
@@ -134,8 +162,8 @@ def _check_rows(
                 f'serial "{serial}" of {code} is already on line {first_line[(code, key)]}',
             )
         cost = _cents(cost_text)
-        if problem is None and cost is None:
-            problem = ("bad_cost", f"cost {cost_text!r} is not an amount like 12.50")
+        if problem is None and isinstance(cost, str):
+            problem = ("bad_cost", cost)
         dates = {}
         for name in ("received_on", "expiry") if extra else ():
             if extra.get(name) and problem is None:
@@ -146,7 +174,7 @@ def _check_rows(
         if problem is not None:
             problems.append(Problem(problem[0], problem[1], serial, line))
             continue
-        assert product is not None and cost is not None
+        assert product is not None and isinstance(cost, int)
         first_line[(code, key)] = line
         rows.append(
             ImportRow(
@@ -170,7 +198,7 @@ def _row_problem(
     product: Product | None, code: str, serial: str, po: str, supplier: str, branch: str
 ) -> tuple[str, str] | None:
     if product is None:
-        return ("unknown_product", f"unknown product {code!r}")
+        return ("unknown_product", f"unknown product {code[:40]!r}")
     if not product.serial_tracked:
         return ("not_serialized", f"{code} is not tracked by serial")
     if not (serial and po and supplier and branch):
@@ -178,17 +206,31 @@ def _row_problem(
     return None
 
 
-def _cents(text: str) -> int | None:
-    whole, dot, fraction = text.partition(".")
-    if whole.isdigit() and (not dot or (fraction.isdigit() and len(fraction) <= 2)):
-        return int(whole) * 100 + int(fraction.ljust(2, "0") if dot else "0")
+def _values_problem(
+    code: str, po: str, supplier: str, branch: str, lot: str | None
+) -> tuple[str, str] | None:
+    """The first of a row's values that is not of its kind (`daemon.rules.values`)."""
+    for kind, value, what in (
+        (IDENTIFIER, code, "product"),
+        (IDENTIFIER, po, "po"),
+        (NAME, supplier, "supplier"),
+        (IDENTIFIER, branch, "branch"),
+        (NAME, lot or None, "lot"),
+    ):
+        if value is None or not value:
+            continue  # an empty value is reported as missing
+        problem = kind.problem(value, what)
+        if problem is not None:
+            return ("bad_value", problem)
+    return None
+
+
+def _cents(text: str) -> int | str:
+    """The cost in cents (an empty cost is 0), or why it is not one."""
     try:
-        amount = Decimal(text.strip() or "0")
-    except InvalidOperation:
-        return None
-    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        return None
-    return int(amount * 100)
+        return parse_money(text or "0", "cost")
+    except BadValueError as problem:
+        return str(problem)
 
 
 def _check_against_ledger(ledger: Ledger, rows: list[ImportRow], problems: list[Problem]) -> None:

@@ -12,7 +12,7 @@ on the checks they share (`daemon.ledger.core`). Stock counts are in
 
 from __future__ import annotations
 
-from daemon.ledger.core import Outcome, UnitRef, uuids
+from daemon.ledger.core import Outcome, UnitRef, uuids, values_problems
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
 from daemon.ledger.kinds import Kind
@@ -21,8 +21,11 @@ from daemon.ledger.receiving import Receiving
 from daemon.ledger.repairs import Repairs
 from daemon.ledger.selling import SaleLine, Selling
 from daemon.rules.serials import SerialError, compile_serial_rule
+from daemon.rules.values import IDENTIFIER, NAME
 
 __all__ = ["Ledger", "Outcome", "SaleLine", "UnitRef"]
+
+MAX_WARRANTY_MONTHS = 600
 
 
 class Ledger(Receiving, Selling, Repairs, Movements):
@@ -42,6 +45,21 @@ class Ledger(Receiving, Selling, Repairs, Movements):
         price_cents: int = 0,
     ) -> Outcome:
         """Add a product, or change one. Serial tracking cannot be switched off once on."""
+        bad = values_problems(
+            (IDENTIFIER, code, "product code"),
+            (NAME, name, "product name"),
+            ("money", price_cents, "price"),
+        )
+        if isinstance(warranty_months, bool) or not (
+            isinstance(warranty_months, int) and 0 <= warranty_months <= MAX_WARRANTY_MONTHS
+        ):
+            bad.append(
+                Problem(
+                    "bad_value",
+                    f"warranty of {warranty_months!r} months is outside 0 to {MAX_WARRANTY_MONTHS}",
+                )
+            )
+        self._refuse_if(bad)
         existing = self.product(code)
         if existing and existing.serial_tracked and not serial_tracked:
             raise Refusal(

@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.ledger.core import LedgerCore, Outcome, UnitRef, uuids
+from daemon.ledger.core import LedgerCore, Outcome, UnitRef, uuids, values_problems
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.kinds import Kind
 from daemon.rules.units import Flag, Op, Request, State, where
+from daemon.rules.values import IDENTIFIER, NAME, NOTE
 
 
 class Movements(LedgerCore):
@@ -28,6 +29,7 @@ class Movements(LedgerCore):
         """Ship units to another branch: they are in transit until received there."""
         branch = branch or self.branch
         problems = self._new_document("transfer", transfer)
+        problems += values_problems((IDENTIFIER, to_branch, "destination branch"))
         if to_branch == branch:
             problems.append(Problem("same_branch", f"transfer {transfer} goes to its own branch"))
         units, ref_problems = self._resolve(refs)
@@ -92,6 +94,13 @@ class Movements(LedgerCore):
         if op not in _MOVES:
             raise ValueError(f"{op.value} is not a stock move")
         branch = branch or self.branch
+        self._refuse_if(
+            values_problems(
+                (NOTE, reason, "reason"),
+                (NAME, manager, "manager"),
+                (IDENTIFIER, document, "document"),
+            )
+        )
         units, problems = self._resolve(refs)
         decisions = self._decide_each(refs, units, Request(op, branch, manager=manager), problems)
         self._refuse_if(problems)
@@ -128,6 +137,9 @@ class Movements(LedgerCore):
         """Put a flag (stolen, recalled, conflict, on hold) on units, or take it off.
 
         `document` (of `doc_type`, e.g. a recall notice) is what the flag rests on."""
+        self._refuse_if(
+            values_problems((NOTE, reason, "reason"), (IDENTIFIER, document, "document"))
+        )
         units, problems = self._resolve(refs)
         op = Op.FLAG if on else Op.UNFLAG
         decisions = self._decide_each(refs, units, Request(op, self.branch, flag=flag), problems)
@@ -155,6 +167,13 @@ class Movements(LedgerCore):
 
     def correct(self, event_uuid: str, *, actor: str, manager: str, reason: str) -> Outcome:
         """Undo a unit event with a further event that names it. Nothing is erased."""
+        self._refuse_if(
+            values_problems(
+                (IDENTIFIER, event_uuid, "event id"),
+                (NAME, manager, "manager"),
+                (NOTE, reason, "reason"),
+            )
+        )
         event = self.event(event_uuid)
         if event is None:
             raise Refusal([Problem("unknown_event", f"there is no event {event_uuid}")])

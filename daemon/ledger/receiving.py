@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids
+from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, values_problems
 from daemon.ledger.errors import Problem
 from daemon.ledger.kinds import Kind
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Op, Request
+from daemon.rules.values import IDENTIFIER, NAME
 
 
 class Receiving(LedgerCore):
@@ -32,6 +33,17 @@ class Receiving(LedgerCore):
     ) -> Outcome:
         """Receive units against a purchase order: quantity must equal distinct serials."""
         branch = branch or self.branch
+        self._refuse_if(
+            values_problems(
+                (IDENTIFIER, po, "purchase order"),
+                (NAME, supplier, "supplier"),
+                (IDENTIFIER, product, "product"),
+                ("money", cost_cents, "cost"),
+                ("quantity", quantity, "quantity"),
+                (IDENTIFIER, branch, "branch"),
+                (NAME, lot, "lot"),
+            )
+        )
         problems: list[Problem] = []
         distinct = {serial_key(s) for s in serials}
         if quantity is not None and quantity != len(distinct):

@@ -7,12 +7,21 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, warranty_end
+from daemon.ledger.core import (
+    SALE_FIELDS,
+    LedgerCore,
+    Outcome,
+    UnitRef,
+    uuids,
+    values_problems,
+    warranty_end,
+)
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change
 from daemon.ledger.kinds import Kind
 from daemon.ledger.store import Unit
 from daemon.rules.units import Op, Request, State
+from daemon.rules.values import IDENTIFIER, NAME, NOTE
 from daemon.rules.warranty import ClaimDecision, ClaimLine, SupplierTerms, decide_claim
 
 
@@ -34,6 +43,12 @@ class Repairs(LedgerCore):
         """Open a repair ticket: the unit goes into repair with its intake recorded."""
         branch = branch or self.branch
         problems = self._new_document("repair", ticket)
+        problems += values_problems(
+            (NAME, technician, "technician"),
+            (NOTE, intake_condition, "intake condition"),
+            (NOTE, fault, "fault"),
+            *((NAME, accessory, "accessory") for accessory in accessories),
+        )
         units, ref_problems = self._resolve([ref])
         problems += ref_problems
         decisions = self._decide_each([ref], units, Request(Op.REPAIR_OPEN, branch), problems)
@@ -72,6 +87,15 @@ class Repairs(LedgerCore):
         note: str = "",
     ) -> Outcome:
         """Record a step of a repair: diagnosis, parts used, quality check, and so on."""
+        self._refuse_if(
+            values_problems(
+                (IDENTIFIER, status, "repair status"),
+                (NAME, technician, "technician"),
+                (NOTE, diagnosis, "diagnosis"),
+                (NOTE, note, "note"),
+                *((NAME, part, "part") for part in parts),
+            )
+        )
         unit = self._unit_in_repair(ticket)
         ref = UnitRef(unit.product.code, unit.serial)
         problems: list[Problem] = []
@@ -102,6 +126,7 @@ class Repairs(LedgerCore):
     ) -> Outcome:
         """Close a repair. A repaired unit needs a passed quality check and goes back
         to where it was; an unrepairable one goes where `disposition` says."""
+        self._refuse_if(values_problems((NAME, collected_by, "collected by")))
         unit = self._unit_in_repair(ticket)
         branch = branch or unit.branch
         ref = UnitRef(unit.product.code, unit.serial)
@@ -150,6 +175,11 @@ class Repairs(LedgerCore):
     ) -> Outcome:
         """Decide a warranty claim line by line; the decision may be partial."""
         problems = self._new_document("warranty_claim", claim)
+        problems += values_problems((NOTE, damage_notes, "damage notes"))
+        for line in lines:
+            problems += values_problems(
+                (NAME, line.description, "claim line"), ("money", line.amount_cents, "claim amount")
+            )
         units, ref_problems = self._resolve([ref])
         problems += ref_problems
         unit = units.get(ref)
@@ -205,6 +235,7 @@ class Repairs(LedgerCore):
         Both events name the other serial."""
         branch = branch or self.branch
         problems = self._new_document("replacement", document)
+        problems += values_problems((NOTE, reason, "reason"), (NAME, manager, "manager"))
         units, ref_problems = self._resolve([old, new])
         problems += ref_problems
         old_decision = self._decide_each(

@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, warranty_end
+from daemon.ledger.core import (
+    SALE_FIELDS,
+    LedgerCore,
+    Outcome,
+    UnitRef,
+    uuids,
+    values_problems,
+    warranty_end,
+)
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change, EventBody
 from daemon.ledger.kinds import Kind
 from daemon.rules.units import Op, Refused, Request, State, decide
+from daemon.rules.values import IDENTIFIER, NAME, NOTE
 
 
 @dataclass(frozen=True)
@@ -52,13 +61,28 @@ class Selling(LedgerCore):
         """
         branch = branch or self.branch
         problems = self._new_document("invoice", invoice)
+        problems += values_problems((NAME, customer, "customer"), (NAME, manager, "manager"))
+        for line in lines:
+            problems += _line_problems(line)
+        self._refuse_if(problems)
         unit_lines = [line for line in lines if line.serial is not None]
         refs = [UnitRef(line.product, line.serial or "") for line in unit_lines]
         units, ref_problems = self._resolve(refs)
         problems += ref_problems
         for line in lines:
-            if line.serial is None and self.product(line.product) is None:
+            if line.serial is not None:
+                continue
+            product = self.product(line.product)
+            if product is None:
                 problems.append(Problem("unknown_product", f"no product {line.product!r}"))
+            elif product.serial_tracked:
+                problems.append(
+                    Problem(
+                        "serial_required",
+                        f"{line.product} ({product.name}) is tracked by serial: sell each unit"
+                        f" by its serial ({line.product}/SERIAL), not as a plain item",
+                    )
+                )
         decisions = []
         for ref, line in zip(refs, unit_lines, strict=True):
             request = Request(Op.SELL, branch, manager=line.approved_by or manager)
@@ -119,6 +143,14 @@ class Selling(LedgerCore):
         attempt is recorded in the ledger.
         """
         branch = branch or self.branch
+        self._refuse_if(
+            values_problems(
+                (IDENTIFIER, invoice, "invoice"),
+                (IDENTIFIER, product, "product"),
+                (NOTE, condition, "condition"),
+                (NOTE, reason, "reason"),
+            )
+        )
         if not self._document_exists("invoice", invoice):
             raise Refusal(
                 [Problem("unknown_invoice", f"there is no invoice {invoice} in the ledger")]
@@ -195,3 +227,18 @@ class Selling(LedgerCore):
             assert unit is not None
             refs.append(UnitRef(*unit))
         return refs
+
+
+def _line_problems(line: SaleLine) -> list[Problem]:
+    what = line.product[:40]
+    problems = values_problems(
+        (IDENTIFIER, line.product, "product"),
+        ("money", line.price_cents, f"price of {what}"),
+        ("quantity", line.quantity, f"quantity of {what}"),
+        (NAME, line.approved_by, "approving manager"),
+    )
+    if line.serial is not None and line.quantity != 1:
+        problems.append(
+            Problem("bad_value", f"{what} serial {line.serial!r}: a unit is sold one at a time")
+        )
+    return problems

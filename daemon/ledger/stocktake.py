@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.ledger.analytics import Table
-from daemon.ledger.core import Outcome, UnitRef
+from daemon.ledger.core import Outcome, UnitRef, values_problems
 from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.events import Change, EventBody
 from daemon.ledger.kinds import Kind, not_receipt
@@ -26,6 +26,7 @@ from daemon.ledger.reader import ReadStore
 from daemon.ledger.store import LedgerStore, Unit
 from daemon.rules.serials import SerialError, check_serial, serial_key
 from daemon.rules.units import Op, State, where
+from daemon.rules.values import IDENTIFIER
 
 # How the counts a lane opens are numbered: C-<terminal>-0001, C-<terminal>-0002, …
 COUNT_PREFIX = "C-"
@@ -150,6 +151,9 @@ def open_count(
 ) -> Outcome:
     """Start a count of a branch's shelves (or of one product there)."""
     branch = branch or ledger.branch
+    bad = values_problems((IDENTIFIER, count, "count number"), (IDENTIFIER, product, "product"))
+    if bad:
+        raise Refusal(bad)
     if ledger.db.execute(
         "SELECT 1 FROM documents WHERE type = 'count' AND number = ?", [count]
     ).fetchone():
@@ -168,6 +172,9 @@ def open_count(
 
 def count_scan(ledger: Ledger, count: str, product: str, serial: str, *, actor: str) -> Outcome:
     """Record one scanned unit; the outcome says how it compares with the ledger."""
+    bad = values_problems((IDENTIFIER, count, "count number"), (IDENTIFIER, product, "product"))
+    if bad:
+        raise Refusal(bad)
     scope = _scope(ledger, count)
     if scope["closed"]:
         raise Refusal([Problem("count_closed", f"count {count} is closed")])

@@ -13,6 +13,7 @@ from typing import Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from daemon.errors import HqError
+from daemon.rules.values import Identifier
 
 ROOT = "posd/v1"
 VERSION = 1
@@ -100,9 +101,9 @@ class WireEvent(BaseModel):
 class EventBatch(Payload):
     """Terminal → HQ: consecutive events `first`..`last` of one terminal and epoch."""
 
-    terminal: str
-    epoch: str
-    branch: str
+    terminal: Identifier
+    epoch: Identifier
+    branch: Identifier
     first: int = Field(ge=1)
     last: int = Field(ge=1)
     events: list[WireEvent] = Field(min_length=1)
@@ -123,9 +124,9 @@ class Presence(Payload):
     of the same epoch is stale (a late will) and is ignored.
     """
 
-    terminal: str
-    branch: str
-    epoch: str
+    terminal: Identifier
+    branch: Identifier
+    epoch: Identifier
     session: int = Field(ge=1)
     state: Literal["online", "offline"]
     at: str
@@ -134,24 +135,24 @@ class Presence(Payload):
 class Pull(Payload):
     """Terminal → HQ: send me the branch feed after position `after`."""
 
-    terminal: str
-    branch: str
+    terminal: Identifier
+    branch: Identifier
     after: int = Field(ge=0)
 
 
 class Ack(Payload):
     """HQ → terminal, retained: every event up to `seq` of this epoch is stored."""
 
-    terminal: str
-    epoch: str
+    terminal: Identifier
+    epoch: Identifier
     seq: int = Field(ge=0)
 
 
 class Resend(Payload):
     """HQ → terminal: publish again from `from_seq` (HQ found a gap)."""
 
-    terminal: str
-    epoch: str
+    terminal: Identifier
+    epoch: Identifier
     from_seq: int = Field(ge=1)
     reason: str = ""
 
@@ -159,8 +160,8 @@ class Resend(Payload):
 class FeedEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     pos: int = Field(ge=1)
-    terminal: str
-    epoch: str
+    terminal: Identifier
+    epoch: Identifier
     hash: str = Field(pattern=HASH)
     body: str
 
@@ -168,7 +169,7 @@ class FeedEvent(BaseModel):
 class Feed(Payload):
     """HQ → terminals of a branch: feed positions `first`..`last` (`head` is the newest)."""
 
-    branch: str
+    branch: Identifier
     first: int = Field(ge=1)
     last: int = Field(ge=1)
     head: int = Field(ge=0)
@@ -184,7 +185,7 @@ class Feed(Payload):
 class NodeStatus(Payload):
     """Retained status of one HQ process."""
 
-    node: str
+    node: Identifier
     state: Literal["online", "offline"]
     at: str
 

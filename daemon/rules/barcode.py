@@ -26,6 +26,10 @@ How text is read, in order:
      EAN/UPC identifier `]E0` 6 to 8 digits are read as UPC-E.
    - 15 digits are an IMEI and must pass its Luhn check. No GTIN has 15 digits, so a
      failed check cannot be anything else valid: `Rejected("bad_imei")`.
+   - 14 digits (outside EAN/UPC/ITF symbologies) may also be an IMEI printed without
+     its check digit: the result carries them as `imei`, and the lane reads them as
+     that unit when the ledger has it and no product with that GTIN
+     (`daemon.rules.lane.imei`). Only the ledger can tell; the parse never guesses.
    - With `options.numeric_serials` the store has plain numeric serials of those
      lengths, so a GTIN or IMEI that fails its check is a `PlainLabel` instead.
 8. Anything else is a `PlainLabel` (a serial or an internal product code), checked
@@ -41,9 +45,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from biip import ParseConfig, ParseError
+from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_element_strings import GS1ElementStrings
 from biip.gs1_messages import GS1Message
@@ -96,6 +101,9 @@ class BarcodeOptions:
     gs_stand_in: str | None = None
     numeric_serials: bool = False
     max_length: int = DEFAULT_MAX_LENGTH
+    # Every scanner sends GS (or `gs_stand_in`) wherever a barcode has one, so text
+    # without a separator had none: see `_hidden_field`.
+    separators_sent: bool = False
 
     def __post_init__(self) -> None:
         stand_in = self.gs_stand_in
@@ -120,11 +128,16 @@ class BarcodeOptions:
 
 @dataclass(frozen=True)
 class ProductCode:
-    """A product barcode (EAN/UPC/GTIN, or GS1 with a GTIN and no serial)."""
+    """A product barcode (EAN/UPC/GTIN, or GS1 with a GTIN and no serial).
+
+    `imei`: the same 14 digits, which may instead be a phone's IMEI printed without
+    its check digit; the lane reads them as that unit when the ledger says so
+    (`daemon.rules.lane.imei`)."""
 
     code: str
     gtin: str | None
     symbology: str | None = None
+    imei: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -157,10 +170,14 @@ class CommandCode:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A scan that cannot be used; `message` tells the cashier why and what to do."""
+    """A scan that cannot be used; `message` tells the cashier why and what to do.
+
+    `imei`: 14 digits refused as a GTIN with a wrong check digit, which may instead be
+    a phone's IMEI printed without its check digit (see `ProductCode.imei`)."""
 
     code: str
     message: str
+    imei: str | None = field(default=None, compare=False)
 
 
 ParseResult = ProductCode | UnitCode | PlainLabel | CommandCode | Rejected
@@ -287,47 +304,117 @@ def _gs1_message(body: _Body, options: BarcodeOptions) -> ParseResult:
             f"GS1 barcode {_quote(shown)} is malformed ({exc}); if the scanner cannot send "
             f"the group separator, set gs_stand_in to the character it sends; {RESCAN}",
         )
-    hidden = _hidden_serial(text, message.element_strings, options)
-    if hidden is not None:
-        return hidden
+    if not text.startswith("("):  # the human-readable form delimits every field
+        missing = _unended_field(text, message.element_strings, options)
+        missing = missing or _hidden_field(text, message.element_strings, options)
+        if missing is not None:
+            return missing
     return _from_elements(message.element_strings, body, "GS1 barcode")
 
 
-def _hidden_serial(
+def _separators(options: BarcodeOptions) -> str:
+    return GS + (options.gs_stand_in or "")
+
+
+def _unended_field(
     text: str, elements: GS1ElementStrings, options: BarcodeOptions
 ) -> Rejected | None:
-    """Refuse GS1 text that reads two ways because a group separator is missing.
+    """Refuse a variable-length field that is not last and that no separator ends.
 
-    A variable-length field such as the lot (10) runs to the next GS or the end. A
-    wedge scanner that cannot type GS turns `10ABC GS 21SN1` into `10ABC21SN1`, which
-    parses cleanly as lot `ABC21SN1` and no serial. When the last field could end
-    early and leave a valid serial (21), the reading is ambiguous and is refused.
+    Such a field ran to its longest length and the reader went on with what followed
+    as the next field (`21` and twenty characters, then `10LOT`). GS1 requires a
+    separator there; without one the split is a guess, so it is refused.
     """
-    if not elements or GS in text or (options.gs_stand_in or GS) in text:
-        return None
-    last = elements[-1]
-    if any(e.ai.ai == "21" for e in elements) or not last.ai.separator_required:
-        return None
-    start = len(text) - len(last.value)
-    for cut in range(1, len(last.value) - 2):
-        if not last.value.startswith("21", cut):
-            continue
-        try:
-            split = GS1Message.parse(
-                text[: start + cut] + GS + text[start + cut :], config=options._biip_config
-            )
-        except ParseError:
-            continue
-        serial = split.element_strings.get(ai="21")
-        if serial is not None:
+    separators = _separators(options)
+    position = 0
+    for index, element in enumerate(elements):
+        position += len(element.ai.ai) + len(element.value)
+        ended = position < len(text) and text[position] in separators
+        if ended:
+            position += 1
+        elif element.ai.separator_required and index < len(elements) - 1:
+            after = elements[index + 1]
             return Rejected(
                 "missing_separator",
-                f"GS1 barcode {_quote(text)} has no group separator, so its ({last.ai.ai}) "
-                f"{last.value!r} may really be {last.value[:cut]!r} followed by serial "
-                f"{serial.value!r}; set the scanner to send GS, or set gs_stand_in to the "
-                "character it sends instead, then scan again",
+                f"GS1 barcode {_quote(_shown_gs(text))} has no group separator after its "
+                f"({element.ai.ai}) {element.value!r}, so where that field ends and "
+                f"({after.ai.ai}) begins is a guess; {_SEPARATOR_ADVICE}",
             )
     return None
+
+
+def _hidden_field(
+    text: str, elements: GS1ElementStrings, options: BarcodeOptions
+) -> Rejected | None:
+    """Refuse GS1 text that reads two ways because a group separator may be missing.
+
+    A variable-length field such as the serial (21) or the lot (10) runs to the next
+    GS or the end. A wedge scanner that cannot type GS turns `21SN1 GS 10ABC` into
+    `21SN110ABC`, which parses cleanly as serial `SN110ABC` and no lot: a different
+    unit. When the text has no separator at all and its last field, read shorter,
+    leaves fields that parse (`10ABC`), the reading is ambiguous and is refused,
+    whichever fields were in which order. Text with a separator shows that the scanner
+    sends them, so none is missing; so does a store whose scanners are set up to send
+    them (`separators_sent`, or a `gs_stand_in` they send instead).
+    """
+    if options.separators_sent or options.gs_stand_in is not None:
+        return None
+    if not elements or any(ch in text for ch in _separators(options)):
+        return None
+    last = elements[-1]
+    if not last.ai.separator_required:
+        return None
+    start = len(text) - len(last.value)
+    for cut in range(1, len(last.value)):
+        rest = text[start + cut :]
+        if not _starts_field(rest):
+            continue
+        try:
+            split = GS1Message.parse(text[: start + cut] + GS + rest, config=options._biip_config)
+        except ParseError:
+            continue
+        ais = [e.ai.ai for e in split.element_strings]
+        if len(ais) != len(set(ais)):
+            continue  # a field twice is no GS1 message
+        other = ", ".join(
+            f"({e.ai.ai}) {e.value!r}" for e in split.element_strings[len(elements) :]
+        )
+        return Rejected(
+            "missing_separator",
+            f"GS1 barcode {_quote(text)} has no group separator, so its ({last.ai.ai}) "
+            f"{last.value!r} may really be {last.value[:cut]!r} followed by {other}; "
+            f"{_SEPARATOR_ADVICE}",
+        )
+    return None
+
+
+_SEPARATOR_ADVICE = (
+    "set the scanner to send GS and the lane's barcode.separators_sent, or set "
+    "gs_stand_in to the character it sends instead, then scan again"
+)
+
+
+def _starts_field(text: str) -> bool:
+    """Whether `text` starts with a GS1 application identifier and a value it allows
+    (a cheap test before parsing the whole text again)."""
+    if not text[:2].isdigit():
+        return False  # every AI is digits
+    pattern = _field_start(text[:4])
+    return pattern is not None and pattern.match(text) is not None
+
+
+@lru_cache(maxsize=4096)
+def _field_start(head: str) -> re.Pattern[str] | None:
+    """The pattern of the AI that text starting with `head` (4 characters) holds."""
+    try:
+        ai = GS1ApplicationIdentifier.extract(head)
+    except ParseError:
+        return None
+    return re.compile(ai.pattern.removesuffix("$"))
+
+
+def _shown_gs(text: str) -> str:
+    return text.replace(GS, "<GS>")
 
 
 def _digital_link(body: _Body, options: BarcodeOptions) -> ParseResult:
@@ -395,17 +482,21 @@ def _digits(body: _Body, options: BarcodeOptions) -> ParseResult:
         if upc is not None:
             return ProductCode(code=text, gtin=upc, symbology=body.symbology)
     if len(text) in (8, 12, 13, 14) or strict:
+        # 14 digits in a symbology that is not EAN/UPC/ITF may be an IMEI without its
+        # check digit (IMEI-14) as well as a GTIN-14: the ledger tells them apart.
+        imei = text if len(text) == 14 and not strict else None
         gtin = _gtin(text)
         if gtin is None and len(text) == 8:
             gtin = _upc_e(text)
         if gtin is not None:
-            return ProductCode(code=text, gtin=gtin, symbology=body.symbology)
+            return ProductCode(code=text, gtin=gtin, symbology=body.symbology, imei=imei)
         if options.numeric_serials and not strict:
             return _plain_label(body)
         return Rejected(
             "bad_check_digit",
             f"product barcode {text!r} fails its check digit; the label may be misprinted "
             f"or mistyped, {RESCAN}",
+            imei=imei,
         )
     if len(text) == 15:
         if stdnum_imei.is_valid(text):

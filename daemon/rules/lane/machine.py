@@ -42,6 +42,7 @@ from daemon.rules.lane.count import (
     scan_in_count,
     start_count,
 )
+from daemon.rules.lane.imei import imei_digits, read_imei
 from daemon.rules.lane.manager import (
     approval_done,
     approve,
@@ -147,6 +148,10 @@ def initial_state(next_invoice: int = 1) -> LaneState:
 
 def plan_lookup(state: LaneState, parsed: ParseResult, cfg: LaneSettings) -> LookupPlan:
     """What the ledger must be asked before `parsed` can be decided in `state`."""
+    imei = imei_digits(parsed)
+    if imei is not None:  # a GTIN-14 or an IMEI-14: both are looked up (lane/imei.py)
+        gtin = parsed.gtin if isinstance(parsed, ProductCode) else None
+        return LookupPlan(gtin=gtin, serial=imei)
     if isinstance(parsed, ProductCode):
         return LookupPlan(gtin=parsed.gtin, product_code=None if parsed.gtin else parsed.code)
     if isinstance(parsed, UnitCode):
@@ -217,6 +222,8 @@ def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
         if isinstance(command, str):
             return _remember(refuse(state, cfg, "unknown_command", command))
         event = command
+    if isinstance(event, Scanned):
+        event = read_imei(event, state)
     if (
         isinstance(event, Command)
         and cfg.self_checkout

@@ -40,6 +40,7 @@ from daemon.rules.lane.types import (
     UnitFacts,
 )
 from daemon.rules.units import Op, Refused, Request, decide
+from daemon.rules.values import NAME
 from daemon.rules.warranty import add_months
 
 
@@ -251,6 +252,10 @@ def start(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step
     """Open a sale for a named customer (or the walk-in customer)."""
     if state.basket is not None and state.basket.lines:
         return refuse(state, cfg, "sale_open", "a sale is already open; pay or CANCEL it first")
+    named = event.argument.strip()
+    problem = NAME.problem(named, "customer") if named else None
+    if problem is not None:  # refused now, not when the sale is paid
+        return refuse(state, cfg, "bad_value", problem)
     if state.basket is None:
         state = open_basket(state, cfg, event.argument.strip())
     elif event.argument.strip():

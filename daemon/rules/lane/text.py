@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from daemon.rules.values import BadValueError, parse_money
+
 WIDTH = 20
 
 WELCOME = ("WELCOME", "PLEASE SCAN AN ITEM")
@@ -95,11 +97,12 @@ def money(cents: int) -> str:
 
 
 def cents(text: str) -> int | None:
-    """`50`, `50.5`, `50.50` -> 5050; None when it is not an amount of money."""
-    whole, _, part = text.strip().partition(".")
-    if not whole.isdigit() or (part and not (part.isdigit() and len(part) <= 2)):
+    """`50`, `50.5`, `50.50` -> 5050; None when it is not an amount of money (as
+    `daemon.rules.values.parse_money` reads one: within its range, at most two decimals)."""
+    try:
+        return parse_money(text)
+    except BadValueError:
         return None
-    return int(whole) * 100 + int(part.ljust(2, "0") or 0)
 
 
 def row(left: str, right: str = "") -> str:
