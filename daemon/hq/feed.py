@@ -69,10 +69,14 @@ def answer_pull(session: Session, terminal: str, after: int, limit: int, chunk: 
 
 
 def claim_resends(session: Session, now: float, after_s: float) -> list[Resend]:
-    """Streams with events parked for `after_s` seconds: ask their terminal to resend."""
+    """Streams with events parked for `after_s` seconds: ask their terminal to resend.
+
+    Not a stream held at an event HQ refused: asking for that event again is no use
+    (the terminal sends it again anyway when HQ's watermark stalls)."""
     rows = session.tx.execute(
         "SELECT terminal, epoch, acked FROM hq_streams WHERE gap_since IS NOT NULL"
         " AND gap_since <= ? AND (resend_at IS NULL OR resend_at <= ?)"
+        " AND (held_seq IS NULL OR held_seq != acked + 1)"
         + session.backend.skip_locked,
         [now - after_s, now - after_s],
     ).fetchall()

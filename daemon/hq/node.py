@@ -116,6 +116,8 @@ class HqNode(LinkHandler):
         self._events: list[Received] = []
         self._pulls: list[Received] = []
         self._statuses: list[Received] = []
+        # Refused messages to record as problems: (message, sending terminal) → how many.
+        self._refused: dict[tuple[str, str | None], int] = {}
         self._housekeeping_due = 0.0
         self._acks_due = 0.0
         self._paused_until = 0.0
@@ -151,6 +153,8 @@ class HqNode(LinkHandler):
         if not self.link.connected or self.clock() < self._paused_until:
             return
         try:
+            if self._refused:
+                self._record_refused()
             if self._statuses:
                 self._take_statuses()
             if self._events:
@@ -160,7 +164,9 @@ class HqNode(LinkHandler):
             if self.clock() >= self._housekeeping_due:
                 self._housekeeping()
         except Exception:
-            # Nothing was acknowledged: the messages stay queued and are tried again.
+            # A lock, a lost connection, a full disk (what comes from the data is a
+            # problem, dealt with in Central). Nothing was acknowledged: the messages
+            # stay queued and are tried again.
             log.exception("HQ: database error; trying again in %.1f s", self.config.retry_s)
             self._paused_until = self.clock() + self.config.retry_s
 
@@ -180,21 +186,27 @@ class HqNode(LinkHandler):
         if self.on_report is not None:
             self.on_report(report)
 
+    def _record_refused(self) -> None:
+        self.central.note_problems(self._refused)
+        self._refused = {}
+
     def _take_statuses(self) -> None:
-        taken, self._statuses = self._statuses, []
+        taken = list(self._statuses)
         self.totals.add(self.central.presence([r.payload for r in taken]))
+        del self._statuses[: len(taken)]
         for received in taken:
             self.link.ack(received.mid, received.generation)
 
     def _take_pulls(self) -> None:
-        taken, self._pulls = self._pulls, []
-        for received in taken:
+        while self._pulls:
+            received = self._pulls[0]
             pull: p.Pull = received.payload
             feeds = self.central.answer_pull(
                 pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
             )
             for feed in feeds:
                 self.link.publish(p.answer_topic(pull.terminal), p.encode(feed))
+            del self._pulls[0]
             self.link.ack(received.mid, received.generation)
 
     def _housekeeping(self) -> None:
@@ -250,35 +262,38 @@ class HqNode(LinkHandler):
         generation = self.link.generation
         topic = message.topic
         payload = bytes(message.payload)
+        sender: str | None = None
         try:
-            terminal = p.terminal_of(topic)
+            sender = p.terminal_of(topic)
             kind = topic.rsplit("/", 1)[1]
             if kind == "events":
                 batch = p.decode(p.EventBatch, payload, topic)
-                self._check_sender(batch.terminal, terminal, topic)
+                self._check_sender(batch.terminal, sender, topic)
                 self._events.append(Received(batch, message.mid, generation))
             elif kind == "pull":
                 pull = p.decode(p.Pull, payload, topic)
-                self._check_sender(pull.terminal, terminal, topic)
+                self._check_sender(pull.terminal, sender, topic)
                 self._pulls.append(Received(pull, message.mid, generation))
-            elif kind == "status":
-                if payload:  # an empty retained message clears the status
-                    status = p.decode(p.Presence, payload, topic)
-                    self._check_sender(status.terminal, terminal, topic)
-                    self._statuses.append(Received(status, message.mid, generation))
-                else:
-                    self.link.ack(message.mid, generation)
-        except p.ProtocolError as exc:
-            log.warning("HQ: %s", exc)
-            self.totals.problems.append(str(exc))
-            try:
-                self.central.note_problem(str(exc))
-            finally:
-                self.link.ack(message.mid, generation)  # it will never be valid
+            elif kind == "status" and payload:  # an empty retained message clears it
+                status = p.decode(p.Presence, payload, topic)
+                self._check_sender(status.terminal, sender, topic)
+                self._statuses.append(Received(status, message.mid, generation))
+            else:
+                self.link.ack(message.mid, generation)
+        except Exception as exc:  # whatever a message holds, it never stops HQ
+            text = str(exc) if isinstance(exc, p.ProtocolError) else f"{topic!r}: {exc!r}"
+            log.warning("HQ: %s", text)
+            self.totals.problems.append(text)
+            # Recorded (naming the sender) between messages; acknowledged now, since
+            # it will never be valid.
+            key = (text, sender)
+            self._refused[key] = self._refused.get(key, 0) + 1
+            self.link.ack(message.mid, generation)
 
     @staticmethod
     def _check_sender(claimed: str, terminal: str, topic: str) -> None:
         if claimed != terminal:
             raise p.ProtocolError(
-                f"message on {topic!r} claims to be from terminal {claimed!r}; refused"
+                f"terminal {terminal} sent a message on {topic!r} that claims to be from"
+                f" terminal {claimed!r}; refused"
             )

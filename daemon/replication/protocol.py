@@ -1,22 +1,62 @@
 """The wire: MQTT topics and the versioned JSON payloads that travel on them.
 
-Every payload carries `"v": 1` and is validated on arrival; a message that does
-not fit (unknown version, missing field, an event whose hash does not match) is
-refused with a message that names the topic. PROTOCOL.md describes the same in
-prose, with the broker ACL that confines each terminal to its own topics.
+Every payload carries `"v": 1` and is validated on arrival, every value against
+its declared type and range; a message that does not fit (unknown version, missing
+field, a number out of range, an id that cannot be a topic level, a message over
+`MAX_MESSAGE_BYTES`) is refused with a message that names the topic. The events a
+batch carries are checked by `daemon.replication.bodies`. PROTOCOL.md describes the
+same in prose, with the broker ACL that confines each terminal to its own topics.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from daemon.errors import HqError
+from daemon.ledger.events import MAX_EVENT_BYTES
 
 ROOT = "posd/v1"
 VERSION = 1
 HASH = r"^[0-9a-f]{64}$"
+# Every message (an event batch, a feed message) is at most this big; brokers must
+# allow it (`max_packet_size` in systemd/mosquitto/posd.conf is 4 MiB). An event is
+# at most MAX_EVENT_BYTES, so any one event fits in a message however it is escaped.
+MAX_MESSAGE_BYTES = 1024 * 1024
+# Sequence numbers, sessions and feed positions: exact in every JSON reader and in
+# SQLite's and PostgreSQL's 64-bit integers.
+MAX_SEQ = 2**53 - 1
+MAX_BATCH_EVENTS = 5000
+MAX_ID_LENGTH = 64
+# One MQTT topic level, safe in a file name: no / + # or control characters, no
+# space at either end, no leading $ (the broker's own topics).
+ID_PATTERN = r"^[^\s$/+#\x00-\x1f\x7f](?:[^/+#\x00-\x1f\x7f]*[^\s/+#\x00-\x1f\x7f])?$"
+Id = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+]
+Epoch = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9a-f]{8,32}$")]
+Hash = Annotated[str, Strict(), StringConstraints(pattern=HASH)]
+Seq = Annotated[int, Strict(), Field(ge=1, le=MAX_SEQ)]
+Position = Annotated[int, Strict(), Field(ge=0, le=MAX_SEQ)]
+Time = Annotated[
+    str, Strict(), StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+]
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("a NUL character, which no database text may hold")
+    return text
 
 
 class ProtocolError(HqError, ValueError):
@@ -89,23 +129,30 @@ class Payload(BaseModel):
     v: Literal[1] = 1
 
 
+# An event's text, as a string of at most MAX_EVENT_BYTES characters; its size in
+# bytes is checked with the event (daemon.replication.bodies).
+Body = Annotated[
+    str, Strict(), StringConstraints(max_length=MAX_EVENT_BYTES), AfterValidator(_storable)
+]
+
+
 class WireEvent(BaseModel):
     """One ledger event: `body` is the exact canonical text that was hashed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    hash: str = Field(pattern=HASH)
-    body: str
+    hash: Hash
+    body: Body
 
 
 class EventBatch(Payload):
     """Terminal → HQ: consecutive events `first`..`last` of one terminal and epoch."""
 
-    terminal: str
-    epoch: str
-    branch: str
-    first: int = Field(ge=1)
-    last: int = Field(ge=1)
-    events: list[WireEvent] = Field(min_length=1)
+    terminal: Id
+    epoch: Epoch
+    branch: Id
+    first: Seq
+    last: Seq
+    events: list[WireEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
     @model_validator(mode="after")
     def _contiguous(self) -> Self:
@@ -123,56 +170,56 @@ class Presence(Payload):
     of the same epoch is stale (a late will) and is ignored.
     """
 
-    terminal: str
-    branch: str
-    epoch: str
-    session: int = Field(ge=1)
+    terminal: Id
+    branch: Id
+    epoch: Epoch
+    session: Seq
     state: Literal["online", "offline"]
-    at: str
+    at: Time
 
 
 class Pull(Payload):
     """Terminal → HQ: send me the branch feed after position `after`."""
 
-    terminal: str
-    branch: str
-    after: int = Field(ge=0)
+    terminal: Id
+    branch: Id
+    after: Position
 
 
 class Ack(Payload):
     """HQ → terminal, retained: every event up to `seq` of this epoch is stored."""
 
-    terminal: str
-    epoch: str
-    seq: int = Field(ge=0)
+    terminal: Id
+    epoch: Epoch
+    seq: Position
 
 
 class Resend(Payload):
     """HQ → terminal: publish again from `from_seq` (HQ found a gap)."""
 
-    terminal: str
-    epoch: str
-    from_seq: int = Field(ge=1)
-    reason: str = ""
+    terminal: Id
+    epoch: Epoch
+    from_seq: Seq
+    reason: Annotated[str, Strict(), StringConstraints(max_length=1000)] = ""
 
 
 class FeedEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    pos: int = Field(ge=1)
-    terminal: str
-    epoch: str
-    hash: str = Field(pattern=HASH)
-    body: str
+    pos: Seq
+    terminal: Id
+    epoch: Epoch
+    hash: Hash
+    body: Body
 
 
 class Feed(Payload):
     """HQ → terminals of a branch: feed positions `first`..`last` (`head` is the newest)."""
 
-    branch: str
-    first: int = Field(ge=1)
-    last: int = Field(ge=1)
-    head: int = Field(ge=0)
-    events: list[FeedEvent]
+    branch: Id
+    first: Seq
+    last: Seq
+    head: Position
+    events: list[FeedEvent] = Field(max_length=MAX_BATCH_EVENTS)
 
     @model_validator(mode="after")
     def _contiguous(self) -> Self:
@@ -184,9 +231,9 @@ class Feed(Payload):
 class NodeStatus(Payload):
     """Retained status of one HQ process."""
 
-    node: str
+    node: Id
     state: Literal["online", "offline"]
-    at: str
+    at: Time
 
 
 P = TypeVar("P", bound=Payload)
@@ -194,6 +241,11 @@ P = TypeVar("P", bound=Payload)
 
 def decode(model: type[P], payload: bytes, topic: str) -> P:
     """Parse and validate a payload, or raise ProtocolError naming the topic."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            f"message on {topic!r} is {len(payload):,} bytes; a {model.__name__} is at most"
+            f" {MAX_MESSAGE_BYTES:,} bytes"
+        )
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
