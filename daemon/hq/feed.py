@@ -76,8 +76,7 @@ def claim_resends(session: Session, now: float, after_s: float) -> list[Resend]:
     rows = session.tx.execute(
         "SELECT terminal, epoch, acked FROM hq_streams WHERE gap_since IS NOT NULL"
         " AND gap_since <= ? AND (resend_at IS NULL OR resend_at <= ?)"
-        " AND (held_seq IS NULL OR held_seq != acked + 1)"
-        + session.backend.skip_locked,
+        " AND (held_seq IS NULL OR held_seq != acked + 1)" + session.backend.skip_locked,
         [now - after_s, now - after_s],
     ).fetchall()
     requests = []

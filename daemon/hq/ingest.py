@@ -301,9 +301,17 @@ def presence(session: Session, status: Presence) -> bool:
     if epoch != status.epoch and status.state == "offline":
         return False
     session.tx.execute(
-        "UPDATE hq_terminals SET epoch = ?, session = ?, online = ?, seen_at = ?"
-        " WHERE terminal = ?",
-        [status.epoch, status.session, int(status.state == "online"), status.at, status.terminal],
+        "UPDATE hq_terminals SET epoch = ?, session = ?, online = ?, seen_at = ?, backlog = ?,"
+        " waiting_since = ? WHERE terminal = ?",
+        [
+            status.epoch,
+            status.session,
+            int(status.state == "online"),
+            status.at,
+            status.backlog,
+            status.waiting_since,
+            status.terminal,
+        ],
     )
     return True
 

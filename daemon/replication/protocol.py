@@ -103,6 +103,15 @@ def node_status_topic(node: str) -> str:
     return f"{ROOT}/hq-node/{node}/status"
 
 
+def node_of(topic: str) -> str:
+    """The HQ process id in a posd/v1/hq-node/<node>/status topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != ROOT or parts[2] != "hq-node":
+        raise ProtocolError(f"topic {topic!r} is not an HQ process status topic")
+    return parts[3]
+
+
+ALL_NODE_STATUS = f"{ROOT}/hq-node/+/status"
 ALL_EVENTS = f"{ROOT}/t/+/events"
 ALL_STATUS = f"{ROOT}/t/+/status"
 ALL_PULLS = f"{ROOT}/t/+/pull"
@@ -176,6 +185,10 @@ class Presence(Payload):
     session: Seq
     state: Literal["online", "offline"]
     at: Time
+    # Own events HQ had not confirmed, and since when the terminal has been waiting
+    # for HQ to take them (None: it is not waiting).
+    backlog: Position = 0
+    waiting_since: Time | None = None
 
 
 class Pull(Payload):
