@@ -205,7 +205,7 @@ class HqNode(LinkHandler):
                 pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
             )
             for feed in feeds:
-                self.link.publish(p.answer_topic(pull.terminal), p.encode(feed))
+                self._publish_feed(p.answer_topic(pull.terminal), feed)
             del self._pulls[0]
             self.link.ack(received.mid, received.generation)
 
@@ -217,7 +217,7 @@ class HqNode(LinkHandler):
         for ack in self.central.acks(list(drained.advanced)):
             self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
         for feed in self.central.claim_feed(self.config.feed_limit, self.config.feed_chunk):
-            self.link.publish(p.branch_feed_topic(feed.branch), p.encode(feed))
+            self._publish_feed(p.branch_feed_topic(feed.branch), feed)
         for resend in self.central.claim_resends(self.config.resend_after_s, self.wall()):
             log.info("HQ: asking %s to resend from seq %d", resend.terminal, resend.from_seq)
             self.link.publish(p.resend_topic(resend.terminal), p.encode(resend))
@@ -229,6 +229,16 @@ class HqNode(LinkHandler):
             for ack in self.central.acks(since=since):
                 self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
             self.central.backend.maintain()
+
+    def _publish_feed(self, topic: str, feed: p.Feed) -> None:
+        """Publish within what the broker takes (a terminal pulls what it missed)."""
+        try:
+            messages = p.encode_feed(feed, p.room(self.link.max_packet_size, topic))
+        except p.ProtocolError as exc:
+            log.error("HQ: %s", exc)
+            return
+        for payload in messages:
+            self.link.publish(topic, payload)
 
     def _node_status(self, online: bool) -> bytes:
         return p.encode(
@@ -262,21 +272,21 @@ class HqNode(LinkHandler):
         generation = self.link.generation
         topic = message.topic
         payload = bytes(message.payload)
-        sender: str | None = None
+        sender = p.sender_of(topic)
         try:
-            sender = p.terminal_of(topic)
+            terminal = p.terminal_of(topic)
             kind = topic.rsplit("/", 1)[1]
             if kind == "events":
                 batch = p.decode(p.EventBatch, payload, topic)
-                self._check_sender(batch.terminal, sender, topic)
+                self._check_sender(batch.terminal, terminal, topic)
                 self._events.append(Received(batch, message.mid, generation))
             elif kind == "pull":
                 pull = p.decode(p.Pull, payload, topic)
-                self._check_sender(pull.terminal, sender, topic)
+                self._check_sender(pull.terminal, terminal, topic)
                 self._pulls.append(Received(pull, message.mid, generation))
             elif kind == "status" and payload:  # an empty retained message clears it
                 status = p.decode(p.Presence, payload, topic)
-                self._check_sender(status.terminal, sender, topic)
+                self._check_sender(status.terminal, terminal, topic)
                 self._statuses.append(Received(status, message.mid, generation))
             else:
                 self.link.ack(message.mid, generation)

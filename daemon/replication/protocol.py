@@ -37,6 +37,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # SQLite's and PostgreSQL's 64-bit integers.
 MAX_SEQ = 2**53 - 1
 MAX_BATCH_EVENTS = 5000
+PACKET_OVERHEAD = 64  # an MQTT PUBLISH besides its topic and payload, generously
 MAX_ID_LENGTH = 64
 # One MQTT topic level, safe in a file name: no / + # or control characters, no
 # space at either end, no leading $ (the broker's own topics).
@@ -120,6 +121,15 @@ ALL_PULLS = f"{ROOT}/t/+/pull"
 def shared(group: str, topic_filter: str) -> str:
     """A shared subscription: the broker hands each message to one group member."""
     return f"$share/{group}/{topic_filter}"
+
+
+def sender_of(topic: str) -> str | None:
+    """The terminal a message on posd/v1/t/<terminal>/... came from: the broker's ACL
+    lets only that terminal publish there. None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and parts[:3] == [*ROOT.split("/"), "t"]:
+        return parts[3]
+    return None
 
 
 def terminal_of(topic: str) -> str:
@@ -272,3 +282,31 @@ def decode(model: type[P], payload: bytes, topic: str) -> P:
 
 def encode(payload: Payload) -> bytes:
     return payload.model_dump_json().encode()
+
+
+def encode_feed(feed: Feed, max_bytes: int) -> list[bytes]:
+    """A feed message as one or more messages of at most `max_bytes`, each a feed of
+    consecutive positions; ProtocolError when one event alone does not fit."""
+    payload = encode(feed)
+    if len(payload) <= max_bytes:
+        return [payload]
+    if len(feed.events) == 1:
+        raise ProtocolError(
+            f"feed entry {feed.first} of branch {feed.branch} is {len(payload):,} bytes as a"
+            f" message; the broker takes {max_bytes:,}: raise its max_packet_size"
+        )
+    half = len(feed.events) // 2
+    parts = []
+    for events in (feed.events[:half], feed.events[half:]):
+        update = {"first": events[0].pos, "last": events[-1].pos, "events": events}
+        part = feed.model_copy(update=update)
+        parts += encode_feed(part, max_bytes)
+    return parts
+
+
+def room(max_packet_size: int | None, topic: str) -> int:
+    """The most a message on `topic` may take: MAX_MESSAGE_BYTES, or less when the broker
+    said (in its CONNACK) it takes smaller packets."""
+    if max_packet_size is None:
+        return MAX_MESSAGE_BYTES
+    return min(MAX_MESSAGE_BYTES, max_packet_size - len(topic.encode()) - PACKET_OVERHEAD)

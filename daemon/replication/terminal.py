@@ -47,7 +47,6 @@ from daemon.replication.outbound import Outbound
 log = logging.getLogger(__name__)
 PULL_SPACING_S = 2.0
 BIRTH_SPACING_S = 5.0
-PACKET_OVERHEAD = 64  # an MQTT PUBLISH besides its topic and payload, generously
 
 
 @dataclass(frozen=True)
@@ -312,10 +311,7 @@ class _Worker(LinkHandler):
 
     def _publish_events(self, now: float) -> None:
         topic = p.events_topic(self.terminal)
-        # What a message may take: posd's limit, or less when the broker says so.
-        limit = p.MAX_MESSAGE_BYTES
-        if self.link.max_packet_size is not None:
-            limit = min(limit, self.link.max_packet_size - len(topic.encode()) - PACKET_OVERHEAD)
+        limit = p.room(self.link.max_packet_size, topic)
         while (room := self.outbound.to_send(self.head, now)) is not None:
             first, most = room
             rows = outbox(self.ledger, first - 1, min(self.config.batch_events, most - first + 1))
