@@ -152,23 +152,24 @@ class HqNode(LinkHandler):
         self.link.step(0.0 if busy else 0.05)
         if not self.link.connected or self.clock() < self._paused_until:
             return
-        try:
-            if self._refused:
-                self._record_refused()
-            if self._statuses:
-                self._take_statuses()
-            if self._events:
-                self._take_events()
-            if self._pulls:
-                self._take_pulls()
-            if self.clock() >= self._housekeeping_due:
-                self._housekeeping()
-        except Exception:
-            # A lock, a lost connection, a full disk (what comes from the data is a
-            # problem, dealt with in Central). Nothing was acknowledged: the messages
-            # stay queued and are tried again.
-            log.exception("HQ: database error; trying again in %.1f s", self.config.retry_s)
-            self._paused_until = self.clock() + self.config.retry_s
+        # Each part on its own: one that fails does not hold up the others.
+        for due, work in (
+            (bool(self._refused), self._record_refused),
+            (bool(self._statuses), self._take_statuses),
+            (bool(self._events), self._take_events),
+            (bool(self._pulls), self._take_pulls),
+            (self.clock() >= self._housekeeping_due, self._housekeeping),
+        ):
+            if not due:
+                continue
+            try:
+                work()
+            except Exception:
+                # A lock, a lost connection, a full disk (what comes from the data is
+                # a problem, dealt with in Central). Nothing was acknowledged: the
+                # messages stay queued and are tried again.
+                log.exception("HQ: database error; trying again in %.1f s", self.config.retry_s)
+                self._paused_until = self.clock() + self.config.retry_s
 
     # -- work ------------------------------------------------------------------------
 
@@ -201,9 +202,16 @@ class HqNode(LinkHandler):
         while self._pulls:
             received = self._pulls[0]
             pull: p.Pull = received.payload
-            feeds = self.central.answer_pull(
-                pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
-            )
+            try:
+                feeds = self.central.answer_pull(
+                    pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
+                )
+            except Exception as exc:
+                if self.central.backend.transient(exc):
+                    raise
+                message = f"HQ could not answer terminal {pull.terminal}'s pull: {exc!r}"
+                self._refused[(message, pull.terminal)] = 1
+                feeds = []
             for feed in feeds:
                 self._publish_feed(p.answer_topic(pull.terminal), feed)
             del self._pulls[0]
