@@ -95,10 +95,10 @@ def test_hq_coming_back_ends_the_pause_and_its_watermark_must_move_soon() -> Non
         out.sent(t, 6, 25, t + 1)
         out.puback(t, True, "Success", t + 1)
     out.hq_back(500)
-    assert not out.check_stall(501)
-    assert out.check_stall(502.1) and out.to_send(25, 502.1) == (6, 25)  # not after 600 s
-    out.sent(2, 6, 25, 502.1)
-    assert out.hq_acked(25, 503)
+    assert not out.check_stall(504)
+    assert out.check_stall(505.1) and out.to_send(25, 505.1) == (6, 25)  # not after 600 s
+    out.sent(2, 6, 25, 505.1)
+    assert out.hq_acked(25, 506)
     assert out.waiting_since_monotonic is None
 
 

@@ -33,6 +33,7 @@ from daemon.replication import protocol as p
 from daemon.replication.link import Link, LinkHandler, Will
 
 log = logging.getLogger(__name__)
+MAX_TOTALS = 1000  # different problems kept in memory for the summary at the end
 
 
 class HqConfig(BaseModel):
@@ -94,7 +95,13 @@ class Totals:
         self.duplicates += report.duplicates
         self.parked += report.parked
         self.conflicts += report.conflicts
-        self.problems += report.problems
+        for problem in report.problems:
+            self.problem(problem)
+
+    def problem(self, text: str) -> None:
+        """Remember a problem once (the first MAX_TOTALS different ones)."""
+        if len(self.problems) < MAX_TOTALS and text not in self.problems:
+            self.problems.append(text)
 
 
 class HqNode(LinkHandler):
@@ -301,7 +308,7 @@ class HqNode(LinkHandler):
         except Exception as exc:  # whatever a message holds, it never stops HQ
             text = str(exc) if isinstance(exc, p.ProtocolError) else f"{topic!r}: {exc!r}"
             log.warning("HQ: %s", text)
-            self.totals.problems.append(text)
+            self.totals.problem(text)
             # Recorded (naming the sender) between messages; acknowledged now, since
             # it will never be valid.
             key = (text, sender)

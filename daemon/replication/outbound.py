@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETRY_MIN_S = 0.5  # the first pause after a refused PUBACK
-RESUME_GRACE_S = 2.0  # after HQ is back: how long it may take to move its watermark
+# After HQ is back: how long it may take to move its watermark (it may be busy with
+# what the broker kept for it) before everything unconfirmed is sent again.
+RESUME_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Outbound:
     def hq_back(self, now_monotonic: float) -> None:
         """An HQ process came (back) online: publish now, and if HQ's watermark does
         not move within RESUME_GRACE_S, start again from it (what was queued for HQ
-        while it was away may be gone)."""
+        while it was away is gone if its broker session expired meanwhile)."""
         self._resume()
         self._timeout = self.ack_timeout_s
         grace = min(RESUME_GRACE_S, self.ack_timeout_s)
