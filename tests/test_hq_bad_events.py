@@ -120,6 +120,10 @@ BAD_EVENTS: dict[str, tuple[Callable[[Body], Body], str]] = {
         ),
         "has no record of",
     ),
+    "an event that says it is another terminal's (a spoof)": (
+        lambda body: body | {"terminal": "T2"},
+        "but the event says terminal T2",
+    ),
     "a product HQ was never sent": (
         lambda body: body | {"product": "NOPE"},
         "which HQ has not been sent",
