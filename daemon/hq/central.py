@@ -80,7 +80,7 @@ class Central:
 
     def ingest(self, batches: Sequence[EventBatch], now: float | None = None) -> Report:
         """Store terminals' events. An event the database refuses (one the protocol
-        check let through) holds its own stream only: see `_ingest_each`."""
+        check let through) holds its own stream only: see `_ingest_stream`."""
         when = time.time() if now is None else now
         try:
             return self._transact(lambda s: ingest.ingest(s, batches, when, self._holds))[1]
