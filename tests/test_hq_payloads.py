@@ -207,9 +207,16 @@ def test_hostile_messages_fill_nothing_and_name_their_sender(
             result = CliRunner().invoke(build(), ["hq", "--db", str(db), "problems", "--json"])
             return list(json.loads(result.output)["problems"])
 
-        wait_until(lambda: len(problems()) == 4, 30, "four problems")
-        found = {pr["terminal"]: pr for pr in problems()}
-        assert found["T1"]["seen"] == 60 and "session" in found["T1"]["message"]
+        def seen() -> dict[str, Any]:
+            return {pr["terminal"]: pr for pr in problems()}
+
+        wait_until(
+            lambda: len(found := seen()) == 4 and found["T1"]["seen"] == 60,
+            30,
+            "four problems, one of them seen 60 times",
+        )
+        found = seen()
+        assert "session" in found["T1"]["message"]
         assert "claims to be from terminal 'T1'" in found["T2"]["message"]
         assert "not a valid Pull" in found["T3"]["message"]
         assert "is 1,048,577 bytes" in found["T4"]["message"]

@@ -108,6 +108,10 @@ class Central:
             _merge(report, self._ingest_stream(stream, [], when))
         return report
 
+    def forget_stored(self) -> None:
+        """Housekeeping: drop parked copies of events stored meanwhile."""
+        self._transact(ingest.forget_stored)
+
     def _ingest_stream(self, stream: Stream, batches: Sequence[EventBatch], now: float) -> Report:
         """Store one stream's events; if the database refuses one, find it, store the
         events before it and hold the stream there with a problem naming it."""
@@ -396,7 +400,7 @@ class Central:
         streams = table(
             "SELECT s.terminal, s.epoch, s.acked, s.gap_since, s.held_seq,"
             " (SELECT count(*) FROM hq_parked p WHERE p.terminal = s.terminal"
-            " AND p.epoch = s.epoch) FROM hq_streams s WHERE s.terminal != ?"
+            " AND p.epoch = s.epoch AND p.seq > s.acked) FROM hq_streams s WHERE s.terminal != ?"
             " ORDER BY s.terminal, s.epoch",
             ("terminal", "epoch", "acked", "waiting_since", "held_at", "parked"),
             [me.terminal],

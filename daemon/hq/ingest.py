@@ -213,6 +213,16 @@ def drain(session: Session, now: float, stops: Mapping[Stream, Stop] | None = No
         _stream(session, terminal, epoch, {}, now, (stops or {}).get((terminal, epoch)))
 
 
+def forget_stored(session: Session) -> None:
+    """Drop parked copies of events that are stored by now: a process that found the
+    stream busy parks what it got, and the one storing it may have committed first."""
+    session.tx.execute(
+        "DELETE FROM hq_parked WHERE EXISTS (SELECT 1 FROM hq_streams s"
+        " WHERE s.terminal = hq_parked.terminal AND s.epoch = hq_parked.epoch"
+        " AND hq_parked.seq <= s.acked)"
+    )
+
+
 def waiting_streams(session: Session) -> list[Stream]:
     """Streams whose next event is parked (and that are not held at it)."""
     return [

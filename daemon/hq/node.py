@@ -243,6 +243,7 @@ class HqNode(LinkHandler):
             since = self.wall() - 3 * self.config.ack_refresh_s
             for ack in self.central.acks(since=since):
                 self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
+            self.central.forget_stored()
             self.central.backend.maintain()
 
     def _publish_feed(self, topic: str, feed: p.Feed) -> None:

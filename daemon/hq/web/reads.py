@@ -150,7 +150,7 @@ def terminals(store: ReadStore) -> list[TerminalRow]:
     rows = store.db.execute(
         "SELECT t.terminal, t.branch, t.epoch, t.online, t.seen_at, s.acked, s.updated_at,"
         " s.gap_since, (SELECT count(*) FROM hq_parked p WHERE p.terminal = t.terminal"
-        " AND p.epoch = t.epoch), b.head - b.published, s.held_seq,"
+        " AND p.epoch = t.epoch AND p.seq > s.acked), b.head - b.published, s.held_seq,"
         " (SELECT count(*) FROM hq_problems q WHERE q.terminal = t.terminal"
         " AND q.dismissed_at IS NULL),"
         " (SELECT q.message FROM hq_problems q WHERE q.terminal = t.terminal"
