@@ -268,6 +268,48 @@ def test_terminals_show_presence_watermark_and_what_waits(
     assert '<td class="num warn">1 <small>since' in rows["T3"]
 
 
+def test_terminals_show_what_hq_refused_and_who_waits_for_hq(
+    server: DashboardServer, chain: Chain
+) -> None:
+    from daemon.replication.protocol import Presence
+    from tests.test_hq_bad_events import batch_of, forged_next
+    from tests.test_hq_ingest import watermark
+
+    t3 = chain.terminals["T3"]
+    t3.receive("PO-3", "Bolt", "LAP", ["LY-7"], actor="bea")
+    chain.send("T3")
+    held = watermark(chain.central, t3) + 1
+    bad = forged_next(t3, lambda body: body | {"set": {**body["set"], "cost_cents": 2**70}})
+    chain.central.ingest([batch_of(t3, [bad], held)])
+    chain.central.note_problem("terminal T7 sent a message claiming to be T1; refused", "T7")
+    t1 = chain.terminals["T1"]
+    chain.central.presence(
+        [
+            Presence(
+                terminal="T1",
+                branch="B1",
+                epoch=t1.epoch,
+                session=2,
+                state="online",
+                at="2026-11-23T09:40:00Z",
+                backlog=12,
+                waiting_since="2026-11-23T09:35:00.000Z",
+            )
+        ]
+    )
+    page = html.unescape(signed_in(server, VIEWER).get("/terminals").text)
+    rows = {
+        name: page[page.index(f'data-terminal="{name}"') :].split("</tr>")[0]
+        for name in ("T1", "T2", "T3")
+    }
+    assert 'data-ok="no"' in rows["T3"] and f"held at event {held}" in rows["T3"]
+    assert "set.cost_cents" in rows["T3"]  # the latest problem, in words
+    assert 'data-ok="yes"' in rows["T1"] and 'data-ok="yes"' in rows["T2"]
+    assert "waiting for HQ since 2026-11-23T09:35:00.000Z with 12 events" in rows["T1"]
+    problems = page[page.index('id="problems"') :]
+    assert "<td>T7</td>" in problems and "<td>T3</td>" in problems
+
+
 def test_analytics_tables_with_charts_and_downloads(server: DashboardServer, chain: Chain) -> None:
     t3 = chain.terminals["T3"]
     t3.sell("INV-7", "Hal", [SaleLine("LAP", "LY-0", 99000)], actor="bea", branch="B2")

@@ -191,3 +191,23 @@ def test_fork_is_one_conflict_and_resolution_keeps_the_chosen_sale(
     )
     assert flags == ""
     assert central.verify().ok
+
+
+def test_parked_copies_of_events_stored_meanwhile_are_dropped(central: Central, t1: Ledger) -> None:
+    """A second HQ process that found the stream busy parks what it got; the one that
+    was storing it may commit those very events first. Housekeeping drops the copies,
+    and they never count as waiting."""
+    parts = batches(t1)
+    central.ingest(parts[:2])
+    stale = parts[1].events[0]
+    central.backend.run(
+        lambda tx: tx.execute(
+            "INSERT INTO hq_parked (terminal, epoch, seq, hash, body, parked_at)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            ["T1", t1.epoch, parts[1].first, stale.hash, stale.body],
+        )
+    )
+    assert central.status()["streams"][0]["parked"] == 0
+    central.forget_stored()
+    left = central.backend.run(lambda tx: tx.execute("SELECT count(*) FROM hq_parked").fetchone())
+    assert left[0] == 0

@@ -6,7 +6,13 @@ from daemon.replication.outbound import Outbound
 
 
 def outbound(acked: int = 0, **limits: float) -> Outbound:
-    settings = {"window": 2, "unacked_limit": 500, "ack_timeout_s": 10.0, "ack_timeout_max_s": 40.0}
+    settings = {
+        "window": 2,
+        "unacked_limit": 500,
+        "ack_timeout_s": 10.0,
+        "ack_timeout_max_s": 40.0,
+        "retry_max_s": 5.0,
+    }
     settings.update(limits)
     return Outbound(acked, now_monotonic=0.0, **settings)  # type: ignore[arg-type]
 
@@ -32,20 +38,68 @@ def test_a_puback_is_not_hqs_ack_and_the_unacked_limit_holds() -> None:
     assert not out.hq_acked(30, 2)  # an older watermark moves nothing back
 
 
-def test_a_refused_message_is_sent_again_after_a_pause() -> None:
-    out = outbound()
+def test_a_refused_message_is_sent_again_one_event_at_a_time_after_a_pause() -> None:
+    out = outbound(window=5)
     out.sent(1, 1, 20, 0)
     out.sent(2, 21, 40, 0)
     out.puback(1, False, "Not authorized", 1)
     assert out.refused == "the broker refused events 1-20: Not authorized"
-    assert out.to_send(head=40, now_monotonic=5) is None  # paused
-    out.puback(2, True, "Success", 5)
-    assert out.to_send(40, 11.5) == (1, 40)
-    out.sent(3, 1, 40, 11.5)
-    out.puback(3, False, "Not authorized", 12)
-    assert out.to_send(40, 12 + 15) is None  # the pause doubled
-    assert out.to_send(40, 12 + 21) == (1, 40)
-    assert out.hq_acked(40, 34) and out.refused is None
+    assert out.to_send(head=40, now_monotonic=1.4) is None  # paused
+    out.puback(2, False, "Not authorized", 1.4)
+    assert out.to_send(40, 2.3) is None  # the pause doubled
+    assert out.to_send(40, 2.5) == (1, 1)  # a probe: one event
+    out.sent(3, 1, 1, 2.5)
+    assert out.to_send(40, 2.6) is None  # one probe at a time
+    out.puback(3, True, "Success", 2.6)
+    assert out.to_send(40, 2.6) == (2, 40)  # it went through: everything again
+    assert out.hq_acked(40, 3) and out.refused is None
+
+
+def test_the_pause_after_refusals_never_exceeds_its_bound() -> None:
+    """HQ away for half an hour: every attempt refused ("No matching subscribers").
+    Before, the pause doubled up to ack_timeout_max_s (600 s) and an ack did not end
+    it, so a terminal sat silent for ten minutes after HQ came back."""
+    out = outbound(window=5, ack_timeout_s=30.0, ack_timeout_max_s=600.0, retry_max_s=5.0)
+    now, mid = 0.0, 0
+    while now < 1800:
+        room = out.to_send(head=500, now_monotonic=now)
+        if room is not None:
+            mid += 1
+            out.sent(mid, room[0], room[1], now)
+            out.puback(mid, False, "No matching subscribers", now, no_subscribers=True)
+        now += 0.25
+    assert mid > 300  # it kept trying, every 5 s at most, one event each time
+    assert out.waiting_since_monotonic == 0.0 and "no HQ process" in (out.waiting_reason or "")
+    # HQ is back: its first PUBACK goes through within the bound.
+    first_try = next(t / 4 for t in range(7200, 7200 + 40) if out.to_send(500, t / 4))
+    assert first_try - 1800 <= 5.0
+
+
+def test_no_subscribers_means_everything_unconfirmed_is_sent_again() -> None:
+    out = outbound(acked=10, window=5)
+    out.sent(1, 11, 50, 0)
+    out.puback(1, True, "Success", 0)  # queued for an HQ process whose session then ended
+    out.sent(2, 51, 90, 1)
+    out.puback(2, False, "No matching subscribers", 1, no_subscribers=True)
+    assert out.refused is not None and "no HQ process is taking events" in out.refused
+    out.hq_back(1.1)  # an HQ process says it is online: no pause
+    assert out.to_send(90, 1.1) == (11, 90)
+
+
+def test_hq_coming_back_ends_the_pause_and_its_watermark_must_move_soon() -> None:
+    out = outbound(acked=5, window=5, ack_timeout_s=30.0, ack_timeout_max_s=600.0)
+    out.sent(1, 6, 25, 0)
+    out.puback(1, True, "Success", 0)
+    for t in (30, 90, 210, 450):  # HQ's process gone, its session kept: stalls double
+        assert out.check_stall(t + 1)
+        out.sent(t, 6, 25, t + 1)
+        out.puback(t, True, "Success", t + 1)
+    out.hq_back(500)
+    assert not out.check_stall(504)
+    assert out.check_stall(505.1) and out.to_send(25, 505.1) == (6, 25)  # not after 600 s
+    out.sent(2, 6, 25, 505.1)
+    assert out.hq_acked(25, 506)
+    assert out.waiting_since_monotonic is None
 
 
 def test_when_hq_stalls_publishing_starts_again_from_its_watermark() -> None:

@@ -5,6 +5,7 @@
     broker.restart()    # same port: clients reconnect
     broker.stop()
 
+`extra` adds mosquitto.conf lines (e.g. "max_packet_size 98304").
 Configuration, log and password file live in the given folder. Starting as root,
 mosquitto keeps the current user instead of dropping to `mosquitto`, which could
 not write there.
@@ -18,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 MOSQUITTO = os.environ.get("POSD_MOSQUITTO", "/usr/sbin/mosquitto")
@@ -40,6 +42,7 @@ class Broker:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         persistence: bool = False,
+        extra: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +76,9 @@ class Broker:
         if acl is not None:
             (workdir / "acl").write_text(acl)
             lines.append(f"acl_file {workdir / 'acl'}")
+        for line in extra:  # an option given here replaces the one above
+            option = line.split()[0]
+            lines = [kept for kept in lines if kept.split()[0] != option] + [line]
         self.config = workdir / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
 

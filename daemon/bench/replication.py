@@ -8,6 +8,14 @@
 - `hq_pg_events_per_s`: HQ ingest into PostgreSQL by two HQ processes on a shared
   subscription, from a backlog queued at the broker for them; skipped (with a
   note) when no PostgreSQL answers at POSD_BENCH_PG.
+- `replication_resume_s`: after an outage, seconds from HQ being back (its status
+  says online; after a broker restart, the broker listening again) until HQ's
+  watermark for a terminal with a backlog moves: the worst of a clean HQ stop, HQ
+  killed (its broker session expiring while it is away, so what was queued for it
+  is gone) and a broker restart, each with the terminal on its default settings and
+  the outage long enough that refusals and reconnect backoff have grown. Each case
+  is reported too (`replication_resume_*_s`), and `replication_resume_bound_s` is
+  the bound it is held to: there is no "same work without posd" to compare with.
 
 HQ always runs as its own `posd hq run` processes, as it does in production; the
 terminals run in this process.
@@ -66,11 +74,18 @@ def _config(url: str, **extra: object) -> ReplicationConfig:
     )
 
 
-class _Hq:
+class HqProcess:
     """`posd hq run` in a process of its own."""
 
     def __init__(
-        self, url: str, workdir: Path, name: str, *, db: Path | None = None, pg: str | None = None
+        self,
+        url: str,
+        workdir: Path,
+        name: str,
+        *,
+        db: Path | None = None,
+        pg: str | None = None,
+        session_expiry: int = 3600,
     ) -> None:
         store = ["--pg", pg] if pg else ["--db", str(db)]
         self.log = (workdir / f"{name}.log").open("a")
@@ -87,7 +102,7 @@ class _Hq:
                 "--client-id",
                 name,
                 "--session-expiry",
-                "3600",
+                str(session_expiry),
             ],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
@@ -95,15 +110,16 @@ class _Hq:
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop (a clean stop ends its broker session; a kill leaves it queueing)."""
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.wait(30)
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(30)
         self.log.close()
 
 
-def _online(url: str, nodes: list[str], timeout: float = 30) -> None:
+def wait_online(url: str, nodes: list[str], timeout: float = 30) -> None:
     """Wait until every HQ process has subscribed (its birth follows its subscriptions)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -127,9 +143,9 @@ def _online(url: str, nodes: list[str], timeout: float = 30) -> None:
 
 
 def end_to_end(url: str, workdir: Path, events: int) -> float:
-    hq = _Hq(url, workdir, "bench-hq", db=workdir / "hq.db")
+    hq = HqProcess(url, workdir, "bench-hq", db=workdir / "hq.db")
     try:
-        _online(url, ["bench-hq"])
+        wait_online(url, ["bench-hq"])
         ledger = _ledger(workdir / "lane.db", "BENCH-E2E")
         replicator = Replicator(_config(url), workdir / "lane.db")
         replicator.start()
@@ -148,9 +164,9 @@ def end_to_end(url: str, workdir: Path, events: int) -> float:
 
 
 def backlog_drain(url: str, workdir: Path, events: int) -> float:
-    hq = _Hq(url, workdir, "bench-hq-backlog", db=workdir / "hq-backlog.db")
+    hq = HqProcess(url, workdir, "bench-hq-backlog", db=workdir / "hq-backlog.db")
     try:
-        _online(url, ["bench-hq-backlog"])
+        wait_online(url, ["bench-hq-backlog"])
         ledger = _ledger(workdir / "offline.db", "BENCH-OFFLINE")
         _fill(ledger, events)  # written while the terminal had no replication
         head = head_seq(ledger)
@@ -189,8 +205,8 @@ def _pg_ingest(url: str, workdir: Path, dsn: str, events: int, terminals: int) -
 
     nodes = ["bench-hq-pg-1", "bench-hq-pg-2"]
     # Both processes subscribe once (persistent sessions), then vanish...
-    hqs = [_Hq(url, workdir, n, pg=dsn) for n in nodes]
-    _online(url, nodes)
+    hqs = [HqProcess(url, workdir, n, pg=dsn) for n in nodes]
+    wait_online(url, nodes)
     for hq in hqs:
         hq.stop(kill=True)
     # ...while the terminals send everything: the broker queues it for them.
@@ -212,7 +228,7 @@ def _pg_ingest(url: str, workdir: Path, dsn: str, events: int, terminals: int) -
             raise TimeoutError(f"terminal sent only {replicator.status.sent_seq} of {head}")
         replicator.stop()  # all queued at the broker: the terminals need not share the CPU
     total = sum(head for _, _, head in lanes)
-    hqs = [_Hq(url, workdir, n, pg=dsn) for n in nodes]
+    hqs = [HqProcess(url, workdir, n, pg=dsn) for n in nodes]
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
 
@@ -232,6 +248,64 @@ def _pg_ingest(url: str, workdir: Path, dsn: str, events: int, terminals: int) -
         for ledger, _, _ in lanes:
             ledger.close()
     return (total - first) / elapsed
+
+
+RESUME_BOUND_S = 10.0
+RESUME_CASES = ("hq_stopped", "hq_killed", "broker_restarted")
+
+
+def resume(root: Path, case: str, outage_s: float = 25.0) -> float:
+    """Seconds from the end of an outage until HQ's watermark moves again (see above)."""
+    broker = Broker(root / f"broker-resume-{case}")
+    broker.start()
+    url = broker.url
+    node = f"bench-hq-{case}"
+    db = root / f"hq-{case}.db"
+    # Killed, its broker session expires while it is away: what was queued for it goes.
+    expiry = 3 if case == "hq_killed" else 3600
+    hq = HqProcess(url, root, node, db=db, session_expiry=expiry)
+    replicator = None
+    try:
+        wait_online(url, [node])
+        ledger = _ledger(root / f"resume-{case}.db", f"BENCH-{case.upper().replace('_', '-')}")
+        _fill(ledger, 500)
+        replicator = Replicator(ReplicationConfig(url=url), root / f"resume-{case}.db")
+        replicator.start()
+        head = head_seq(ledger)
+        if not replicator.wait_for(lambda s: s.acked_seq >= head, 120):
+            raise TimeoutError(f"HQ confirmed only {replicator.status.acked_seq} of {head}")
+        if case == "broker_restarted":
+            broker.stop()
+        else:
+            hq.stop(kill=case == "hq_killed")
+        # The lane goes on: a backlog builds while HQ cannot take it.
+        deadline = time.monotonic() + outage_s
+        sold = 0
+        while time.monotonic() < deadline:
+            ledger.receive(f"PO-OUT-{sold}", "Bench", "LAP", [f"OUT-{sold:06d}"], actor="bench")
+            sold += 1
+            time.sleep(0.2)
+        before = replicator.status.acked_seq
+        if case == "broker_restarted":
+            broker.start()
+            back = time.monotonic()
+        else:
+            hq = HqProcess(url, root, node, db=db, session_expiry=expiry)
+            wait_online(url, [node], timeout=60)
+            back = time.monotonic()
+        if not replicator.wait_for(lambda s: s.acked_seq > before, 120):
+            raise TimeoutError(f"{case}: replication did not resume in 120 s")
+        resumed = time.monotonic() - back
+        head = head_seq(ledger)
+        if not replicator.wait_for(lambda s: s.acked_seq >= head, 120):
+            raise TimeoutError(f"{case}: HQ confirmed only {replicator.status.acked_seq} of {head}")
+        ledger.close()
+        return max(0.0, resumed)
+    finally:
+        if replicator is not None:
+            replicator.stop()
+        hq.stop()
+        broker.stop()
 
 
 def run(
@@ -260,4 +334,10 @@ def run(
                 broker.stop()
             if figure is not None:
                 figures[name] = round(figure) if name.endswith("_per_s") else round(figure, 2)
+        for case in RESUME_CASES:
+            figures[f"replication_resume_{case}_s"] = round(resume(root, case), 2)
+        figures["replication_resume_s"] = max(
+            figures[f"replication_resume_{case}_s"] for case in RESUME_CASES
+        )
+        figures["replication_resume_bound_s"] = RESUME_BOUND_S
     return figures

@@ -209,27 +209,89 @@ def run(
     )
 
 
-@hq.command(help="Show terminals, their watermarks and presence, feeds, open conflicts, problems.")
+@hq.command(
+    help="Show terminals (ok, or what HQ refused of them), their watermarks and presence,"
+    " feeds, open conflicts and problems. Exit status 1 when something needs attention."
+)
 @json_option
 def status(as_json: bool) -> None:
     with opened_central() as central:
         found = central.status()
-    lines = [f"HQ on {found['backend']}: {found['events']} events"]
+    lines = [
+        f"HQ on {found['backend']}: {found['events']} events"
+        + ("" if found["ok"] else " -- NEEDS ATTENTION (see problems)")
+    ]
     for t in found["terminals"]:
-        lines.append(
-            f"  terminal {t['terminal']} (branch {t['branch']}):"
+        state = "ok" if t["ok"] else "NOT OK"
+        line = (
+            f"  terminal {t['terminal']} (branch {t['branch']}): {state},"
             f" {'online' if t['online'] else 'offline'}, session {t['session']}"
         )
+        if t["waiting_for_hq_since"]:
+            line += (
+                f", waiting for HQ since {t['waiting_for_hq_since']}"
+                f" with {t['backlog']} events unconfirmed"
+            )
+        if t["problems"]:
+            line += f", {t['problems']} open problem(s)"
+        for held in t["held"]:
+            line += f", events held at seq {held['seq']} (epoch {held['epoch']})"
+        lines.append(line)
     for s in found["streams"]:
         waiting = f", {s['parked']} waiting behind a gap" if s["parked"] else ""
+        if s["held_at"] is not None:
+            waiting += f", HELD at seq {s['held_at']}: HQ refused it (see problems)"
         lines.append(
             f"  {s['terminal']} epoch {s['epoch']}: stored up to seq {s['acked']}{waiting}"
         )
     for b in found["branches"]:
         lines.append(f"  branch {b['branch']} feed: {b['head']} entries, {b['published']} sent")
     lines.append(f"  open conflicts: {len(found['conflicts'])}")
-    lines += [f"  problem: {p['message']}" for p in found["problems"]]
+    lines += [_problem_line(p) for p in found["problems"]]
     emit(as_json, found, "\n".join(lines))
+    if not found["ok"]:
+        raise SystemExit(1)
+
+
+def _problem_line(problem: dict[str, Any]) -> str:
+    where = f"terminal {problem['terminal']}" if problem["terminal"] else "unknown sender"
+    if problem["seq"] is not None:
+        where += f" seq {problem['seq']}"
+    seen = ""
+    if problem["seen"] > 1:
+        seen = f" (seen {problem['seen']} times, last {problem['last_at']})"
+    return f"  problem #{problem['id']} from {where}: {problem['message']}{seen}"
+
+
+@hq.command(help="List what HQ refused (open problems; --all with dismissed ones too).")
+@click.option("--all", "everything", is_flag=True, help="Include dismissed problems.")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="How many."
+)
+@json_option
+def problems(everything: bool, limit: int, as_json: bool) -> None:
+    with opened_central() as central:
+        found = central.problems(limit, open_only=not everything)
+    lines = [_problem_line(p).strip() for p in found]
+    emit(as_json, {"problems": found}, "\n".join(lines) or "no open problems")
+
+
+@hq.command(
+    help="Mark problems as dealt with (by their ids, or all of one terminal), so the"
+    " terminal shows ok again. A terminal whose events are held stays not ok until"
+    " they are stored."
+)
+@click.argument("ids", nargs=-1, type=click.IntRange(1))
+@click.option("--terminal", help="Every open problem of this terminal.")
+@actor_option
+@json_option
+@refusals
+def dismiss(ids: tuple[int, ...], terminal: str | None, actor: str, as_json: bool) -> None:
+    if ids and terminal:
+        raise click.UsageError("give problem ids or --terminal, not both")
+    with opened_central() as central:
+        count = central.dismiss(ids, terminal=terminal, actor=actor)
+    emit(as_json, {"dismissed": count}, f"{count} problem(s) dismissed")
 
 
 @hq.command(help="List units that two places changed without knowing of each other.")

@@ -60,7 +60,15 @@ class BrokerConfig(BaseModel):
         description="How long the broker keeps this client's subscriptions and queued messages",
     )
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest wait between attempts to reach the broker (each wait is drawn between"
+            " half and all of it): after a broker restart, service resumes within this"
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -122,6 +130,15 @@ class ReplicationConfig(BrokerConfig):
         default=30.0, gt=0, description="Send again from HQ's watermark when it stalls this long"
     )
     ack_timeout_max_s: float = Field(default=600.0, gt=0)
+    refused_retry_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description=(
+            "While the broker refuses events (no HQ process subscribed, say), try again"
+            " at least this often, one event at a time; HQ coming online ends the wait"
+        ),
+    )
     feed_poll_s: float = Field(
         default=300.0, gt=0, description="Ask HQ for missed branch events at least this often"
     )

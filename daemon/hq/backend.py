@@ -8,6 +8,7 @@ either. PostgreSQL is in `daemon.hq.pg`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,8 +58,9 @@ class Backend(ABC):
         self.ids = EventIds()
 
     @abstractmethod
-    def run(self, work: Callable[[Tx], T]) -> T:
-        """Run `work` in one transaction (again, from the start, if it lost a race)."""
+    def run(self, work: Callable[[Tx], T], *, retries: int = RETRIES) -> T:
+        """Run `work` in one transaction (again, from the start, if it lost a race;
+        at most `retries` times)."""
 
     @abstractmethod
     def projection(self, tx: Tx) -> Projection: ...
@@ -68,6 +70,14 @@ class Backend(ABC):
 
     def prefetch(self, tx: Tx, bodies: Iterable[EventBody]) -> None:  # noqa: B027
         """A hint: these events are about to be stored in this transaction."""
+
+    def flush(self, tx: Tx) -> None:  # noqa: B027 - only a backend that queues writes
+        """Send every write of the transaction so far to the database (errors now)."""
+
+    @abstractmethod
+    def transient(self, exc: BaseException) -> bool:
+        """Whether `exc` may go away by itself (a lock, a lost connection, a full disk),
+        as opposed to coming from the data (a value the database refuses)."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -95,7 +105,7 @@ class SqliteBackend(Backend):
         self._tx = _SqliteTx(self.db)
         self._closed = False
 
-    def run(self, work: Callable[[Tx], T]) -> T:
+    def run(self, work: Callable[[Tx], T], *, retries: int = RETRIES) -> T:
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -112,6 +122,9 @@ class SqliteBackend(Backend):
 
     def maintain(self) -> None:
         self.store.checkpoint()
+
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError | OSError)
 
     def close(self) -> None:
         if not self._closed:

@@ -12,16 +12,18 @@ so it reaches their terminals like any other event.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 from daemon.errors import HqError
 from daemon.hq import feed, ingest
 from daemon.hq.backend import Backend
+from daemon.hq.ingest import Stop, Stream
 from daemon.hq.session import Caches, Report, Session, transact
 from daemon.ledger.events import Change, EventBody, body_hash, genesis_hash
 from daemon.ledger.kinds import Kind
@@ -31,6 +33,20 @@ from daemon.ledger.schema import MIGRATIONS
 from daemon.replication.protocol import Ack, EventBatch, Feed, Presence, Resend
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Flag
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _merge(into: Report, report: Report) -> None:
+    into.stored += report.stored
+    into.duplicates += report.duplicates
+    into.parked += report.parked
+    into.advanced.update(report.advanced)
+    into.conflicts += report.conflicts
+    into.problems += report.problems
+    into.branches |= report.branches
+    into.deferred = into.deferred or report.deferred
 
 
 class HqRefusal(HqError, ValueError):
@@ -53,6 +69,9 @@ class Central:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.caches = Caches()
+        # Streams held at an event the database refused: stored no further without
+        # trying it again (which costs a failed transaction) until HQ restarts.
+        self._holds: dict[Stream, Stop] = {}
 
     def close(self) -> None:
         self.backend.close()
@@ -60,21 +79,146 @@ class Central:
     # -- what the HQ process does -----------------------------------------------
 
     def ingest(self, batches: Sequence[EventBatch], now: float | None = None) -> Report:
+        """Store terminals' events. An event the database refuses (one the protocol
+        check let through) holds its own stream only: see `_ingest_stream`."""
         when = time.time() if now is None else now
-        return transact(self.backend, self.caches, lambda s: ingest.ingest(s, batches, when))[1]
+        try:
+            return self._transact(lambda s: ingest.ingest(s, batches, when, self._holds))[1]
+        except Exception as exc:
+            if self.backend.transient(exc):
+                raise
+            log.warning(
+                "HQ: a batch was refused by the database (%s); storing stream by stream", exc
+            )
+        report = Report()
+        for stream, part in sorted(ingest.streams_of(batches).items()):
+            _merge(report, self._ingest_stream(stream, part, when))
+        return report
 
     def drain(self, now: float | None = None) -> Report:
         """Store parked events that follow their watermark (left by another process)."""
         when = time.time() if now is None else now
-        return transact(self.backend, self.caches, lambda s: ingest.drain(s, when))[1]
+        try:
+            return self._transact(lambda s: ingest.drain(s, when, self._holds))[1]
+        except Exception as exc:
+            if self.backend.transient(exc):
+                raise
+        report = Report()
+        for stream in self._transact(ingest.waiting_streams)[0]:
+            _merge(report, self._ingest_stream(stream, [], when))
+        return report
+
+    def forget_stored(self) -> None:
+        """Housekeeping: drop parked copies of events stored meanwhile."""
+        self._transact(ingest.forget_stored)
+
+    def _ingest_stream(self, stream: Stream, batches: Sequence[EventBatch], now: float) -> Report:
+        """Store one stream's events; if the database refuses one, find it, store the
+        events before it and hold the stream there with a problem naming it."""
+
+        def store(stops: dict[Stream, Stop], rehearse: bool = False) -> Report:
+            def work(session: Session) -> None:
+                if batches:
+                    ingest.ingest(session, batches, now, stops)
+                else:
+                    ingest.drain(session, now, stops)
+
+            return self._transact(work, rehearse=rehearse)[1]
+
+        held = self._holds.get(stream)
+        try:
+            return store({stream: held} if held else {})
+        except Exception as exc:
+            if self.backend.transient(exc):
+                raise
+            refusal = exc
+        acked, top = self._transact(lambda s: ingest.watermark(s, *stream))[0]
+        top = max([top, *(b.last for b in batches)])
+        # Storing below `low` works, below `high` does not: halve the difference.
+        low, high = acked + 1, top + 1
+        while low + 1 < high:
+            middle = (low + high) // 2
+            try:
+                store({stream: Stop(middle)}, rehearse=True)
+                low = middle
+            except Exception as exc:
+                if self.backend.transient(exc):
+                    raise
+                high, refusal = middle, exc
+        terminal, epoch = stream
+        reason = (
+            f"HQ could not store terminal {terminal} epoch {epoch} seq {low}: the database"
+            f" refused it ({type(refusal).__name__}: {str(refusal).strip()[:300]}); the"
+            " terminal's events wait there"
+        )
+        log.warning("HQ: %s", reason)
+        self._holds[stream] = Stop(low, reason)
+        try:
+            return store({stream: Stop(low, reason)})
+        except Exception as exc:
+            if self.backend.transient(exc):
+                raise
+            # Not an event of the stream at all: refuse the messages, name the sender.
+            del self._holds[stream]
+            message = (
+                f"HQ could not take terminal {terminal}'s events ({type(exc).__name__}: {exc})"
+            )
+            return self._problem(message, terminal, epoch, low)
 
     def presence(self, statuses: Sequence[Presence]) -> Report:
-        return transact(
-            self.backend, self.caches, lambda s: [ingest.presence(s, p) for p in statuses]
-        )[1]
+        try:
+            return self._transact(lambda s: [ingest.presence(s, p) for p in statuses])[1]
+        except Exception as exc:
+            if self.backend.transient(exc):
+                raise
+        report = Report()
+        for status in statuses:
 
-    def note_problem(self, message: str) -> None:
-        transact(self.backend, self.caches, lambda s: ingest.problem(s, message))
+            def one(session: Session, status: Presence = status) -> bool:
+                return ingest.presence(session, status)
+
+            try:
+                _merge(report, self._transact(one)[1])
+            except Exception as exc:
+                if self.backend.transient(exc):
+                    raise
+                message = f"HQ could not record terminal {status.terminal}'s status: {exc}"
+                _merge(report, self._problem(message, status.terminal, status.epoch))
+        return report
+
+    def note_problem(self, message: str, terminal: str | None = None) -> None:
+        """Record a problem with a message, naming the terminal that sent it."""
+        self._problem(message, terminal)
+
+    def note_problems(self, seen: Mapping[tuple[str, str | None], int]) -> None:
+        """Record problems (message, sending terminal) seen so many times, at once."""
+
+        def work(session: Session) -> None:
+            for (message, terminal), times in seen.items():
+                ingest.problem(session, message, None, terminal, times=times)
+
+        self._transact(work)
+
+    def _problem(
+        self, message: str, terminal: str | None, epoch: str | None = None, seq: int | None = None
+    ) -> Report:
+        return self._transact(lambda s: ingest.problem(s, message, None, terminal, epoch, seq))[1]
+
+    def dismiss(
+        self, ids: Sequence[int] = (), *, terminal: str | None = None, actor: str = "hq"
+    ) -> int:
+        """Mark problems as dealt with: these ids, or every open one of `terminal`."""
+        if not ids and terminal is None:
+            raise HqRefusal("name the problems to dismiss (their ids) or a terminal")
+        return self._transact(lambda s: ingest.dismiss(s, ids, terminal, actor), actor=actor)[0]
+
+    def problems(self, limit: int = 100, *, open_only: bool = True) -> list[dict[str, Any]]:
+        return self._transact(lambda s: ingest.problems(s, limit, open_only=open_only))[0]
+
+    def _transact(
+        self, work: Callable[[Session], T], *, actor: str = "hq", rehearse: bool = False
+    ) -> tuple[T, Report]:
+        return transact(self.backend, self.caches, work, actor=actor, rehearse=rehearse)
 
     def claim_feed(self, limit: int = 5000, chunk: int = 200) -> list[Feed]:
         return transact(self.backend, self.caches, lambda s: feed.claim_feed(s, limit, chunk))[0]
@@ -254,22 +398,46 @@ class Central:
             return [dict(zip(keys, row, strict=True)) for row in tx.execute(sql, params).fetchall()]
 
         streams = table(
-            "SELECT s.terminal, s.epoch, s.acked, s.gap_since,"
+            "SELECT s.terminal, s.epoch, s.acked, s.gap_since, s.held_seq,"
             " (SELECT count(*) FROM hq_parked p WHERE p.terminal = s.terminal"
-            " AND p.epoch = s.epoch) FROM hq_streams s WHERE s.terminal != ?"
+            " AND p.epoch = s.epoch AND p.seq > s.acked) FROM hq_streams s WHERE s.terminal != ?"
             " ORDER BY s.terminal, s.epoch",
-            ("terminal", "epoch", "acked", "waiting_since", "parked"),
+            ("terminal", "epoch", "acked", "waiting_since", "held_at", "parked"),
             [me.terminal],
         )
+        terminals = table(
+            "SELECT terminal, branch, epoch, session, online, seen_at, backlog, waiting_since"
+            " FROM hq_terminals ORDER BY terminal",
+            (
+                "terminal",
+                "branch",
+                "epoch",
+                "session",
+                "online",
+                "seen_at",
+                "backlog",
+                "waiting_for_hq_since",
+            ),
+        )
+        problems = ingest.open_problems_by_terminal(session)
+        for terminal in terminals:
+            name = terminal["terminal"]
+            terminal["problems"] = problems.get(name, 0)
+            terminal["held"] = [
+                {"epoch": s["epoch"], "seq": s["held_at"]}
+                for s in streams
+                if s["terminal"] == name and s["held_at"] is not None
+            ]
+            # A terminal is ok when HQ has no open problem of its (an operator dismisses
+            # one that was dealt with) and its current chain is not held.
+            stuck = any(h["epoch"] == terminal["epoch"] for h in terminal["held"])
+            terminal["ok"] = not terminal["problems"] and not stuck
         return {
+            "ok": not problems and all(t["ok"] for t in terminals),
             "backend": self.backend.kind,
             "hq": {"terminal": me.terminal, "epoch": me.epoch},
             "events": int(tx.execute("SELECT count(*) FROM events").fetchone()[0]),
-            "terminals": table(
-                "SELECT terminal, branch, epoch, session, online, seen_at FROM hq_terminals"
-                " ORDER BY terminal",
-                ("terminal", "branch", "epoch", "session", "online", "seen_at"),
-            ),
+            "terminals": terminals,
             "streams": streams,
             "branches": table(
                 "SELECT branch, head, published FROM hq_branches ORDER BY branch",

@@ -4,6 +4,10 @@ Each is read (and, for the feed and resends, claimed) in a transaction and
 published after it commits. Claims make sure that with several HQ processes only
 one publishes a stretch of a feed or asks a terminal to resend; if a process dies
 between claim and publish, the terminals notice the gap in positions and pull.
+
+The messages are made from what HQ stored (checked when it arrived) without checking
+it again: a row an older HQ stored that this version would refuse must not stop the
+feed of every branch; the terminal that receives it checks it and says so.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ def _chunks(branch: str, rows: Sequence[Any], head: int, size: int) -> list[Feed
     for start in range(0, len(rows), size):
         part = rows[start : start + size]
         feeds.append(
-            Feed(
+            Feed.model_construct(
                 branch=branch,
                 first=int(part[0][0]),
                 last=int(part[-1][0]),
                 head=head,
                 events=[
-                    FeedEvent(pos=int(pos), terminal=t, epoch=e, hash=h, body=b)
+                    FeedEvent.model_construct(pos=int(pos), terminal=t, epoch=e, hash=h, body=b)
                     for pos, t, e, h, b in part
                 ],
             )
@@ -69,11 +73,14 @@ def answer_pull(session: Session, terminal: str, after: int, limit: int, chunk: 
 
 
 def claim_resends(session: Session, now: float, after_s: float) -> list[Resend]:
-    """Streams with events parked for `after_s` seconds: ask their terminal to resend."""
+    """Streams with events parked for `after_s` seconds: ask their terminal to resend.
+
+    Not a stream held at an event HQ refused: asking for that event again is no use
+    (the terminal sends it again anyway when HQ's watermark stalls)."""
     rows = session.tx.execute(
         "SELECT terminal, epoch, acked FROM hq_streams WHERE gap_since IS NOT NULL"
         " AND gap_since <= ? AND (resend_at IS NULL OR resend_at <= ?)"
-        + session.backend.skip_locked,
+        " AND (held_seq IS NULL OR held_seq != acked + 1)" + session.backend.skip_locked,
         [now - after_s, now - after_s],
     ).fetchall()
     requests = []
@@ -83,7 +90,7 @@ def claim_resends(session: Session, now: float, after_s: float) -> list[Resend]:
             [now, terminal, epoch],
         )
         requests.append(
-            Resend(
+            Resend.model_construct(
                 terminal=terminal,
                 epoch=epoch,
                 from_seq=int(acked) + 1,
@@ -110,4 +117,4 @@ def current_acks(
             [since, me],
         ).fetchall()
     found = {(t, e): int(a) for t, e, a in rows if t != me}
-    return [Ack(terminal=t, epoch=e, seq=a) for (t, e), a in sorted(found.items())]
+    return [Ack.model_construct(terminal=t, epoch=e, seq=a) for (t, e), a in sorted(found.items())]

@@ -33,6 +33,7 @@ from daemon.replication import protocol as p
 from daemon.replication.link import Link, LinkHandler, Will
 
 log = logging.getLogger(__name__)
+MAX_TOTALS = 1000  # different problems kept in memory for the summary at the end
 
 
 class HqConfig(BaseModel):
@@ -94,7 +95,13 @@ class Totals:
         self.duplicates += report.duplicates
         self.parked += report.parked
         self.conflicts += report.conflicts
-        self.problems += report.problems
+        for problem in report.problems:
+            self.problem(problem)
+
+    def problem(self, text: str) -> None:
+        """Remember a problem once (the first MAX_TOTALS different ones)."""
+        if len(self.problems) < MAX_TOTALS and text not in self.problems:
+            self.problems.append(text)
 
 
 class HqNode(LinkHandler):
@@ -116,6 +123,8 @@ class HqNode(LinkHandler):
         self._events: list[Received] = []
         self._pulls: list[Received] = []
         self._statuses: list[Received] = []
+        # Refused messages to record as problems: (message, sending terminal) → how many.
+        self._refused: dict[tuple[str, str | None], int] = {}
         self._housekeeping_due = 0.0
         self._acks_due = 0.0
         self._paused_until = 0.0
@@ -150,19 +159,24 @@ class HqNode(LinkHandler):
         self.link.step(0.0 if busy else 0.05)
         if not self.link.connected or self.clock() < self._paused_until:
             return
-        try:
-            if self._statuses:
-                self._take_statuses()
-            if self._events:
-                self._take_events()
-            if self._pulls:
-                self._take_pulls()
-            if self.clock() >= self._housekeeping_due:
-                self._housekeeping()
-        except Exception:
-            # Nothing was acknowledged: the messages stay queued and are tried again.
-            log.exception("HQ: database error; trying again in %.1f s", self.config.retry_s)
-            self._paused_until = self.clock() + self.config.retry_s
+        # Each part on its own: one that fails does not hold up the others.
+        for due, work in (
+            (bool(self._refused), self._record_refused),
+            (bool(self._statuses), self._take_statuses),
+            (bool(self._events), self._take_events),
+            (bool(self._pulls), self._take_pulls),
+            (self.clock() >= self._housekeeping_due, self._housekeeping),
+        ):
+            if not due:
+                continue
+            try:
+                work()
+            except Exception:
+                # A lock, a lost connection, a full disk (what comes from the data is
+                # a problem, dealt with in Central). Nothing was acknowledged: the
+                # messages stay queued and are tried again.
+                log.exception("HQ: database error; trying again in %.1f s", self.config.retry_s)
+                self._paused_until = self.clock() + self.config.retry_s
 
     # -- work ------------------------------------------------------------------------
 
@@ -180,21 +194,34 @@ class HqNode(LinkHandler):
         if self.on_report is not None:
             self.on_report(report)
 
+    def _record_refused(self) -> None:
+        self.central.note_problems(self._refused)
+        self._refused = {}
+
     def _take_statuses(self) -> None:
-        taken, self._statuses = self._statuses, []
+        taken = list(self._statuses)
         self.totals.add(self.central.presence([r.payload for r in taken]))
+        del self._statuses[: len(taken)]
         for received in taken:
             self.link.ack(received.mid, received.generation)
 
     def _take_pulls(self) -> None:
-        taken, self._pulls = self._pulls, []
-        for received in taken:
+        while self._pulls:
+            received = self._pulls[0]
             pull: p.Pull = received.payload
-            feeds = self.central.answer_pull(
-                pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
-            )
+            try:
+                feeds = self.central.answer_pull(
+                    pull.terminal, pull.after, self.config.feed_limit, self.config.feed_chunk
+                )
+            except Exception as exc:
+                if self.central.backend.transient(exc):
+                    raise
+                message = f"HQ could not answer terminal {pull.terminal}'s pull: {exc!r}"
+                self._refused[(message, pull.terminal)] = 1
+                feeds = []
             for feed in feeds:
-                self.link.publish(p.answer_topic(pull.terminal), p.encode(feed))
+                self._publish_feed(p.answer_topic(pull.terminal), feed)
+            del self._pulls[0]
             self.link.ack(received.mid, received.generation)
 
     def _housekeeping(self) -> None:
@@ -205,7 +232,7 @@ class HqNode(LinkHandler):
         for ack in self.central.acks(list(drained.advanced)):
             self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
         for feed in self.central.claim_feed(self.config.feed_limit, self.config.feed_chunk):
-            self.link.publish(p.branch_feed_topic(feed.branch), p.encode(feed))
+            self._publish_feed(p.branch_feed_topic(feed.branch), feed)
         for resend in self.central.claim_resends(self.config.resend_after_s, self.wall()):
             log.info("HQ: asking %s to resend from seq %d", resend.terminal, resend.from_seq)
             self.link.publish(p.resend_topic(resend.terminal), p.encode(resend))
@@ -216,7 +243,18 @@ class HqNode(LinkHandler):
             since = self.wall() - 3 * self.config.ack_refresh_s
             for ack in self.central.acks(since=since):
                 self.link.publish(p.ack_topic(ack.terminal, ack.epoch), p.encode(ack), retain=True)
+            self.central.forget_stored()
             self.central.backend.maintain()
+
+    def _publish_feed(self, topic: str, feed: p.Feed) -> None:
+        """Publish within what the broker takes (a terminal pulls what it missed)."""
+        try:
+            messages = p.encode_feed(feed, p.room(self.link.max_packet_size, topic))
+        except p.ProtocolError as exc:
+            log.error("HQ: %s", exc)
+            return
+        for payload in messages:
+            self.link.publish(topic, payload)
 
     def _node_status(self, online: bool) -> bytes:
         return p.encode(
@@ -250,6 +288,7 @@ class HqNode(LinkHandler):
         generation = self.link.generation
         topic = message.topic
         payload = bytes(message.payload)
+        sender = p.sender_of(topic)
         try:
             terminal = p.terminal_of(topic)
             kind = topic.rsplit("/", 1)[1]
@@ -261,24 +300,26 @@ class HqNode(LinkHandler):
                 pull = p.decode(p.Pull, payload, topic)
                 self._check_sender(pull.terminal, terminal, topic)
                 self._pulls.append(Received(pull, message.mid, generation))
-            elif kind == "status":
-                if payload:  # an empty retained message clears the status
-                    status = p.decode(p.Presence, payload, topic)
-                    self._check_sender(status.terminal, terminal, topic)
-                    self._statuses.append(Received(status, message.mid, generation))
-                else:
-                    self.link.ack(message.mid, generation)
-        except p.ProtocolError as exc:
-            log.warning("HQ: %s", exc)
-            self.totals.problems.append(str(exc))
-            try:
-                self.central.note_problem(str(exc))
-            finally:
-                self.link.ack(message.mid, generation)  # it will never be valid
+            elif kind == "status" and payload:  # an empty retained message clears it
+                status = p.decode(p.Presence, payload, topic)
+                self._check_sender(status.terminal, terminal, topic)
+                self._statuses.append(Received(status, message.mid, generation))
+            else:
+                self.link.ack(message.mid, generation)
+        except Exception as exc:  # whatever a message holds, it never stops HQ
+            text = str(exc) if isinstance(exc, p.ProtocolError) else f"{topic!r}: {exc!r}"
+            log.warning("HQ: %s", text)
+            self.totals.problem(text)
+            # Recorded (naming the sender) between messages; acknowledged now, since
+            # it will never be valid.
+            key = (text, sender)
+            self._refused[key] = self._refused.get(key, 0) + 1
+            self.link.ack(message.mid, generation)
 
     @staticmethod
     def _check_sender(claimed: str, terminal: str, topic: str) -> None:
         if claimed != terminal:
             raise p.ProtocolError(
-                f"message on {topic!r} claims to be from terminal {claimed!r}; refused"
+                f"terminal {terminal} sent a message on {topic!r} that claims to be from"
+                f" terminal {claimed!r}; refused"
             )

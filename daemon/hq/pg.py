@@ -394,10 +394,10 @@ class PgBackend(Backend):
             found = self._routes[sql] = route(sql)
         return found
 
-    def run(self, work: Callable[[Tx], T]) -> T:
+    def run(self, work: Callable[[Tx], T], *, retries: int = RETRIES) -> T:
         errors = self._psycopg.errors
         retry = (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation)
-        for attempt in range(RETRIES):
+        for attempt in range(retries):
             self._mirror.reset()
             try:
                 with self.conn.transaction():
@@ -406,7 +406,7 @@ class PgBackend(Backend):
                     tx.flush()
                     return result
             except retry as exc:
-                if attempt == RETRIES - 1:
+                if attempt == retries - 1:
                     raise
                 log.debug("HQ transaction lost a race (%s); running it again", type(exc).__name__)
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
@@ -414,6 +414,15 @@ class PgBackend(Backend):
 
     def prefetch(self, tx: Tx, bodies: Iterable[EventBody]) -> None:
         cast(PgTx, tx).mirror.load(self.conn, bodies)
+
+    def flush(self, tx: Tx) -> None:
+        cast(PgTx, tx).flush()
+
+    def transient(self, exc: BaseException) -> bool:
+        errors = self._psycopg.errors
+        if isinstance(exc, errors.ProgramLimitExceeded):
+            return False  # a value too big for an index: it comes from the data
+        return isinstance(exc, self._psycopg.OperationalError | OSError)
 
     def projection(self, tx: Tx) -> Projection:
         return Projection(cast(Database, tx), self.prefix_length)

@@ -105,6 +105,29 @@ def m001_hq(db: Database) -> None:
     )
 
 
+@HQ_MIGRATIONS()
+def m002_problems(db: Database) -> None:
+    """Problems name their terminal and are open until an operator dismisses them;
+    a stream held at an event HQ cannot store says so; terminals say they wait."""
+    run_statements(
+        db,
+        """
+        -- `held_seq`: HQ refused or could not store this event; the stream waits there.
+        ALTER TABLE hq_streams ADD COLUMN held_seq INTEGER;
+        -- A problem seen again counts up instead of adding a row.
+        ALTER TABLE hq_problems ADD COLUMN seen INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE hq_problems ADD COLUMN last_at TEXT;
+        ALTER TABLE hq_problems ADD COLUMN dismissed_at TEXT;
+        ALTER TABLE hq_problems ADD COLUMN dismissed_by TEXT;
+        CREATE INDEX hq_problems_open ON hq_problems (terminal, seq) WHERE dismissed_at IS NULL;
+        -- From the terminal's status: own events HQ had not confirmed, and since when it
+        -- has been waiting for HQ to take them (NULL: it is not waiting).
+        ALTER TABLE hq_terminals ADD COLUMN backlog INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE hq_terminals ADD COLUMN waiting_since TEXT;
+        """,
+    )
+
+
 def apply_sqlite(db: Database) -> None:
     MIGRATIONS.apply(db)
     HQ_MIGRATIONS.apply(db)

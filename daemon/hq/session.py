@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from daemon.hq.backend import Backend, Tx
+from daemon.hq.backend import RETRIES, Backend, Tx
 from daemon.ledger.events import ChainHead, Change, EventBody, Sealed, Stamp, genesis_hash, seal
 from daemon.ledger.kinds import Kind
 from daemon.ledger.remote import Applied, ForeignEvent, apply_foreign, flag_change, unit_head
@@ -90,7 +90,12 @@ class Session:
         return sealed
 
     def apply(self, event: ForeignEvent, *, known_new: bool = False) -> Applied:
-        """Store a terminal's event (once) and apply it; open a conflict on a fork."""
+        """Store a terminal's event (once) and apply it; open a conflict on a fork.
+
+        Raises LookupError, before anything is written, for an event about a product
+        HQ does not know, or one that brings a unit HQ does not know without saying
+        its state and branch."""
+        self._check_known(event.body)
         applied = apply_foreign(
             self.tx,
             self.projection,
@@ -114,6 +119,22 @@ class Session:
         elif body.kind == Kind.FLAG and body.data.get("flag") == Flag.CONFLICT:
             self._terminal_saw_conflict(applied.unit_id, body)
         return applied
+
+    def _check_known(self, body: EventBody) -> None:
+        unit = body.unit
+        if unit is None:
+            return
+        label = f"terminal {body.terminal} seq {body.seq} ({body.kind})"
+        if self.projection.product_id(unit[0]) is None:
+            raise LookupError(f"{label} names product {unit[0]!r}, which HQ has not been sent")
+        after = body.after
+        if "state" in after and "branch" in after:
+            return
+        if unit_head(self.tx, unit[0], serial_key(unit[1]), self.backend.lock_unit) is None:
+            raise LookupError(
+                f"{label} names {unit[0]} serial {unit[1]!r}, which HQ has no record of, and"
+                " does not say its state and branch"
+            )
 
     def _own_head(self) -> ChainHead:
         if self._head is None:
@@ -301,19 +322,39 @@ class Session:
             self.caches.holders.clear()
 
 
+class _Rehearsed(Exception):
+    """Ends a rehearsal: everything worked, and is rolled back."""
+
+
 def transact(
-    backend: Backend, caches: Caches, work: Callable[[Session], T], *, actor: str = "hq"
+    backend: Backend,
+    caches: Caches,
+    work: Callable[[Session], T],
+    *,
+    actor: str = "hq",
+    rehearse: bool = False,
 ) -> tuple[T, Report]:
-    """Run `work` in one transaction with a fresh Session; returns its result and report."""
+    """Run `work` in one transaction with a fresh Session; returns its result and report.
+
+    `rehearse`: do everything a commit would (every write reaches the database, so
+    any value it refuses raises), then roll back."""
     sessions: list[Session] = []
+    results: list[T] = []
 
     def attempt(tx: Tx) -> T:
         session = Session(backend, tx, caches, actor)
         sessions[:] = [session]
         result = work(session)
         session.finish()
+        if rehearse:
+            backend.flush(tx)
+            results[:] = [result]
+            raise _Rehearsed
         return result
 
-    result = backend.run(attempt)
+    try:
+        result = backend.run(attempt, retries=2 if rehearse else RETRIES)
+    except _Rehearsed:
+        return results[0], sessions[0].report
     sessions[0].remember()
     return result, sessions[0].report

@@ -25,9 +25,14 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
+from daemon.ledger.errors import Problem, Refusal
 from daemon.ledger.kinds import Kind
 
 SCHEMA_VERSION = 1
+# The most an event's text may take (UTF-8 bytes). Replication carries events in
+# messages of at most 1 MiB, which brokers must allow, and HQ refuses a larger event:
+# so a larger one is never written, here or by HQ (see replication/PROTOCOL.md).
+MAX_EVENT_BYTES = 64 * 1024
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -152,11 +157,30 @@ class Sealed:
     hash: str
 
 
+def check_size(text: str, kind: str) -> None:
+    """Refuse an event too large to replicate, before anything is written."""
+    if len(text) <= MAX_EVENT_BYTES // 4:
+        return  # a character is at most 4 bytes
+    size = len(text.encode())
+    if size > MAX_EVENT_BYTES:
+        raise Refusal(
+            [
+                Problem(
+                    "event_too_large",
+                    f"this {kind} event would be {size:,} bytes; an event is at most"
+                    f" {MAX_EVENT_BYTES:,} bytes (HQ and the broker refuse larger ones):"
+                    " shorten its texts or split the document",
+                )
+            ]
+        )
+
+
 def seal(change: Change, stamp: Stamp, head: ChainHead) -> Sealed:
     """Number, serialise and hash one event, advancing `head`."""
     event_uuid = head.ids.next()
     body = build_body(change, stamp, head, event_uuid)
     text = canonical_json(body)
+    check_size(text, change.kind)
     digest = body_hash(text)
     head.seq += 1
     head.hash = digest
@@ -179,6 +203,7 @@ class BodyTemplate:
         self, example: Change, stamp: Stamp, head: ChainHead, variables: Sequence[str]
     ) -> None:
         self.variables = tuple(variables)
+        self._kind = example.kind
         examples: dict[str, Any] = {}
         marked = Change(
             example.kind,
@@ -234,6 +259,7 @@ class BodyTemplate:
             per_event[index] if encode is None else encode(values[index])
             for index, encode in self._slots
         )
+        check_size(text, self._kind)
         digest = body_hash(text)
         head.seq = seq
         head.hash = digest

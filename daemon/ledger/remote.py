@@ -133,6 +133,8 @@ def _misshapen(body: dict[str, Any]) -> str | None:
         if not (isinstance(doc, dict) and _texts(doc.get("type"), doc.get("no"))):
             return f"its document is {doc!r}, not a type and a number"
     if "product" not in body:
+        if any(not isinstance(body.get(part, {}), dict) for part in ("set", "was")):
+            return "its set or was is not an object"
         return None
     if not _texts(body["product"], body.get("serial")):
         return "a unit event needs its product and serial as text"

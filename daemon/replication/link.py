@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from daemon.config.replication import BrokerConfig
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+# The reason a PUBACK gives when nobody subscribes to the topic (0x10).
+NO_SUBSCRIBERS = "No matching subscribers"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Link:
         self.connected = False
         self.generation = 0  # counts successful connections; stale acks are dropped
         self.last_error: str | None = None
+        # The largest packet the broker takes (MQTT 5 CONNACK); None: it set no limit.
+        self.max_packet_size: int | None = None
         self._started = False
         self._socket_open = False
         self._waiting_for: int | None = None
@@ -141,7 +146,10 @@ class Link:
 
     def _schedule(self, reason: str) -> None:
         self.last_error = reason
-        self._next_attempt_monotonic = self.clock() + self._delay
+        # Between half and all of the delay: after a broker restart the clients it had
+        # come back spread out, not all at once, and within reconnect_max_s.
+        wait = random.uniform(self._delay / 2, self._delay)
+        self._next_attempt_monotonic = self.clock() + wait
         self._delay = min(self._delay * 2, self.config.reconnect_max_s)
 
     def _lost(self, reason: str) -> None:
@@ -157,7 +165,11 @@ class Link:
         """Publish at QoS 1; returns the message id, or None when not connected."""
         if not self.connected:
             return None
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        try:
+            info = self.client.publish(topic, payload, qos=1, retain=retain)
+        except ValueError as exc:  # a topic paho will not send (never from checked ids)
+            log.error("cannot publish on %r: %s", topic, exc)
+            return None
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
         return int(info.mid)
@@ -213,6 +225,8 @@ class Link:
         self.connected = True
         self.generation += 1
         self.last_error = None
+        limit = getattr(properties, "MaximumPacketSize", None) if properties else None
+        self.max_packet_size = int(limit) if limit else None
         self._delay = self.config.reconnect_min_s
         self.handler.connected(bool(flags.session_present))
 
@@ -239,7 +253,7 @@ class Link:
         # PUBACK 0x10 "No matching subscribers" is a success code, but nobody got
         # the message: for posd that is as good as refused.
         ok = not reason.is_failure and reason.value != 0x10
-        self.handler.published(mid, ok, str(reason))
+        self.handler.published(mid, ok, NO_SUBSCRIBERS if reason.value == 0x10 else str(reason))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.handler.message(message)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -39,7 +40,8 @@ from daemon.ledger.remote import (
 )
 from daemon.ledger.store import LedgerStore, iso, utc_now
 from daemon.replication import protocol as p
-from daemon.replication.link import Link, LinkHandler, Will
+from daemon.replication.bodies import check_event
+from daemon.replication.link import NO_SUBSCRIBERS, Link, LinkHandler, Will
 from daemon.replication.outbound import Outbound
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,12 @@ class ReplicationStatus:
     last_error: str | None = None
     # Units that events from elsewhere changed since the previous status.
     changed_units: tuple[tuple[str, str], ...] = ()
+    # Whether an HQ process is online, as its retained status says (None: not seen).
+    hq_online: bool | None = None
+    # Since when (ISO 8601 UTC) own events have been waiting for HQ to take them, and
+    # why; None: HQ is taking them.
+    waiting_for_hq_since: str | None = None
+    waiting_for_hq: str | None = None
 
     @property
     def backlog(self) -> int:
@@ -191,8 +199,15 @@ class _Worker(LinkHandler):
             unacked_limit=config.unacked_limit,
             ack_timeout_s=config.ack_timeout_s,
             ack_timeout_max_s=config.ack_timeout_max_s,
+            retry_max_s=config.refused_retry_max_s,
             now_monotonic=clock(),
         )
+        self.hq_nodes: dict[str, bool] = {}  # HQ process → online, from its status
+        self.offline_since_monotonic: float | None = clock()  # not connected since
+        self.hq_offline_since_monotonic: float | None = None  # every HQ process offline
+        self._since_text: tuple[float, str] | None = None
+        self.waiting_since: str | None = None  # as told in the retained status
+        self.status_due_monotonic: float | None = None
         self.head = head_seq(ledger)
         self.error: str | None = None
         self.changed_units: set[tuple[str, str]] = set()
@@ -220,6 +235,7 @@ class _Worker(LinkHandler):
                 self._pull(now)
             if self.birth_due_monotonic is not None and now >= self.birth_due_monotonic:
                 self._rebirth(now)
+            self._update_presence(now)
         self._report()
 
     def goodbye(self) -> None:
@@ -243,8 +259,49 @@ class _Worker(LinkHandler):
                 session=self.session,
                 state="online" if online else "offline",
                 at=iso(utc_now()),
+                backlog=max(0, self.head - self.outbound.acked),
+                waiting_since=self.waiting_since,
             )
         )
+
+    def _waiting(self, now: float) -> tuple[str | None, str | None]:
+        """(since when, why) own events have been waiting for HQ; (None, None): they
+        are not."""
+        outbound = self.outbound
+        outbound.settled(self.head)
+        if self.head <= outbound.acked:
+            return None, None
+        reasons = [
+            (outbound.waiting_since_monotonic, outbound.waiting_reason),
+            (self.hq_offline_since_monotonic, "no HQ process is online (its status says so)"),
+            (
+                None if self.link.connected else self.offline_since_monotonic,
+                self.link.last_error or "not connected to the broker",
+            ),
+        ]
+        found = [(since, why) for since, why in reasons if since is not None]
+        if not found:
+            return None, None
+        since, why = min(found, key=lambda item: item[0])
+        if self._since_text is None or self._since_text[0] != since:
+            wall = utc_now() - timedelta(seconds=max(0.0, now - since))
+            self._since_text = (since, iso(wall))
+        return self._since_text[1], why
+
+    def _update_presence(self, now: float) -> None:
+        """Say in the retained status when the terminal starts or stops waiting for HQ
+        (at most every few seconds)."""
+        since, _ = self._waiting(now)
+        if (since is None) == (self.waiting_since is None):
+            return
+        if self.status_due_monotonic is None:
+            self.status_due_monotonic = max(now, self.birth_spacing_until_monotonic)
+        if now < self.status_due_monotonic:
+            return
+        self.waiting_since = since
+        self.status_due_monotonic = None
+        self.birth_spacing_until_monotonic = now + BIRTH_SPACING_S
+        self.link.publish(p.status_topic(self.terminal), self._presence(online=True), retain=True)
 
     def _next_session_will(self) -> Will:
         """Each connection attempt is a new session, counted durably."""
@@ -253,11 +310,28 @@ class _Worker(LinkHandler):
         return Will(p.status_topic(self.terminal), self._presence(online=False))
 
     def _publish_events(self, now: float) -> None:
+        topic = p.events_topic(self.terminal)
+        limit = p.room(self.link.max_packet_size, topic)
         while (room := self.outbound.to_send(self.head, now)) is not None:
             first, most = room
             rows = outbox(self.ledger, first - 1, min(self.config.batch_events, most - first + 1))
             if not rows:
                 return
+            payload = self._batch(rows, limit)
+            if payload is None:
+                self.error = (
+                    f"event {rows[0][0]} does not fit in the {limit:,} bytes the broker takes in"
+                    " a message; raise the broker's max_packet_size (PROTOCOL.md)"
+                )
+                return
+            mid = self.link.publish(topic, payload[0])
+            if mid is None:
+                return
+            self.outbound.sent(mid, rows[0][0], payload[1], now)
+
+    def _batch(self, rows: list[tuple[int, str, str]], limit: int) -> tuple[bytes, int] | None:
+        """The message for as many of `rows` as fit in `limit` bytes, and its last seq."""
+        while rows:
             batch = p.EventBatch(
                 terminal=self.terminal,
                 epoch=self.epoch,
@@ -266,10 +340,15 @@ class _Worker(LinkHandler):
                 last=rows[-1][0],
                 events=[p.WireEvent(hash=digest, body=text) for _, text, digest in rows],
             )
-            mid = self.link.publish(p.events_topic(self.terminal), p.encode(batch))
-            if mid is None:
-                return
-            self.outbound.sent(mid, batch.first, batch.last, now)
+            payload = p.encode(batch)
+            if len(payload) <= limit:
+                return payload, batch.last
+            if len(rows) == 1:
+                return None
+            # Most of the events that fit, judged by the average size: rarely twice.
+            keep = max(1, min(len(rows) - 1, len(rows) * limit // len(payload)))
+            rows = rows[:keep]
+        return None
 
     def _pull(self, now: float) -> None:
         if now < self.pull_spacing_until_monotonic:
@@ -288,6 +367,8 @@ class _Worker(LinkHandler):
         error = outbound.refused or self.error
         if not self.link.connected:
             error = error or self.link.last_error
+        since, why = self._waiting(self.clock())
+        online = any(self.hq_nodes.values()) if self.hq_nodes else None
         status = ReplicationStatus(
             running=True,
             connected=self.link.connected,
@@ -298,6 +379,9 @@ class _Worker(LinkHandler):
             feed_position=self._feed_position(),
             last_error=error,
             changed_units=tuple(sorted(self.changed_units)),
+            hq_online=online,
+            waiting_for_hq_since=since[:19] + "Z" if since else None,
+            waiting_for_hq=why,
         )
         if status != self.status:
             self.changed_units.clear()
@@ -311,18 +395,26 @@ class _Worker(LinkHandler):
             p.to_terminal_filter(self.terminal),
             p.branch_feed_topic(self.branch),
             p.status_topic(self.terminal),
+            # HQ processes' retained status: when one comes (back) online, publish.
+            p.ALL_NODE_STATUS,
         )
+        self.offline_since_monotonic = None
         self.link.publish(p.status_topic(self.terminal), self._presence(online=True), retain=True)
         self.pull_due_monotonic = 0.0
         self.pull_spacing_until_monotonic = 0.0
 
     def disconnected(self, reason: str) -> None:
         log.info("replication: %s", reason)
+        self.offline_since_monotonic = self.clock()
 
     def published(self, mid: int, ok: bool, reason: str) -> None:
-        sent = self.outbound.puback(mid, ok, reason, self.clock())
+        no_subscribers = reason == NO_SUBSCRIBERS
+        before = self.outbound.waiting_since_monotonic
+        sent = self.outbound.puback(mid, ok, reason, self.clock(), no_subscribers=no_subscribers)
         if sent is not None and not ok:
-            log.warning("replication: %s", self.outbound.refused)
+            # Once per outage, not for every try.
+            level = logging.WARNING if before is None else logging.DEBUG
+            log.log(level, "replication: %s", self.outbound.refused)
 
     def message(self, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
@@ -336,9 +428,26 @@ class _Worker(LinkHandler):
                 self._on_feed(feed, answer=topic == p.answer_topic(self.terminal))
             elif topic == p.status_topic(self.terminal):
                 self._on_own_status(p.decode(p.Presence, bytes(message.payload), topic))
+            elif topic.startswith(p.ALL_NODE_STATUS.split("+")[0]) and message.payload:
+                node = p.node_of(topic)
+                self._on_hq_status(node, p.decode(p.NodeStatus, bytes(message.payload), topic))
         except Exception as exc:  # one bad message must not stop replication
             log.warning("replication: %s", exc)
-            self.error = str(exc)
+            self.error = str(exc)[:500]
+
+    def _on_hq_status(self, node: str, status: p.NodeStatus) -> None:
+        if status.node != node:
+            return
+        online = status.state == "online"
+        before = self.hq_nodes.get(node)
+        self.hq_nodes[node] = online
+        if any(self.hq_nodes.values()):
+            self.hq_offline_since_monotonic = None
+        elif self.hq_offline_since_monotonic is None:
+            self.hq_offline_since_monotonic = self.clock()
+        if online and before is not True:
+            log.info("replication: HQ process %s is online; publishing", node)
+            self.outbound.hq_back(self.clock())
 
     def _on_ack(self, ack: p.Ack) -> None:
         if ack.terminal != self.terminal or ack.epoch != self.epoch:
@@ -364,11 +473,16 @@ class _Worker(LinkHandler):
         if feed.first > position + 1:
             self._pull(self.clock())  # a gap: something was missed
             return
-        items = [
-            (e.body, e.hash)
+        entries = [
+            e
             for e in feed.events
             if e.pos > position and (e.terminal, e.epoch) != (self.terminal, self.epoch)
         ]
+        for entry in entries:
+            # Checked like HQ checks a terminal's: one this version cannot apply holds
+            # the feed at it (the position stays), and the status says why.
+            check_event(entry.body, entry.hash, f"HQ's feed entry {entry.pos}")
+        items = [(e.body, e.hash) for e in entries]
         for applied in apply_remote_many(self.ledger, items, position=(self.feed_key, feed.last)):
             unit = applied.event.unit
             if applied.stored and unit is not None:

@@ -134,13 +134,28 @@ class TerminalRow:
     waiting: int  # events parked behind a gap
     waiting_since: str | None
     feed_unsent: int  # events for the terminal's branch not yet sent
+    held_at: int | None = None  # HQ refused this event: nothing after it is stored
+    problems: int = 0  # open problems HQ recorded about what it sent
+    last_problem: str | None = None
+    backlog: int = 0  # own events HQ had not confirmed, as its status last said
+    waiting_for_hq_since: str | None = None  # since when, as its status last said
+
+    @property
+    def ok(self) -> bool:
+        """HQ takes its events and has no open problem about it."""
+        return self.held_at is None and self.problems == 0
 
 
 def terminals(store: ReadStore) -> list[TerminalRow]:
     rows = store.db.execute(
         "SELECT t.terminal, t.branch, t.epoch, t.online, t.seen_at, s.acked, s.updated_at,"
         " s.gap_since, (SELECT count(*) FROM hq_parked p WHERE p.terminal = t.terminal"
-        " AND p.epoch = t.epoch), b.head - b.published"
+        " AND p.epoch = t.epoch AND p.seq > s.acked), b.head - b.published, s.held_seq,"
+        " (SELECT count(*) FROM hq_problems q WHERE q.terminal = t.terminal"
+        " AND q.dismissed_at IS NULL),"
+        " (SELECT q.message FROM hq_problems q WHERE q.terminal = t.terminal"
+        " AND q.dismissed_at IS NULL ORDER BY q.id DESC LIMIT 1),"
+        " t.backlog, t.waiting_since"
         " FROM hq_terminals t"
         " LEFT JOIN hq_streams s ON s.terminal = t.terminal AND s.epoch = t.epoch"
         " LEFT JOIN hq_branches b ON b.branch = t.branch ORDER BY t.terminal"
@@ -157,6 +172,37 @@ def terminals(store: ReadStore) -> list[TerminalRow]:
             waiting=int(r[8] or 0),
             waiting_since=_stamp(r[7]),
             feed_unsent=int(r[9] or 0),
+            held_at=None if r[10] is None else int(r[10]),
+            problems=int(r[11] or 0),
+            last_problem=r[12],
+            backlog=int(r[13] or 0),
+            waiting_for_hq_since=r[14],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    id: int
+    terminal: str | None  # the sender, by the topic it used
+    seq: int | None
+    message: str
+    at: str
+    last_at: str | None
+    seen: int
+
+
+def open_problems(store: ReadStore, limit: int = 50) -> list[ProblemRow]:
+    """What HQ refused and no operator has dismissed yet, newest first."""
+    rows = store.db.execute(
+        "SELECT id, terminal, seq, message, at, last_at, seen FROM hq_problems"
+        " WHERE dismissed_at IS NULL ORDER BY id DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [
+        ProblemRow(
+            int(r[0]), r[1], None if r[2] is None else int(r[2]), r[3], r[4], r[5], int(r[6])
         )
         for r in rows
     ]

@@ -10,7 +10,7 @@ from daemon.hq.central import HqRefusal
 from daemon.hq.web import actions
 from daemon.hq.web.auth import redirect_with, require_manager
 from daemon.hq.web.live import LIVE
-from daemon.hq.web.reads import conflicts, terminals
+from daemon.hq.web.reads import conflicts, open_problems, terminals
 from daemon.hq.web.state import DASHBOARD, Flash, page
 from daemon.ledger.reader import ReadStore
 
@@ -50,5 +50,9 @@ async def resolve(request: web.Request) -> web.Response:
 
 async def terminals_page(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    rows = await dash.db.read(terminals)
-    return await page(request, "terminals.html", terminals=rows)
+
+    def read(store: ReadStore) -> tuple[Any, Any]:
+        return terminals(store), open_problems(store)
+
+    rows, problems = await dash.db.read(read)
+    return await page(request, "terminals.html", terminals=rows, problems=problems)
