@@ -211,3 +211,19 @@ def test_parked_copies_of_events_stored_meanwhile_are_dropped(central: Central, 
     central.forget_stored()
     left = central.backend.run(lambda tx: tx.execute("SELECT count(*) FROM hq_parked").fetchone())
     assert left[0] == 0
+
+
+def test_a_sale_a_manager_let_through_is_no_conflict_at_hq(
+    central: Central, t1: Ledger
+) -> None:
+    # A unit the ledger places at another branch needs a manager: the ledger writes the
+    # override and then the sale, one after the other, for the same unit.
+    t1.transfer_out("TR-1", "SOUTH", [UnitRef("LAP", "LX-1")], actor="ann")
+    t1.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1", 129_900)], actor="ann", manager="Mia")
+    events = [json.loads(body) for _, body, _ in outbox(t1, 0, 10**9)]
+    override, sale = (e for e in events if e["kind"] in ("override", "sell"))
+    assert override["kind"] == "override" and sale["kind"] == "sell"
+    assert sale["unit_prev"] == override["uuid"]  # the sale follows the override
+    report = central.ingest(batches(t1))
+    assert report.conflicts == [] and central.conflicts() == []
+    assert watermark(central, t1) == len(events)

@@ -17,7 +17,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -137,9 +137,22 @@ class Writer:
         self.projection = projection
         self.stamp = stamp
         self.sealed: list[Sealed] = []
+        # The event each unit had last within this transaction: an operation that writes
+        # two events for one unit (a manager's override, then the sale) chains the second
+        # to the first, so no one takes the pair for two terminals' competing changes.
+        self._unit_last: dict[tuple[str, str], str] = {}
 
     def record(self, change: Change) -> Sealed:
+        unit = (
+            (change.product, serial_key(change.serial))
+            if change.product and change.serial
+            else None
+        )
+        if unit is not None and unit in self._unit_last and change.unit_prev is not None:
+            change = replace(change, unit_prev=self._unit_last[unit])
         sealed = seal(change, self.stamp, self.head)
+        if unit is not None:
+            self._unit_last[unit] = sealed.uuid
         unit_id, doc_id = self.projection.apply(sealed.body)
         self.db.execute(
             "INSERT INTO events (uuid, terminal, epoch, seq, kind, unit_id, doc_id, body, hash)"
