@@ -39,8 +39,8 @@ from daemon.drivers.printer import (
     Receipt,
     ReceiptLine,
     ReceiptPrinter,
+    ReceiptTender,
     SerialShown,
-    Tender,
 )
 
 DISPLAY = os.environ.get("POSD_HIL_DISPLAY", "")
@@ -131,7 +131,7 @@ def _receipt() -> Receipt:
                 "Full serial", Decimal("2.00"), serial="SN-0005678", serial_shown=SerialShown.FULL
             ),
         ),
-        tenders=(Tender("Cash", Decimal("5.00")),),
+        tenders=(ReceiptTender("Cash", Decimal("5.00")),),
         footer=("Test print, no sale",),
     )
 

@@ -35,7 +35,7 @@ from daemon.drivers.registry import (
     DeviceKind,
     DeviceKindError,
     DeviceKinds,
-    Verdict,
+    Recognition,
 )
 from daemon.drivers.scanner import (
     SCANNER,
@@ -117,11 +117,11 @@ def _check(section: FifoScannerConfig, context: CheckContext, where: Where) -> l
 FIFO_WORKS = 0xF1F0  # the USB vendor id of the (made-up) maker of fifo scanners
 
 
-def _recognise(attached: Attached) -> Verdict | None:
+def _recognise(attached: Attached) -> Recognition | None:
     if attached.node is None and attached.name.startswith("/dev/fifo/"):
-        return Verdict("likely", "named as a fifo scanner's pipe")
+        return Recognition("likely", "named as a fifo scanner's pipe")
     if attached.node == "serial" and attached.vendor == FIFO_WORKS:
-        return Verdict("likely", "made by Fifo Works, whose scanners write into a pipe")
+        return Recognition("likely", "made by Fifo Works, whose scanners write into a pipe")
     return None
 
 

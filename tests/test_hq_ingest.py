@@ -213,9 +213,7 @@ def test_parked_copies_of_events_stored_meanwhile_are_dropped(central: Central, 
     assert left[0] == 0
 
 
-def test_a_sale_a_manager_let_through_is_no_conflict_at_hq(
-    central: Central, t1: Ledger
-) -> None:
+def test_a_sale_a_manager_let_through_is_no_conflict_at_hq(central: Central, t1: Ledger) -> None:
     # A unit the ledger places at another branch needs a manager: the ledger writes the
     # override and then the sale, one after the other, for the same unit.
     t1.transfer_out("TR-1", "SOUTH", [UnitRef("LAP", "LX-1")], actor="ann")

@@ -23,8 +23,8 @@ from daemon.drivers.printer import (
     Receipt,
     ReceiptLine,
     ReceiptPrinter,
+    ReceiptTender,
     SerialShown,
-    Tender,
     mask_serial,
     render_receipt,
 )
@@ -53,7 +53,7 @@ def sale(invoice: str = "INV-451", **changes: object) -> Receipt:
                 "Drill 18V", Decimal("89.50"), serial="DRL-778", serial_shown=SerialShown.FULL
             ),
         ),
-        "tenders": (Tender("Cash", Decimal("1400.00")),),
+        "tenders": (ReceiptTender("Cash", Decimal("1400.00")),),
         "footer": ("Thank you",),
     }
     fields.update(changes)

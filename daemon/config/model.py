@@ -41,7 +41,7 @@ from daemon.drivers.display.kind import DISPLAY, DisplayConfig
 from daemon.drivers.gpio import GPIO, GpioConfig
 from daemon.drivers.kinds import KINDS
 from daemon.drivers.printer_transport import PRINTER, PrinterConfigBase
-from daemon.drivers.registry import DeviceKinds, Role
+from daemon.drivers.registry import DeviceKinds, DeviceRole
 from daemon.drivers.scanner import SCANNER, ScannerConfigBase
 from daemon.errors import ConfigError
 from daemon.rules.units import State
@@ -227,7 +227,7 @@ class PosdConfig(Section):
     def self_checkout(self) -> bool:
         return self.terminal.mode == "self_checkout"
 
-    def sections(self, role: Role[S, Any]) -> list[tuple[str, S]]:
+    def sections(self, role: DeviceRole[S, Any]) -> list[tuple[str, S]]:
         """The sections of `role` configured here, each with its key (`scanners[0]`,
         `printer`); none when the role has none."""
         found = getattr(self, role.key)

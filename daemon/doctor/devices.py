@@ -24,7 +24,7 @@ from daemon.drivers.display.kind import DISPLAY
 from daemon.drivers.gpio import GPIO
 from daemon.drivers.printer import Receipt, ReceiptLine
 from daemon.drivers.printer_transport import PRINTER
-from daemon.drivers.registry import Role
+from daemon.drivers.registry import DeviceRole
 from daemon.drivers.scanner import SCANNER
 
 
@@ -94,7 +94,7 @@ class _Run:
         return test_ticket(self._context)
 
 
-def role_check(role: Role[Any, Any]) -> Check:
+def role_check(role: DeviceRole[Any, Any]) -> Check:
     """The doctor's check of every section of `role`, each by its own kind."""
 
     def check(context: Context) -> Sequence[Finding]:

@@ -33,7 +33,7 @@ from pydantic import Field
 from daemon.config.devices import Section
 from daemon.drivers.base import PinSetupError
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
-from daemon.drivers.registry import DeviceKind, Role
+from daemon.drivers.registry import DeviceKind, DeviceRole
 from daemon.errors import ConfigError, DeviceError
 
 
@@ -364,7 +364,9 @@ class GpioBoard:
         return AttendantButton(pin, pin_factory=factory, on_press=on_press, loop=loop)
 
 
-GPIO: Role[GpioConfig, GpioBoard] = Role("gpio", "lane light, buzzer or drawer", "gpio", GpioConfig)
+GPIO: DeviceRole[GpioConfig, GpioBoard] = DeviceRole(
+    "gpio", "lane light, buzzer or drawer", "gpio", GpioConfig
+)
 
 
 def check_gpio(section: GpioConfig, context: CheckContext, where: Where) -> list[Finding]:

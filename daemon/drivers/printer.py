@@ -62,7 +62,7 @@ class ReceiptLine:
 
 
 @dataclass(frozen=True)
-class Tender:
+class ReceiptTender:
     method: str  # "Cash", "Card", ...
     amount: Decimal
 
@@ -78,7 +78,7 @@ class Receipt:
     issued_at: datetime
     cashier: str
     lines: tuple[ReceiptLine, ...]
-    tenders: tuple[Tender, ...] = ()
+    tenders: tuple[ReceiptTender, ...] = ()
     footer: tuple[str, ...] = ()
     currency: str = ""
 

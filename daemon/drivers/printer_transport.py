@@ -25,7 +25,7 @@ from pydantic import Field
 
 from daemon.config.devices import Section, SerialBaud, StableDevice
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip
-from daemon.drivers.registry import Attached, DeviceKind, Role, Verdict
+from daemon.drivers.registry import Attached, DeviceKind, DeviceRole, Recognition
 from daemon.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class NetworkPrinterConfig(PrinterConfigBase):
     port: int = Field(default=9100, ge=1, le=65535)
 
 
-PRINTER: Role[PrinterConfigBase, Escpos] = Role(
+PRINTER: DeviceRole[PrinterConfigBase, Escpos] = DeviceRole(
     "printer", "printer", "printer", PrinterConfigBase, tag="transport"
 )
 
@@ -247,12 +247,12 @@ _SERIAL = "serial:"
 _TCP = "tcp://"
 
 
-def _serial_answer(answer: Attached) -> Verdict | None:
+def _serial_answer(answer: Attached) -> Recognition | None:
     if answer.name.startswith(_SERIAL):
-        return Verdict("likely", "serial: names a printer on a serial port")
+        return Recognition("likely", "serial: names a printer on a serial port")
     name = answer.name
     if name.startswith("/") and (name.startswith("/dev/serial/") or answer.node == "serial"):
-        return Verdict("likely", "a serial port")
+        return Recognition("likely", "a serial port")
     return None
 
 
@@ -268,15 +268,15 @@ def _serial_back(table: Mapping[str, Any]) -> str:
     return port if port.startswith("/dev/serial/") else _SERIAL + port
 
 
-def _file_answer(answer: Attached) -> Verdict | None:
-    return Verdict("possible", "a device file") if answer.name.startswith("/") else None
+def _file_answer(answer: Attached) -> Recognition | None:
+    return Recognition("possible", "a device file") if answer.name.startswith("/") else None
 
 
-def _network_answer(answer: Attached) -> Verdict | None:
+def _network_answer(answer: Attached) -> Recognition | None:
     if answer.name.startswith(_TCP):
-        return Verdict("likely", "a network address")
+        return Recognition("likely", "a network address")
     if not answer.name.startswith("/") and ":" in answer.name:
-        return Verdict("possible", "host:port")
+        return Recognition("possible", "host:port")
     return None
 
 

@@ -13,7 +13,7 @@ A test adds one without
 touching anything else: `KINDS.adding(its_kind)` is a registry with it, to hand to
 `parse_config`, the lane's `start`, the doctor's `Context` and `plan`.
 
-Each kind plays one `Role` (scanner, display, printer, GPIO). A role whose sections
+Each kind plays one `DeviceRole` (scanner, display, printer, GPIO). A role whose sections
 say which kind they are (`kind = "serial"` for scanners, `transport = "network"` for
 printers) takes any number of kinds; the others take exactly one.
 """
@@ -44,7 +44,7 @@ class DeviceKindError(ConfigError):
 
 
 @dataclass(frozen=True)
-class Role(Generic[S, D]):
+class DeviceRole(Generic[S, D]):
     """What a device does for the lane, and where its sections sit in `posd.toml`.
 
     `base` is the section every kind of the role derives from (what the lane reads of
@@ -72,14 +72,14 @@ class Attached:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Recognition:
     """How likely an attached device is one of a kind, and why a person should think so."""
 
     likelihood: Likelihood
     why: str
 
 
-def _claims_nothing(attached: Attached) -> Verdict | None:
+def _claims_nothing(attached: Attached) -> Recognition | None:
     return None
 
 
@@ -88,12 +88,12 @@ class DeviceKind(Generic[S, D]):
     """One kind of device: everything posd needs to know to use it, in one record."""
 
     name: str  # the value of the role's tag (`evdev`); the role's name when it has no tag
-    role: Role[Any, D]
+    role: DeviceRole[Any, D]
     section: type[S]  # its configuration section: a `Section` deriving from the role's base
     build: Callable[[S], D]  # the driver for a section, not yet opened
     check: Callable[[S, CheckContext, Where], Sequence[Finding]]  # what `posd doctor` does
     # Provisioning: which attached devices (or answers) this kind takes, and how sure.
-    recognise: Callable[[Attached], Verdict | None] = _claims_nothing
+    recognise: Callable[[Attached], Recognition | None] = _claims_nothing
     path_key: str | None = None  # the section's key that names the device by path
     label: str = ""  # a few words for a person: "keyboard mode", "serial"
     example: str = ""  # how an answer names a device of this kind: "tcp://host:9100"
@@ -153,14 +153,14 @@ class DeviceKinds:
         """This registry with `kinds` registered too."""
         return DeviceKinds((*self.kinds, *kinds))
 
-    def of(self, role: Role[Any, Any]) -> tuple[DeviceKind[Any, Any], ...]:
+    def of(self, role: DeviceRole[Any, Any]) -> tuple[DeviceKind[Any, Any], ...]:
         """The kinds of `role`, in the order they were registered."""
         return tuple(kind for kind in self.kinds if kind.role == role)
 
-    def names(self, role: Role[Any, Any]) -> tuple[str, ...]:
+    def names(self, role: DeviceRole[Any, Any]) -> tuple[str, ...]:
         return tuple(kind.name for kind in self.of(role))
 
-    def named(self, role: Role[Any, Any], name: object) -> DeviceKind[Any, Any] | None:
+    def named(self, role: DeviceRole[Any, Any], name: object) -> DeviceKind[Any, Any] | None:
         """The kind of `role` called `name` (the value of its tag), or None."""
         return next((kind for kind in self.of(role) if kind.name == name), None)
 
@@ -171,7 +171,7 @@ class DeviceKinds:
                 return cast(DeviceKind[S, Any], kind)
         raise DeviceKindError(f"no device kind registered reads {type(section).__name__}")
 
-    def build(self, role: Role[Any, D], section: Section) -> D:
+    def build(self, role: DeviceRole[Any, D], section: Section) -> D:
         """The driver for `section`, made by its kind (nothing is opened yet)."""
         kind = self.kind_of(section)
         if kind.role != role:
@@ -179,8 +179,8 @@ class DeviceKinds:
         return cast(D, kind.build(section))
 
     def recognise(
-        self, role: Role[Any, Any], attached: Attached
-    ) -> tuple[DeviceKind[Any, Any], Verdict] | None:
+        self, role: DeviceRole[Any, Any], attached: Attached
+    ) -> tuple[DeviceKind[Any, Any], Recognition] | None:
         """The kind of `role` most likely to be `attached`, with its verdict; None when no
         kind of the role takes such a device. Ties go to the kind registered first."""
         found = []
@@ -192,7 +192,7 @@ class DeviceKinds:
             return None
         return min(found, key=lambda pair: _RANK[pair[1].likelihood])
 
-    def schema(self, role: Role[Any, Any]) -> GetPydanticSchema:
+    def schema(self, role: DeviceRole[Any, Any]) -> GetPydanticSchema:
         """How pydantic reads a section of `role`: the one kind's section, or the union of
         the kinds' sections told apart by the role's tag."""
         sections = tuple(kind.section for kind in self.of(role))

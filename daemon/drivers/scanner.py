@@ -36,7 +36,7 @@ from pydantic import Field
 
 from daemon.config.devices import Section
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
-from daemon.drivers.registry import Role
+from daemon.drivers.registry import DeviceRole
 from daemon.rules.barcode import split_symbology_identifier
 
 Clock = Callable[[], float]
@@ -374,7 +374,7 @@ class ScannerConfigBase(Section):
     name: str | None = None
 
 
-SCANNER: Role[ScannerConfigBase, ReadingScanner] = Role(
+SCANNER: DeviceRole[ScannerConfigBase, ReadingScanner] = DeviceRole(
     "scanner", "scanner", "scanners", ScannerConfigBase, tag="kind", many=True
 )
 

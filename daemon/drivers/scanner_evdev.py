@@ -39,7 +39,7 @@ from daemon.config.devices import StableDevice
 from daemon.drivers.base import ScannerNotFound
 from daemon.drivers.checks import CheckContext, Finding, Where
 from daemon.drivers.keymap import KeyboardLayout, KeyDecoder, check_layout
-from daemon.drivers.registry import Attached, DeviceKind, Verdict
+from daemon.drivers.registry import Attached, DeviceKind, Recognition
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
     DEFAULT_MAX_SCAN_LENGTH,
@@ -391,22 +391,26 @@ def _check(section: EvdevScannerConfig, context: CheckContext, where: Where) -> 
     )
 
 
-def _recognise(attached: Attached) -> Verdict | None:
+def _recognise(attached: Attached) -> Recognition | None:
     if attached.node is None:
         name = attached.name
         if name.startswith("/dev/input/") or not name.startswith("/"):
-            return Verdict("possible", "named as an input device (or vendor:product)")
+            return Recognition("possible", "named as an input device (or vendor:product)")
         return None
     if attached.node != "input":
         return None
     if attached.keyboard_like is False:
-        return Verdict("no", "does not type letters, digits and Enter (a mouse, button or sensor)")
+        return Recognition(
+            "no", "does not type letters, digits and Enter (a mouse, button or sensor)"
+        )
     maker = scanner_maker(attached.vendor)
     if maker is not None:
-        return Verdict("likely", f"types like a keyboard; USB vendor {maker} makes scanners")
+        return Recognition("likely", f"types like a keyboard; USB vendor {maker} makes scanners")
     if names_a_scanner(attached.label):
-        return Verdict("likely", "types like a keyboard and its name says scanner")
-    return Verdict("possible", "types like a keyboard: a scanner in keyboard mode, or a keyboard")
+        return Recognition("likely", "types like a keyboard and its name says scanner")
+    return Recognition(
+        "possible", "types like a keyboard: a scanner in keyboard mode, or a keyboard"
+    )
 
 
 EVDEV_SCANNER: DeviceKind[EvdevScannerConfig, ReadingScanner] = DeviceKind(

@@ -32,7 +32,7 @@ from pydantic import Field
 
 from daemon.config.devices import SerialBaud, StableDevice
 from daemon.drivers.checks import CheckContext, Finding, Where
-from daemon.drivers.registry import Attached, DeviceKind, Verdict
+from daemon.drivers.registry import Attached, DeviceKind, Recognition
 from daemon.drivers.scanner import (
     DEFAULT_CHAR_TIMEOUT_S,
     DEFAULT_MAX_SCAN_LENGTH,
@@ -250,21 +250,21 @@ def _check(section: SerialScannerConfig, context: CheckContext, where: Where) ->
     )
 
 
-def _recognise(attached: Attached) -> Verdict | None:
+def _recognise(attached: Attached) -> Recognition | None:
     if attached.node is None:
         if attached.name.startswith("/dev/serial/"):
-            return Verdict("possible", "named as a serial port")
+            return Recognition("possible", "named as a serial port")
         return None
     if attached.node == "input":
         return None
     if attached.node == "printer":
-        return Verdict("no", "a USB printer")
+        return Recognition("no", "a USB printer")
     maker = scanner_maker(attached.vendor)
     if maker is not None:
-        return Verdict("likely", f"a serial port from {maker}, who make scanners")
+        return Recognition("likely", f"a serial port from {maker}, who make scanners")
     if names_a_scanner(attached.label):
-        return Verdict("likely", "a serial port whose name says scanner")
-    return Verdict(
+        return Recognition("likely", "a serial port whose name says scanner")
+    return Recognition(
         "possible",
         "a serial port: a scanner, pole display or printer (never probed; the "
         "configuration says which)",

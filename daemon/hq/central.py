@@ -24,7 +24,7 @@ from daemon.errors import HqError
 from daemon.hq import feed, ingest
 from daemon.hq.backend import Backend
 from daemon.hq.ingest import Stop, Stream
-from daemon.hq.session import Caches, Report, Session, transact
+from daemon.hq.session import Caches, IngestReport, Session, transact
 from daemon.ledger.events import Change, EventBody, body_hash, genesis_hash
 from daemon.ledger.kinds import Kind
 from daemon.ledger.projection import UNIT_FIELDS, Projection
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _merge(into: Report, report: Report) -> None:
+def _merge(into: IngestReport, report: IngestReport) -> None:
     into.stored += report.stored
     into.duplicates += report.duplicates
     into.parked += report.parked
@@ -78,7 +78,7 @@ class Central:
 
     # -- what the HQ process does -----------------------------------------------
 
-    def ingest(self, batches: Sequence[EventBatch], now: float | None = None) -> Report:
+    def ingest(self, batches: Sequence[EventBatch], now: float | None = None) -> IngestReport:
         """Store terminals' events. An event the database refuses (one the protocol
         check let through) holds its own stream only: see `_ingest_stream`."""
         when = time.time() if now is None else now
@@ -90,12 +90,12 @@ class Central:
             log.warning(
                 "HQ: a batch was refused by the database (%s); storing stream by stream", exc
             )
-        report = Report()
+        report = IngestReport()
         for stream, part in sorted(ingest.streams_of(batches).items()):
             _merge(report, self._ingest_stream(stream, part, when))
         return report
 
-    def drain(self, now: float | None = None) -> Report:
+    def drain(self, now: float | None = None) -> IngestReport:
         """Store parked events that follow their watermark (left by another process)."""
         when = time.time() if now is None else now
         try:
@@ -103,7 +103,7 @@ class Central:
         except Exception as exc:
             if self.backend.transient(exc):
                 raise
-        report = Report()
+        report = IngestReport()
         for stream in self._transact(ingest.waiting_streams)[0]:
             _merge(report, self._ingest_stream(stream, [], when))
         return report
@@ -112,11 +112,13 @@ class Central:
         """Housekeeping: drop parked copies of events stored meanwhile."""
         self._transact(ingest.forget_stored)
 
-    def _ingest_stream(self, stream: Stream, batches: Sequence[EventBatch], now: float) -> Report:
+    def _ingest_stream(
+        self, stream: Stream, batches: Sequence[EventBatch], now: float
+    ) -> IngestReport:
         """Store one stream's events; if the database refuses one, find it, store the
         events before it and hold the stream there with a problem naming it."""
 
-        def store(stops: dict[Stream, Stop], rehearse: bool = False) -> Report:
+        def store(stops: dict[Stream, Stop], rehearse: bool = False) -> IngestReport:
             def work(session: Session) -> None:
                 if batches:
                     ingest.ingest(session, batches, now, stops)
@@ -165,13 +167,13 @@ class Central:
             )
             return self._problem(message, terminal, epoch, low)
 
-    def presence(self, statuses: Sequence[Presence]) -> Report:
+    def presence(self, statuses: Sequence[Presence]) -> IngestReport:
         try:
             return self._transact(lambda s: [ingest.presence(s, p) for p in statuses])[1]
         except Exception as exc:
             if self.backend.transient(exc):
                 raise
-        report = Report()
+        report = IngestReport()
         for status in statuses:
 
             def one(session: Session, status: Presence = status) -> bool:
@@ -201,7 +203,7 @@ class Central:
 
     def _problem(
         self, message: str, terminal: str | None, epoch: str | None = None, seq: int | None = None
-    ) -> Report:
+    ) -> IngestReport:
         return self._transact(lambda s: ingest.problem(s, message, None, terminal, epoch, seq))[1]
 
     def dismiss(
@@ -217,7 +219,7 @@ class Central:
 
     def _transact(
         self, work: Callable[[Session], T], *, actor: str = "hq", rehearse: bool = False
-    ) -> tuple[T, Report]:
+    ) -> tuple[T, IngestReport]:
         return transact(self.backend, self.caches, work, actor=actor, rehearse=rehearse)
 
     def claim_feed(self, limit: int = 5000, chunk: int = 200) -> list[Feed]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.config.replication import BrokerConfig
 from daemon.hq.backend import Backend
 from daemon.hq.central import Central
-from daemon.hq.session import Report
+from daemon.hq.session import IngestReport
 from daemon.ledger.store import iso, utc_now
 from daemon.replication import protocol as p
 from daemon.replication.link import Link, LinkHandler, Will
@@ -90,7 +90,7 @@ class Totals:
     conflicts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def add(self, report: Report) -> None:
+    def add(self, report: IngestReport) -> None:
         self.stored += report.stored
         self.duplicates += report.duplicates
         self.parked += report.parked
@@ -110,7 +110,7 @@ class HqNode(LinkHandler):
         config: HqConfig,
         backend: Backend,
         *,
-        on_report: Callable[[Report], None] | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:

@@ -24,7 +24,7 @@ from typing import TypeVar
 from daemon.hq.backend import RETRIES, Backend, Tx
 from daemon.ledger.events import ChainHead, Change, EventBody, Sealed, Stamp, genesis_hash, seal
 from daemon.ledger.kinds import Kind
-from daemon.ledger.remote import Applied, ForeignEvent, apply_foreign, flag_change, unit_head
+from daemon.ledger.remote import ForeignApplied, ForeignEvent, apply_foreign, flag_change, unit_head
 from daemon.ledger.store import iso, utc_now
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Flag
@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class Report:
+class IngestReport:
     """What a transaction did, for acks, the feed and the operator."""
 
     stored: int = 0
@@ -62,7 +62,7 @@ class Session:
         self.identity = backend.identity
         self.projection = backend.projection(tx)
         self.stamp = Stamp(at=iso(utc_now()), actor=actor, branch=self.identity.branch)
-        self.report = Report()
+        self.report = IngestReport()
         self._head: ChainHead | None = None
         self._stored: list[tuple[int, EventBody, int | None]] = []
         self._new_branches: set[str] = set()
@@ -89,7 +89,7 @@ class Session:
         self._stored.append((int(cursor.lastrowid), sealed.body, unit_id))
         return sealed
 
-    def apply(self, event: ForeignEvent, *, known_new: bool = False) -> Applied:
+    def apply(self, event: ForeignEvent, *, known_new: bool = False) -> ForeignApplied:
         """Store a terminal's event (once) and apply it; open a conflict on a fork.
 
         Raises LookupError, before anything is written, for an event about a product
@@ -333,7 +333,7 @@ def transact(
     *,
     actor: str = "hq",
     rehearse: bool = False,
-) -> tuple[T, Report]:
+) -> tuple[T, IngestReport]:
     """Run `work` in one transaction with a fresh Session; returns its result and report.
 
     `rehearse`: do everything a commit would (every write reaches the database, so

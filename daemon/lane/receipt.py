@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from daemon.drivers.printer import Receipt, ReceiptLine, SerialShown, Tender, mask_serial
+from daemon.drivers.printer import Receipt, ReceiptLine, ReceiptTender, SerialShown, mask_serial
 from daemon.rules.lane.text import money
 from daemon.rules.lane.types import ReceiptSpec
 
@@ -47,7 +47,7 @@ def receipt_of(spec: ReceiptSpec, header: ReceiptHeader) -> Receipt:
             )
             for line in spec.lines
         ),
-        tenders=tuple(Tender(method, _amount(cents)) for method, cents in spec.tenders),
+        tenders=tuple(ReceiptTender(method, _amount(cents)) for method, cents in spec.tenders),
         footer=spec.footer + header.footer,
         currency=header.currency,
     )

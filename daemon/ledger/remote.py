@@ -78,7 +78,7 @@ class ForeignEvent:
 
 
 @dataclass
-class Applied:
+class ForeignApplied:
     """What applying one foreign event did here."""
 
     event: ForeignEvent
@@ -295,7 +295,7 @@ def apply_foreign(
     *,
     lock: str = "",
     known_new: bool = False,
-) -> Applied:
+) -> ForeignApplied:
     """Store one foreign event and apply it, inside the caller's transaction.
 
     `record` writes this ledger's own events (a conflict flag, a flag merge) in the
@@ -305,7 +305,7 @@ def apply_foreign(
     the unique indexes still refuse a second copy.
     """
     if not known_new and stored_hash(db, event) is not None:
-        return Applied(event, stored=False)
+        return ForeignApplied(event, stored=False)
     unit = event.unit
     head = None
     if unit is not None:
@@ -328,7 +328,7 @@ def apply_foreign(
             event.hash,
         ],
     )
-    applied = Applied(event, True, unit_id, int(cursor.lastrowid or 0), fork, head is None)
+    applied = ForeignApplied(event, True, unit_id, int(cursor.lastrowid or 0), fork, head is None)
     if unit is None:
         return applied
     serial = head.serial if head else unit[1]
@@ -368,7 +368,7 @@ def apply_remote_many(
     items: Iterable[tuple[str, str]],
     *,
     position: tuple[str, int] | None = None,
-) -> list[Applied]:
+) -> list[ForeignApplied]:
     """Store and apply foreign events (text, hash) in one durable transaction.
 
     Every event is checked first; one bad event refuses the whole batch. Events
@@ -382,7 +382,7 @@ def apply_remote_many(
                 f"event {event.uuid} is this ledger's own (seq {event.seq}); it cannot come"
                 " from elsewhere"
             )
-    results: list[Applied] = []
+    results: list[ForeignApplied] = []
     with ledger.writing(ledger.stamp(REPLICATION_ACTOR)) as writer:
         for event in events:
             results.append(apply_foreign(ledger.db, writer.projection, writer.record, event))
@@ -391,7 +391,7 @@ def apply_remote_many(
     return results
 
 
-def apply_remote(ledger: LedgerStore, body_text: str, digest: str) -> Applied:
+def apply_remote(ledger: LedgerStore, body_text: str, digest: str) -> ForeignApplied:
     """Store and apply one foreign event; nothing happens if it is already here."""
     return apply_remote_many(ledger, [(body_text, digest)])[0]
 

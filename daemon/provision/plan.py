@@ -35,7 +35,7 @@ from daemon.drivers.display.kind import DISPLAY
 from daemon.drivers.gpio import GpioPinsConfig
 from daemon.drivers.kinds import KINDS
 from daemon.drivers.printer_transport import PRINTER
-from daemon.drivers.registry import Attached, DeviceKind, DeviceKinds, Role
+from daemon.drivers.registry import Attached, DeviceKind, DeviceKinds, DeviceRole
 from daemon.drivers.scanner import SCANNER
 from daemon.errors import ConfigError, LedgerError
 from daemon.ledger.store import read_identity
@@ -82,7 +82,7 @@ class Plan:
 
 
 @dataclass
-class Applied:
+class ProvisionApplied:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     ledger_epoch: str | None = None  # set when a new ledger was created
@@ -439,7 +439,7 @@ def _check_ledger(terminal: dict[str, Any], where: object, now: Current) -> list
 
 def _absent_devices(config: PosdConfig, root: Path, kinds: DeviceKinds) -> list[str]:
     named: list[tuple[str, str]] = []
-    roles: tuple[Role[Any, Any], ...] = (SCANNER, DISPLAY, PRINTER)
+    roles: tuple[DeviceRole[Any, Any], ...] = (SCANNER, DISPLAY, PRINTER)
     for role in roles:
         for key, section in config.sections(role):
             path_key = kinds.kind_of(section).path_key
@@ -455,11 +455,11 @@ def _absent_devices(config: PosdConfig, root: Path, kinds: DeviceKinds) -> list[
 # ------------------------------------------------------------------------- writing
 
 
-def apply(planned: Plan, owner: Owner | None) -> Applied:
+def apply(planned: Plan, owner: Owner | None) -> ProvisionApplied:
     """Write what `plan` worked out. Nothing that already holds the same bytes is
     rewritten, and an existing ledger is never touched."""
     root = planned.root
-    done = Applied()
+    done = ProvisionApplied()
     private_dir(under(root, os.path.dirname(CONFIG_PATH)), 0o755, owner, "root")
     for item in planned.files:
         changed = install_file(under(root, item.target), item.content, item.mode, owner, item.owner)

@@ -24,7 +24,7 @@ from daemon.config.spelling import spelled
 from daemon.drivers.display.kind import DISPLAY
 from daemon.drivers.kinds import KINDS
 from daemon.drivers.printer_transport import PRINTER
-from daemon.drivers.registry import DeviceKinds, Role
+from daemon.drivers.registry import DeviceKinds, DeviceRole
 from daemon.drivers.scanner import SCANNER
 from daemon.provision.answers import NONE, Answers, Current
 from daemon.provision.files import under
@@ -94,7 +94,7 @@ def _printer_answer(
     return _configured(kinds, PRINTER, table)
 
 
-def _configured(kinds: DeviceKinds, role: Role[Any, Any], table: object) -> str | None:
+def _configured(kinds: DeviceKinds, role: DeviceRole[Any, Any], table: object) -> str | None:
     """The answer that gives the configured section `table` of `role`, by its kind."""
     if not isinstance(table, dict):
         return None

@@ -101,7 +101,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ClaimLine(_Strict):
+class ClaimLineBody(_Strict):
     description: Text
     amount_cents: Cents
     kind: LineKind
@@ -180,7 +180,7 @@ KINDS: dict[Kind, dict[str, Any]] = {
         "charged_cents": Cents,
         "replacement_recommended": Bool,
         "warranty_until": Day,
-        "lines": Annotated[list[ClaimLine], Field(max_length=MAX_LIST)],
+        "lines": Annotated[list[ClaimLineBody], Field(max_length=MAX_LIST)],
         "party": _PARTY,
         "damage_notes": Text | None,
     },

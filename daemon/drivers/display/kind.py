@@ -24,7 +24,7 @@ from daemon.config.devices import Section, StableDevice
 from daemon.drivers.base import open_serial
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok
 from daemon.drivers.display.device import CustomerDisplay, Transport
-from daemon.drivers.registry import DeviceKind, Role
+from daemon.drivers.registry import DeviceKind, DeviceRole
 from daemon.errors import DeviceError
 
 TEST_PATTERN = "ABCDEFGHIJ0123456789"  # every cell a different glyph: a dead cell shows
@@ -50,7 +50,7 @@ class DisplayPort:
     present: Callable[[], bool]
 
 
-DISPLAY: Role[DisplayConfig, DisplayPort] = Role(
+DISPLAY: DeviceRole[DisplayConfig, DisplayPort] = DeviceRole(
     "display", "customer display", "display", DisplayConfig
 )
 

@@ -31,7 +31,7 @@ def _reports() -> dict[str, Callable[[ReadStore], Table]]:
 
 
 @dataclass(frozen=True)
-class Report:
+class AnalyticsReport:
     name: str
     table: Table
     chart: Markup
@@ -94,7 +94,7 @@ async def analytics_page(request: web.Request) -> web.Response:
         return [(name, make(store)) for name, make in reports.items()]
 
     tables = await dash.db.read(read)
-    found = [Report(name, table, chart_for(name, table)) for name, table in tables]
+    found = [AnalyticsReport(name, table, chart_for(name, table)) for name, table in tables]
     return await page(request, "analytics.html", reports=found)
 
 
