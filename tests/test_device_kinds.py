@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.config.devices import Section, StableDevice
+from daemon.config.base import Section
+from daemon.config.devices import StableDevice
 from daemon.config.model import ConfigFileError, PosdConfig, parse_config
 from daemon.doctor.devices import check_scanners
 from daemon.doctor.findings import Context, DoctorOptions, Status

@@ -166,8 +166,9 @@ def run(
 ) -> None:
     from pydantic import ValidationError
 
+    from daemon.config.hq import HqConfig
     from daemon.config.replication import BrokerConfig
-    from daemon.hq.node import HqConfig, HqNode
+    from daemon.hq.node import HqNode
 
     try:
         config = HqConfig(

@@ -1,5 +1,4 @@
-"""What every device section stands on: the `Section` base of every configuration table,
-and the values device sections share.
+"""The values device sections share: stable device names and serial speeds.
 
 Each kind of device (a keyboard-mode scanner, a serial printer, …) defines its own
 section next to its driver and registers it (`daemon.drivers.kinds`); `PosdConfig`
@@ -15,16 +14,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator
 
 _UNSTABLE = re.compile(r"/dev/(tty(USB|ACM)[0-9]+|input/event[0-9]+)")
 SerialBaud = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
-
-
-class Section(BaseModel):
-    """Every configuration table: unknown keys are errors, values never change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def stable_device(path: str) -> str:

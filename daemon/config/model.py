@@ -32,7 +32,7 @@ from pydantic import (
 # rss_mb): where the allocator puts the tables depends on what is already there.
 from daemon.rules.barcode import BarcodeOptions  # isort: split
 
-from daemon.config.devices import Section
+from daemon.config.base import Section
 from daemon.config.pins import PinError, parse_pin_hash
 from daemon.config.replication import ReplicationConfig
 from daemon.config.screen import ScreenConfig

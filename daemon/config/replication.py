@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from daemon.config.base import Section
 from daemon.errors import ConfigError
 from daemon.rules.values import IDENTIFIER, checked_identifier
 
@@ -30,10 +31,8 @@ class BrokerSettingError(ConfigError):
     """A replication setting that cannot work; the message names it."""
 
 
-class BrokerConfig(BaseModel):
+class BrokerConfig(Section):
     """How to reach the MQTT broker and who to be there."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(
         default="mqtts://localhost:8883",

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from daemon.config.devices import Section
+from daemon.config.base import Section
 
 # Every language the screen has a catalogue for (daemon/lane/screen/static/i18n/*.json).
 Language = Literal["en", "de"]

@@ -30,7 +30,7 @@ import gpiozero
 from gpiozero.pins import Factory
 from pydantic import Field
 
-from daemon.config.devices import Section
+from daemon.config.base import Section
 from daemon.drivers.base import PinSetupError
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
 from daemon.drivers.registry import DeviceKind, DeviceRole

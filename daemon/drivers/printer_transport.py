@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from daemon.config.devices import Section, SerialBaud, StableDevice
+from daemon.config.base import Section
+from daemon.config.devices import SerialBaud, StableDevice
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip
 from daemon.drivers.registry import Attached, DeviceKind, DeviceRole, Recognition
 from daemon.errors import DeviceError

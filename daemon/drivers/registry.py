@@ -26,7 +26,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, cast, get_a
 
 from pydantic import Field, GetPydanticSchema
 
-from daemon.config.devices import Section
+from daemon.config.base import Section
 from daemon.drivers.checks import CheckContext, Finding, Where
 from daemon.errors import ConfigError
 

@@ -34,7 +34,7 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from daemon.config.devices import Section
+from daemon.config.base import Section
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok, skip, warn
 from daemon.drivers.registry import DeviceRole
 from daemon.rules.barcode import split_symbology_identifier

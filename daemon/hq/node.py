@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field
 
-from daemon.config.replication import BrokerConfig
+from daemon.config.hq import HqConfig
 from daemon.hq.backend import Backend
 from daemon.hq.central import Central
 from daemon.hq.session import IngestReport
@@ -34,43 +33,6 @@ from daemon.replication.link import Link, LinkHandler, Will
 
 log = logging.getLogger(__name__)
 MAX_TOTALS = 1000  # different problems kept in memory for the summary at the end
-
-
-class HqConfig(BaseModel):
-    """The HQ process."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    broker: BrokerConfig
-    share_group: str = Field(
-        default="posd-hq", description="Shared-subscription group of HQ processes"
-    )
-    session_expiry_s: int = Field(
-        default=120,
-        ge=0,
-        description=(
-            "How long the broker queues terminals' events for this process while it is"
-            " away. Short: a member of a shared subscription that is gone keeps being"
-            " handed its share until its session expires (terminals send again anyway)."
-        ),
-    )
-    resend_after_s: float = Field(
-        default=5.0, gt=0, description="Ask for a resend after a gap this old"
-    )
-    batch_messages: int = Field(
-        default=64, ge=1, description="Event messages stored per transaction"
-    )
-    feed_limit: int = Field(
-        default=5000, ge=1, description="Feed entries claimed per branch at once"
-    )
-    feed_chunk: int = Field(default=200, ge=1, description="Events per feed message")
-    housekeeping_s: float = Field(default=0.25, gt=0)
-    ack_refresh_s: float = Field(default=5.0, gt=0, description="Publish recent watermarks again")
-    retry_s: float = Field(default=1.0, gt=0, description="Pause after a database error")
-
-    @property
-    def node(self) -> str:
-        return self.broker.client_id or "posd-hq"
 
 
 @dataclass

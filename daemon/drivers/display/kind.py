@@ -20,7 +20,8 @@ from typing import Literal
 import serial
 from pydantic import Field
 
-from daemon.config.devices import Section, StableDevice
+from daemon.config.base import Section
+from daemon.config.devices import StableDevice
 from daemon.drivers.base import open_serial
 from daemon.drivers.checks import CheckContext, Finding, Where, fail, ok
 from daemon.drivers.display.device import CustomerDisplay, Transport
