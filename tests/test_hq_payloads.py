@@ -25,7 +25,7 @@ from daemon.cli import build
 from daemon.config.replication import BrokerConfig
 from daemon.hq import HqConfig, HqNode
 from daemon.hq.backend import SqliteBackend
-from daemon.ledger import Ledger
+from daemon.ledger import Ledger, UnitRef
 from daemon.ledger.remote import head_seq, outbox
 from daemon.replication import Replicator
 from daemon.replication import protocol as p
@@ -235,10 +235,16 @@ def test_messages_keep_within_the_brokers_packet_limit(tmp_path: Path) -> None:
     db = tmp_path / "hq.db"
     hq = HqThread(broker.url, db=db)
     t1 = make_ledger(tmp_path / "t1.db", terminal="T1")
-    for n in range(120):
-        t1.define_product(f"P{n}", f"Product {n} " + "long description " * 110, actor="ann")
+    for n in range(120):  # names at their longest: HQ forwards these to the branch's terminals
+        t1.define_product(f"P{n}", f"Product {n} " + "long description " * 6, actor="ann")
+    t1.receive("PO-1", "ACME", "LAP", ["LX-1"], actor="ann")
+    t1.repair_open(
+        "R-1", UnitRef("LAP", "LX-1"), actor="ann", technician="bo", intake_condition="ok", fault="f"
+    )
+    for n in range(120):  # notes at their longest: 2 KB events
+        t1.repair_step("R-1", "diagnosis", actor="bo", note=f"step {n} " + "x" * 1990)
     sizes = [len(b) for _, b, _ in outbox(t1, 0, 10**9)]
-    assert sum(sizes) > 200_000 and max(sizes) < 98304
+    assert sum(sizes) > 240_000 and max(sizes) < 98304
     t2 = make_ledger(tmp_path / "t2.db", terminal="T2")  # same branch: gets T1's products
     replicator = Replicator(fast_config(broker.url), tmp_path / "t1.db")  # type: ignore[arg-type]
     other = Replicator(fast_config(broker.url), tmp_path / "t2.db")  # type: ignore[arg-type]

@@ -111,7 +111,7 @@ def batch(**fields: object) -> bytes:
     body = {
         "v": 1,
         "terminal": "T-001",
-        "epoch": "e1",
+        "epoch": "0e1c0e1c",
         "branch": "NORTH",
         "first": 1,
         "last": 1,
@@ -122,7 +122,7 @@ def batch(**fields: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("terminal", "T/+"), ("terminal", ""), ("branch", "#"), ("epoch", "e\n1")],
+    [("terminal", "T/+"), ("terminal", ""), ("branch", "#"), ("epoch", "0e1c\n0e1c")],
 )
 def test_a_payload_with_an_id_unsafe_for_topics_is_refused(field: str, value: str) -> None:
     decode(EventBatch, batch(), "posd/v1/t/T-001/events")  # the good one is read
