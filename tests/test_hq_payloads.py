@@ -239,7 +239,12 @@ def test_messages_keep_within_the_brokers_packet_limit(tmp_path: Path) -> None:
         t1.define_product(f"P{n}", f"Product {n} " + "long description " * 6, actor="ann")
     t1.receive("PO-1", "ACME", "LAP", ["LX-1"], actor="ann")
     t1.repair_open(
-        "R-1", UnitRef("LAP", "LX-1"), actor="ann", technician="bo", intake_condition="ok", fault="f"
+        "R-1",
+        UnitRef("LAP", "LX-1"),
+        actor="ann",
+        technician="bo",
+        intake_condition="ok",
+        fault="f",
     )
     for n in range(120):  # notes at their longest: 2 KB events
         t1.repair_step("R-1", "diagnosis", actor="bo", note=f"step {n} " + "x" * 1990)

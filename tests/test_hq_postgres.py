@@ -16,13 +16,16 @@ from daemon.hq.pg import PgBackend
 from daemon.ledger import SaleLine
 from daemon.ledger.remote import apply_remote_many, head_seq, outbox
 from daemon.replication import Replicator
+from daemon.replication import protocol as p
 from tests.ledger_fixtures import make_ledger
 from tests.mqtt_broker import (
     Broker,
     HqThread,
+    RawClient,
     fast_config,
     fresh_pg_database,
     running_broker,
+    wait_until,
 )
 from tests.test_hq_ingest import batches, watermark
 
@@ -69,6 +72,17 @@ def test_two_hq_processes_share_the_load_with_nothing_stored_twice(
 ) -> None:
     first = HqThread(broker.url, pg=pg_dsn, client_id="posd-hq-1")
     second = HqThread(broker.url, pg=pg_dsn, client_id="posd-hq-2")
+    watcher = RawClient(broker.url, "watcher")
+    watcher.subscribe(p.ALL_NODE_STATUS)
+    wait_until(  # both members of the shared subscription are there before terminals send
+        lambda: all(
+            b'"online"' in (watcher.messages.get(p.node_status_topic(node)) or [b""])[-1]
+            for node in ("posd-hq-1", "posd-hq-2")
+        ),
+        30,
+        "both HQ processes to be online",
+    )
+    watcher.close()
     lanes = []
     for n in range(3):
         path = tmp_path / f"t{n}.db"
