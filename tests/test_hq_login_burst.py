@@ -193,3 +193,33 @@ def test_signing_in_with_a_foreign_next_lands_on_the_dashboard(chain: Chain, tar
         assert signed.status == 303 and signed.headers["Location"] == "/"
     finally:
         server.stop()
+
+
+def test_two_dashboards_on_one_postgresql_share_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.mqtt_broker import fresh_pg_database
+
+    dsns = fresh_pg_database()
+    dsn = next(dsns)
+    chain = build_chain(tmp_path, pg=dsn)
+    hashes = HashCount(monkeypatch)
+    first = DashboardServer(chain.source, WebSettings(poll_s=0.05))
+    second = DashboardServer(chain.source, WebSettings(poll_s=0.05))
+
+    async def both() -> list[int]:
+        halves = await asyncio.gather(
+            _burst(first.url, MANAGER, 150), _burst(second.url, MANAGER, 150)
+        )
+        return halves[0] + halves[1]
+
+    try:
+        statuses = asyncio.run(both())
+        assert hashes.calls <= LIMIT and statuses.count(401) == hashes.calls
+        assert statuses.count(429) == len(statuses) - hashes.calls
+    finally:
+        first.stop()
+        second.stop()
+        chain.close()
+        for _ in dsns:  # drops the database
+            pass
