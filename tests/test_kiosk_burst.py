@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ from hypothesis import strategies as st
 import daemon.lane.api as kiosk_api
 from daemon.lane.attendants import FILE_NAME, PinGuard
 from daemon.rules.attempts import AttemptBook
-from simulators.lane import SimulatedLane
-from tests.lane_sim import MAX_PIN, MIA_PIN, max_, mia, run_lane
+from simulators.lane import PosdProcess, SimulatedLane
+from tests.lane_sim import MAX_PIN, MIA_PIN, max_, mia, run_lane, stocked_copy
 
 GUESSES = 1000
 LIMIT = 5  # PinGuard's default per source
@@ -281,3 +282,40 @@ def test_a_host_or_origin_other_than_the_lanes_own_is_refused(
         assert await _raw(port, own) == 200
 
     run_lane(tmp_path, template_dir, play)
+
+
+@pytest.mark.slow
+def test_the_lock_out_outlives_a_power_cut_of_the_daemon(
+    tmp_path: Path, template_dir: Path
+) -> None:
+    with socket.socket() as probe:  # a free port, for the daemon in its own process
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lane = SimulatedLane(tmp_path / "lane", mode="self_checkout", attendants=[mia()], api_port=port)
+    stocked_copy(lane.folder, template_dir)
+    config = lane.write_config(lane.folder / "posd.toml")
+    base = f"http://127.0.0.1:{port}/api/attendant/release"
+
+    async def guesses(pins: list[str]) -> list[int]:
+        async with aiohttp.ClientSession() as session:
+
+            async def one(pin: str) -> int:
+                async with session.post(base, json={"pin": pin}) as response:
+                    return response.status
+
+            return list(await asyncio.gather(*(one(pin) for pin in pins)))
+
+    try:
+        posd = PosdProcess(config).start()
+        try:
+            statuses = asyncio.run(guesses([f"9{n:03d}" for n in range(200)]))
+        finally:
+            posd.kill()  # SIGKILL: no clean shutdown writes anything for it
+        assert statuses.count(403) <= LIMIT and statuses.count(429) >= 200 - LIMIT
+        posd = PosdProcess(config).start()
+        try:
+            assert asyncio.run(guesses([MIA_PIN])) == [429]
+        finally:
+            posd.stop()
+    finally:
+        lane.close()
