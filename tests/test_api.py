@@ -13,6 +13,8 @@ import aiohttp
 from simulators.lane import SimulatedLane
 from tests.lane_sim import MIA_PIN, mia, run_lane
 
+JSON = {"Content-Type": "application/json"}
+
 
 def _url(sim: SimulatedLane, path: str) -> str:
     assert sim.daemon is not None
@@ -23,7 +25,7 @@ async def _post(
     session: aiohttp.ClientSession, sim: SimulatedLane, path: str, body: Any
 ) -> tuple[int, dict[str, Any]]:
     data = body if isinstance(body, str) else json.dumps(body)
-    async with session.post(_url(sim, path), data=data) as response:
+    async with session.post(_url(sim, path), data=data, headers=JSON) as response:
         return response.status, await response.json()
 
 

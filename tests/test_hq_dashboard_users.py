@@ -119,14 +119,26 @@ def test_passwords_are_stored_as_scrypt_hashes() -> None:
     assert not verify_password("x", "plain-text-password")
 
 
-def test_guessing_is_stopped_per_name_and_per_address() -> None:
-    brake = LoginThrottle(attempts=3, per_address=5, window_s=600)
+def test_guessing_is_stopped_per_name_per_address_and_per_name_everywhere(
+    tmp_path: Path,
+) -> None:
+    from daemon.hq.users import ensure_tables
+
+    backend = SqliteBackend(str(tmp_path / "hq.db"))
+    ensure_tables(backend)
+    brake = LoginThrottle(attempts=3, per_address=5, window_s=600, per_user=4)
+    tries = iter(range(1000))
+
+    def wait(address: str, name: str, now: float) -> float:
+        return brake.reserve(backend, address, name, f"#{next(tries)}", now)
+
     for at in range(3):
-        assert brake.wait_s("10.0.0.1", "olga", at) == 0
-        brake.failed("10.0.0.1", "olga", at)
-    assert brake.wait_s("10.0.0.1", "OLGA", 10) == 590
-    assert brake.wait_s("10.0.0.2", "olga", 10) == 0  # another address may still try
-    brake.failed("10.0.0.1", "victor", 11)
-    brake.failed("10.0.0.1", "sam", 12)
-    assert brake.wait_s("10.0.0.1", "ann", 13) == 587  # five wrong from one address
-    assert brake.wait_s("10.0.0.1", "olga", 600) == 0  # the window has passed
+        assert wait("10.0.0.1", "olga", at) == 0
+    assert wait("10.0.0.1", "OLGA", 10) == 590
+    assert wait("10.0.0.2", "olga", 10) == 0  # another address may still try …
+    assert wait("10.0.0.3", "olga", 10) == 590  # … but not a fifth time for one name
+    assert wait("10.0.0.1", "victor", 11) == 0
+    assert wait("10.0.0.1", "sam", 12) == 0
+    assert wait("10.0.0.1", "ann", 13) == 587  # five from one address
+    assert wait("10.0.0.1", "olga", 600) == 0  # the window has passed
+    backend.close()

@@ -292,5 +292,5 @@ async def _get(session: aiohttp.ClientSession, sim: SimulatedLane, path: str) ->
 async def _post(
     session: aiohttp.ClientSession, sim: SimulatedLane, path: str, body: Any
 ) -> tuple[int, dict[str, Any]]:
-    async with session.post(_url(sim, path), data=json.dumps(body)) as response:
+    async with session.post(_url(sim, path), json=body) as response:
         return response.status, await response.json()

@@ -7,8 +7,9 @@
 
 A viewer sees everything; a manager also resolves conflicts and creates recalls.
 Users live in HQ's own database (SQLite or PostgreSQL) next to the ledger, in
-tables this module creates (`hq_users`, and `hq_web_sessions` for sign-ins), so
-every dashboard process on one database knows the same people.
+tables this module creates (`hq_users`, `hq_web_sessions` for sign-ins and
+`hq_login_attempts` for the brake on guessing), so every dashboard process on one
+database knows the same people, and the same guesses, also after a restart.
 
 A hash reads `scrypt$N$r$p$salt$digest` (salt and digest in base64): the cost can
 be raised later without breaking the hashes already stored.
@@ -53,6 +54,14 @@ TABLES = (
         flash TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS hq_web_sessions_user ON hq_web_sessions (user_name)",
+    # Sign-in attempts of the last window, each under its keys (`source:…`, `user:…`,
+    # `pair:…`): counted before the password's hash runs (`daemon.hq.web.sessions`).
+    """CREATE TABLE IF NOT EXISTS hq_login_attempts (
+        key TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        attempt TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS hq_login_attempts_key ON hq_login_attempts (key, at)",
 )
 
 

@@ -22,9 +22,11 @@ Commands: start, void, cancel, tender, return, receive, done, reprint, help, cou
 writeoff, status. Each is the same input as its command barcode and answers with the
 verdict and the lane after it. There is no log-in: the API listens on 127.0.0.1 or ::1
 only (the configuration refuses anything else); releasing a lane takes an attendant's
-PIN, and what only a manager may do takes a manager's. Wrong PINs, at either, count
-together towards the same limit. Requests another web site could have made the
-terminal's browser send (a foreign Host, Origin or Sec-Fetch-Site) are refused with 403
+PIN, and what only a manager may do takes a manager's. Every PIN, at either, is counted
+towards one limit before its hash is checked, and the count is kept on disk across
+restarts (`daemon.lane.attendants`): a burst of guesses meets the lock-out, not the hash.
+Requests another web site could have made the terminal's browser send (a foreign Host,
+Origin or Sec-Fetch-Site; a POST not declared JSON) are refused with 403 or 415
 before any handler sees them, and every answer carries a strict Content-Security-Policy
 (`daemon.lane.crosssite`).
 """
@@ -34,8 +36,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +61,7 @@ from daemon.ledger.store import iso
 from daemon.rules.lane.types import AttendantRelease, Command, CommandName, ManagerApproval, Mode
 from daemon.rules.values import Identifier, Line
 
+log = logging.getLogger(__name__)
 KEEPALIVE_S = 15.0
 ANSWER_TIMEOUT_S = 30.0
 
@@ -109,7 +114,6 @@ class Api:
     lane: Lane
     pins: Sequence[PinHolder]  # attendants
     guard: PinGuard
-    monotonic: Callable[[], float] = time.monotonic
     managers: Sequence[PinHolder] = ()
     screen: ScreenInfo | None = None  # None: no lane screen, the API only
 
@@ -210,7 +214,7 @@ async def release(request: web.Request) -> web.Response:
     except ValidationError as error:
         return _bad_request(error)
     # A manager may release a lane as an attendant may.
-    name, refused = await _check_pin(api, asked.pin, [*api.pins, *api.managers])
+    name, refused = await _check_pin(api, request, asked.pin, [*api.pins, *api.managers])
     if refused is not None:
         if refused.status == 403:
             await _note_wrong_pin(api.lane)
@@ -225,7 +229,7 @@ async def manager_approve(request: web.Request) -> web.Response:
         asked = ReleaseRequest.model_validate(await _body(request))
     except ValidationError as error:
         return _bad_request(error)
-    name, refused = await _check_pin(api, asked.pin, api.managers)
+    name, refused = await _check_pin(api, request, asked.pin, api.managers)
     if refused is not None and refused.status != 403:
         return refused
     # A wrong PIN goes to the lane too: when it waits for a manager, the attempt is
@@ -235,21 +239,27 @@ async def manager_approve(request: web.Request) -> web.Response:
 
 
 async def _check_pin(
-    api: Api, pin: str, holders: Sequence[PinHolder]
+    api: Api, request: web.Request, pin: str, holders: Sequence[PinHolder]
 ) -> tuple[str | None, web.Response | None]:
     """Whose PIN `pin` is among `holders`, or the response that refuses it (403 for a
-    wrong PIN, 429 while guessing is stopped)."""
-    wait = api.guard.blocked_for(api.monotonic())
+    wrong PIN, 429 while guessing is stopped). The attempt is counted before the hash
+    runs (`PinGuard.reserve`), so a burst cannot outrun the limit."""
+    try:
+        wait, attempt = await api.guard.reserve(request.remote or "?")
+    except OSError as error:  # counted in memory all the same; the disk is reported
+        log.warning("a PIN attempt could not be written down: %s", error)
+        wait, attempt = 0.0, ""
     if wait > 0:
-        message = f"too many wrong PINs; try again in {wait:.0f} s"
+        message = f"too many wrong PINs; try again in {math.ceil(wait)} s"
         return None, _json({"ok": False, "error": message}, 429)
     loop = asyncio.get_running_loop()
     name = await loop.run_in_executor(None, _holder_of, pin, holders)
     if name is None:
-        api.guard.failed(api.monotonic())
         whose = "a manager's" if holders is api.managers else "an attendant's"
         return None, _json({"ok": False, "error": f"that PIN is not {whose}"}, 403)
-    api.guard.succeeded()
+    if attempt:
+        with contextlib.suppress(OSError):  # then it counts as a failure: the safe side
+            await api.guard.release(attempt)
     return name, None
 
 
@@ -282,7 +292,7 @@ async def count_resolve(request: web.Request) -> web.Response:
         asked = ResolveRequest.model_validate(await _body(request))
     except ValidationError as error:
         return _bad_request(error)
-    name, refused = await _check_pin(api, asked.pin, api.managers)
+    name, refused = await _check_pin(api, request, asked.pin, api.managers)
     if refused is not None:
         if refused.status == 403:
             await _note_wrong_pin(api.lane, "a count's difference", "manager")

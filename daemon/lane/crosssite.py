@@ -5,12 +5,18 @@ terminal could still be led to it by a page from elsewhere (a form that posts to
 127.0.0.1, a script on another local port, a DNS name rebound to 127.0.0.1), so every
 request is checked before any handler sees it:
 
-- `Host` must name the loopback interface (127.0.0.1, localhost or [::1]): a rebound
-  DNS name is refused;
+- `Host` must be there and name the loopback interface (127.0.0.1, localhost or [::1])
+  and the port the API listens on: a rebound DNS name (`evil.example`,
+  `127.0.0.1.nip.io`, `localhost.`), a number spelt otherwise (`127.1`, `0x7f000001`)
+  or another port is refused;
 - `Origin`, when the browser sends one, must be this very origin (scheme, host and
   port); `Origin: null` (a sandboxed frame, a file) is refused too;
 - `Sec-Fetch-Site`, when the browser sends it, must say `same-origin` or `none` (typed
-  in, or opened by the kiosk browser itself).
+  in, or opened by the kiosk browser itself);
+- a POST must say `Content-Type: application/json` (a `charset`, if any, utf-8): a plain
+  HTML form or a "simple" cross-site fetch can only send `text/plain`, form or multipart
+  bodies, and the JSON type makes a browser ask first (a preflight nobody answers), so a
+  JSON body dressed as `text/plain` is refused (415) as well.
 
 Programs on the terminal (curl, the tests) send neither header and are let through, as
 before. Every answer carries a strict Content-Security-Policy (scripts, styles, images
@@ -61,13 +67,28 @@ def host_name(host: str) -> str | None:
     return name.lower() or None
 
 
+def host_port(host: str) -> int | None:
+    """The port a well-formed Host header names (80 when it names none)."""
+    tail = host.rpartition("]")[2] if host.startswith("[") else host
+    _, sep, port = tail.rpartition(":")
+    if not sep:
+        return 80
+    return int(port) if port.isdigit() and len(port) <= 5 else None
+
+
 def refusal(request: web.Request) -> str | None:
     """Why `request` comes from outside this terminal's own pages, or None."""
-    host = request.headers.get("Host")
-    if host is not None and host_name(host) not in LOOPBACK_NAMES:
+    hosts = request.headers.getall("Host", [])
+    host = hosts[0] if len(hosts) == 1 else ", ".join(hosts)
+    served = _local_port(request)
+    if (
+        len(hosts) != 1
+        or host_name(host) not in LOOPBACK_NAMES
+        or (served is not None and host_port(host) != served)
+    ):
         return (
             f"Host {host[:80]!r} is not this terminal's loopback address; open the lane "
-            "screen at http://127.0.0.1:<port>/"
+            f"screen at http://127.0.0.1:{served or '<port>'}/"
         )
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"http://{request.host}":
@@ -78,13 +99,41 @@ def refusal(request: web.Request) -> str | None:
     return None
 
 
+def media_refusal(request: web.Request) -> str | None:
+    """Why the body of `request` is not one this API reads (JSON in UTF-8), or None."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    sent = request.headers.getall("Content-Type", [])
+    charset = (request.charset or "utf-8").lower()
+    if len(sent) != 1 or request.content_type != "application/json" or charset != "utf-8":
+        shown = ", ".join(sent)[:80] if sent else "none"
+        return f"a {request.method} here takes Content-Type application/json (UTF-8), not {shown!r}"
+    return None
+
+
+def _local_port(request: web.Request) -> int | None:
+    transport = request.transport
+    address = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        return address[1]
+    return None
+
+
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse (403, saying why) any request another site could have made the browser send."""
+    """Refuse (403, saying why) any request another site could have made the browser send,
+    and (415) a POST whose body is not JSON."""
     why = refusal(request)
     if why is not None:
         return web.Response(
             status=403,
+            text=json.dumps({"ok": False, "error": why}),
+            content_type="application/json",
+        )
+    why = media_refusal(request)
+    if why is not None:
+        return web.Response(
+            status=415,
             text=json.dumps({"ok": False, "error": why}),
             content_type="application/json",
         )

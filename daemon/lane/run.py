@@ -32,7 +32,7 @@ from daemon.drivers.kinds import KINDS
 from daemon.drivers.registry import DeviceKinds
 from daemon.drivers.scanner import ReadingScanner
 from daemon.lane.api import Api, PinHolder, start_api
-from daemon.lane.attendants import PinGuard
+from daemon.lane.attendants import FILE_NAME, PinGuard
 from daemon.lane.devices import (
     DeviceStartError,
     display_output,
@@ -238,7 +238,8 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
         lane.submit(recovered)
     pins = [PinHolder(a.name, a.pin_hash) for a in config.attendants if a.pin_hash]
     managers = [PinHolder(m.name, m.pin_hash) for m in config.managers if m.pin_hash]
-    api = Api(lane, pins, PinGuard(), managers=managers, screen=ScreenInfo.of(config))
+    guard = PinGuard(path=config.ledger.path.parent / FILE_NAME)
+    api = Api(lane, pins, guard, managers=managers, screen=ScreenInfo.of(config))
     daemon.api_runner, daemon.api_port = await start_api(api, config.api.host, config.api.port)
 
 

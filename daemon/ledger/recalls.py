@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,8 +123,30 @@ def outreach(store: ReadStore, notice: str) -> Table:
 
 
 def as_csv(table: Table) -> str:
+    """The table as CSV, every cell safe to open in a spreadsheet (`safe_cell`): the one
+    way posd writes CSV, for the dashboard's downloads and the command line's reports."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    writer.writerow([safe_cell(c) for c in table.columns])
+    writer.writerows([safe_cell(c) for c in row] for row in table.rows)
     return out.getvalue()
+
+
+# What a spreadsheet takes for the start of a formula (OWASP, CSV injection), the
+# full-width forms some of them read the same way too; and the characters that hide one
+# (a cell beginning with a tab, CR or LF, or with blanks before the `=`).
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_HIDING_START = frozenset("\t\r\n")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def safe_cell(value: Any) -> Any:
+    """`value` for a CSV cell: text that a spreadsheet would run as a formula
+    (`=HYPERLINK(…)`, `+1+cmd|…`, `@SUM(…)`, `\\t=…`, `  -2+3`) gets a leading `'`, so it
+    is shown as the text it is; numbers, and text that is just a number (`-12.50`),
+    are left alone."""
+    if not isinstance(value, str) or not value or _PLAIN_NUMBER.fullmatch(value):
+        return value
+    if value[0] in _HIDING_START or value.lstrip()[:1] in _FORMULA_START:
+        return "'" + value
+    return value

@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from aiohttp import web
 
@@ -86,7 +86,7 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
         session = await dash.db.read(lambda store: find_session(store.db, token, now, policy))
     if session is None:
         if request.method == "GET" and not request.path.startswith(QUIET_PATHS):
-            target = request.path_qs
+            target = request.rel_url.raw_path_qs  # percent-encoded: plain ASCII
             raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
         raise web.HTTPUnauthorized(
             text="sign in first: your session has ended or you never signed in",
@@ -176,7 +176,7 @@ def _login_page(
         login_csrf=token,
         message=message,
         name=name,
-        next=_local(request.query.get("next") or ""),
+        next=local_target(request.query.get("next") or ""),
     )
     response.set_cookie(LOGIN_COOKIE, token, max_age=3600, **cookie_options(request))  # type: ignore[arg-type]
     return response
@@ -187,7 +187,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     name = str(form.get("name") or "").strip()
     password = str(form.get("password") or "")
-    target = _local(str(form.get("next") or ""))
+    target = local_target(str(form.get("next") or ""))
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     sent = str(form.get("csrf") or "")
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
@@ -195,7 +195,11 @@ async def login(request: web.Request) -> web.Response:
             request, "The sign-in form had expired; please sign in again.", 403, name
         )
     address = request.remote or "?"
-    wait = dash.throttle.wait_s(address, name, dash.settings.monotonic())
+    attempt = secrets.token_hex(8)
+    now = dash.settings.wall()
+    wait = await dash.db.write(
+        lambda central: dash.throttle.reserve(central.backend, address, name, attempt, now)
+    )
     if wait > 0:
         minutes = max(1, math.ceil(wait / 60))
         return _login_page(
@@ -210,9 +214,10 @@ async def login(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     matches = await loop.run_in_executor(None, verify_password, password, stored)
     if found is None or not matches:
-        dash.throttle.failed(address, name, dash.settings.monotonic())
         return _login_page(request, "Wrong user name or password: nobody was signed in.", 401, name)
-    dash.throttle.succeeded(address, name)
+    await dash.db.write(
+        lambda central: dash.throttle.release(central.backend, address, name, attempt)
+    )
     user = found[0]
     token = await dash.db.write(
         lambda central: start_session(
@@ -234,8 +239,23 @@ async def logout(request: web.Request) -> web.Response:
     raise response
 
 
-def _local(target: str) -> str:
-    """`target` when it is a path on this site; "" otherwise (no open redirect)."""
-    if target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return ""
+def local_target(target: str) -> str:
+    """`target` when it is a path on this site; "" otherwise (no open redirect).
+
+    Browsers forgive a great deal in a Location: they drop tabs and line breaks,
+    read `\\` as `/`, and take `//host`, `/\\host` or `https:host` to be another site.
+    So only a path of visible ASCII is let through (no blanks, no control characters,
+    no backslash), one that starts with a single `/` (also once percent-decoded) and
+    that still names this site after it is resolved against it."""
+    if len(target) > 2048 or not target.startswith("/") or target.startswith("//"):
+        return ""
+    if any(not "!" <= c <= "~" or c == "\\" for c in target):
+        return ""
+    # Should anything on the way decode it once, it must still be a local path.
+    decoded = unquote(target).replace("\t", "").replace("\n", "").replace("\r", "")
+    if decoded.startswith(("//", "/\\")):
+        return ""
+    parts = urlsplit(urljoin("http://dashboard.invalid/", target))
+    if parts.scheme != "http" or parts.netloc != "dashboard.invalid":
+        return ""
+    return target

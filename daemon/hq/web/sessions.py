@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from daemon.hq.backend import Backend, Tx
 from daemon.hq.users import Role, User
 from daemon.ledger.remote import Sql
+from daemon.rules.attempts import Attempt, AttemptBook, key_of
 
 
 @dataclass(frozen=True)
@@ -109,41 +109,75 @@ def end_session(backend: Backend, session: WebSession) -> None:
 
 
 class LoginThrottle:
-    """At most `attempts` failed sign-ins per user name from one address, and
-    `per_address` from one address for any names, within `window_s`; after that,
-    that address is refused until the window has passed. Time (monotonic seconds) is
-    passed in."""
+    """At most `attempts` sign-ins per user name from one address, `per_address` from
+    one address for any names, and `per_user` for one name from all addresses, within
+    `window_s` (wall-clock seconds); past any of them, that name or address is refused
+    until the oldest attempt leaves the window.
 
-    def __init__(self, attempts: int = 5, per_address: int = 20, window_s: float = 900.0) -> None:
+    Every attempt is counted in HQ's database *before* the password's hash runs, in the
+    same transaction that checks the limits (`reserve`), so a burst of a thousand
+    sign-ins at once meets the limit after `attempts` of them, and a restart of the
+    dashboard (or another dashboard process on the same database) knows them all. A
+    right password takes back its own attempt and that user's failures from that
+    address (`release`), never anybody else's."""
+
+    def __init__(
+        self,
+        attempts: int = 5,
+        per_address: int = 20,
+        window_s: float = 900.0,
+        per_user: int | None = None,
+    ) -> None:
         self.attempts = attempts
-        self.per_address = per_address
         self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self.limits = {
+            "pair": attempts,
+            "source": per_address,
+            "user": per_address if per_user is None else per_user,
+        }
 
-    def wait_s(self, address: str, name: str, now: float) -> float:
-        """Seconds until `name` may be tried again from `address` (0: now)."""
-        waits = [
-            self._wait((address, name.lower()), self.attempts, now),
-            self._wait((address, ""), self.per_address, now),
-        ]
-        return max(waits)
+    def reserve(self, backend: Backend, address: str, name: str, attempt: str, now: float) -> float:
+        """Count `attempt` before its hash runs: 0.0 when counted (check it now), else
+        the seconds to wait (nothing counted)."""
+        keys = self.keys(address, name)
+        wanted = [key_of(scope, value) for scope, value in keys.items()]
 
-    def failed(self, address: str, name: str, now: float) -> None:
-        for key in ((address, name.lower()), (address, "")):
-            self._failures.setdefault(key, deque()).append(now)
+        def work(tx: Tx) -> float:
+            if backend.kind == "postgresql":  # one dashboard process at a time, as SQLite's
+                tx.execute("SELECT pg_advisory_xact_lock(?)", [_ATTEMPTS_LOCK])
+            tx.execute("DELETE FROM hq_login_attempts WHERE at <= ?", [now - self.window_s])
+            rows = tx.execute(
+                "SELECT key, at, attempt FROM hq_login_attempts WHERE key IN (?, ?, ?) ORDER BY at",
+                wanted,
+            ).fetchall()
+            book = AttemptBook(self.window_s, self.limits)
+            book.restore(Attempt(str(r[0]), float(r[1]), str(r[2])) for r in rows)
+            wait = book.reserve(keys, attempt, now)
+            if wait == 0:
+                tx.executemany(
+                    "INSERT INTO hq_login_attempts (key, at, attempt) VALUES (?, ?, ?)",
+                    [(key, now, attempt) for key in wanted],
+                )
+            return wait
 
-    def succeeded(self, address: str, name: str) -> None:
-        self._failures.pop((address, name.lower()), None)
+        return backend.run(work)
 
-    def _wait(self, key: tuple[str, str], limit: int, now: float) -> float:
-        times = self._failures.get(key)
-        if times is None:
-            return 0.0
-        while times and now - times[0] >= self.window_s:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return 0.0
-        if len(times) < limit:
-            return 0.0
-        return times[-limit] + self.window_s - now
+    def release(self, backend: Backend, address: str, name: str, attempt: str) -> None:
+        """The password of `attempt` was right: it and that user's failures from that
+        address no longer count (the address's and other users' still do)."""
+        pair = key_of("pair", self.keys(address, name)["pair"])
+
+        def work(tx: Tx) -> None:
+            tx.execute("DELETE FROM hq_login_attempts WHERE attempt = ?", [attempt])
+            tx.execute("DELETE FROM hq_login_attempts WHERE key = ?", [pair])
+
+        backend.run(work)
+
+    @staticmethod
+    def keys(address: str, name: str) -> dict[str, str]:
+        user = name.lower()[:_NAME_CAP]
+        return {"pair": f"{address} {user}", "source": address, "user": user}
+
+
+_NAME_CAP = 100  # longer names are nobody's (user names have 64 characters at most)
+_ATTEMPTS_LOCK = 0x706F7364  # "posd": the advisory lock guarding hq_login_attempts

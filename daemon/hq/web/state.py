@@ -28,6 +28,8 @@ class WebSettings:
     poll_s: float = 1.0  # how often HQ's database is checked for new events
     keepalive_s: float = 15.0  # a comment on a quiet live stream, so proxies keep it
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
+    # Failed sign-ins: this many per user name from one address, four times as many from
+    # one address (any names) and for one name (all addresses), kept for the window.
     login_attempts: int = 5
     login_window_s: float = 900.0
     wall: Callable[[], float] = time.time
@@ -40,7 +42,10 @@ class Dashboard:
         self.settings = settings
         self.env = env
         self.throttle = LoginThrottle(
-            settings.login_attempts, 4 * settings.login_attempts, settings.login_window_s
+            settings.login_attempts,
+            4 * settings.login_attempts,
+            settings.login_window_s,
+            per_user=4 * settings.login_attempts,
         )
         self._decoy: str | None = None
 
