@@ -48,8 +48,21 @@ OVERRIDE_WORDS = {
 EVENT_ID_FIELDS = frozenset({"corrects", "merge_of", "resolved_by", "fork", "last_event"})
 TIME_FIELDS = frozenset({"day", "expiry", "until"})
 RATE_FIELDS = frozenset({"accuracy"})
-WORD_FIELDS = frozenset({"state", "flag", "flags", "kind", "corrected_kind", "pre_repair_state"})
+WORD_FIELDS = frozenset(
+    {"state", "flag", "flags", "kind", "corrected_kind", "pre_repair_state", "doc_status"}
+)
+# Who the other side of an event is, by its kind; a transfer's is its branch, said already.
+PARTY_LABELS = {
+    "receive": "Supplier",
+    "return_to_supplier": "Supplier",
+    "sell": "Customer",
+    "return": "Customer",
+    "return_refused": "Customer",
+}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EVENT_ID = re.compile(
+    r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-([0-9a-f]{4})([0-9a-f]{8})\b"
+)
 
 
 @dataclass(frozen=True)
@@ -101,17 +114,25 @@ class Presenter:
             return ", ".join(self.cell(column, v) for v in value)
         if isinstance(value, Mapping):
             return "; ".join(f"{label(str(k))} {self.cell(str(k), v)}" for k, v in value.items())
-        return str(value)
+        # An event id in a message (a conflict's reason names both events) is shown short.
+        return _EVENT_ID.sub(lambda m: "…" + m.group(2), str(value))
 
     def details(self, kind: str, data: Mapping[str, Any]) -> list[str]:
         """An event's details as phrases: 'Price 1,249.00', 'Customer Dana'."""
         if kind == "override":
             return [self.override(data)]
-        return [
-            f"{label(str(k))} {self.cell(str(k), v)}"
-            for k, v in sorted(data.items(), key=lambda item: str(item[0]))
-            if v not in (None, "", [], {})
-        ]
+        phrases = []
+        for key, value in sorted(data.items(), key=lambda item: str(item[0])):
+            if value in (None, "", [], {}):
+                continue
+            name = str(key)
+            if name == "party":
+                if kind not in PARTY_LABELS:
+                    continue
+                phrases.append(f"{PARTY_LABELS[kind]} {value}")
+                continue
+            phrases.append(f"{label(name)} {self.cell(name, value)}")
+        return phrases
 
     def override(self, data: Mapping[str, Any]) -> str:
         manager = data.get("manager")
