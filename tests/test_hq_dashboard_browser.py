@@ -285,7 +285,7 @@ def photograph(browser: Any, name: str) -> Path:
     """The whole page, however long, as docs/dashboard/<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     height = int(browser.execute_script("return document.documentElement.scrollHeight"))
-    browser.set_window_size(1400, max(600, min(height + 40, 4000)))
+    browser.set_window_size(1400, max(600, min(height + 160, 5000)))
     path = SHOTS / f"{name}.png"
     browser.save_screenshot(str(path))
     browser.set_window_size(1400, 1000)
@@ -315,6 +315,7 @@ def test_each_page_reads_as_a_manager_expects_and_is_photographed(
     for name, path in shots.items():
         browser.get(store_site + path)
         wait(browser).until(lambda b: find_all(b, "footer.zone"))
+        browser.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
         assert photograph(browser, name).stat().st_size > 10_000
     browser.get(store_site + "/counts")
     # Live figures replace the elements they are in: read them through the wait.
