@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.ledger.events import EventBody
-from daemon.ledger.kinds import Kind
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.queries import counts
 from daemon.ledger.reader import ReadStore, placeholders
 from daemon.rules.serials import serial_key
@@ -115,7 +115,10 @@ def flagged_units(store: ReadStore, filters: CountFilter) -> list[FlaggedUnit]:
 
     A unit gets a flag only through a flag event, so this reads the few flag events
     (through the `events_kind` index) and their units, never a scan of every unit."""
-    where = ["u.flags <> ''", "u.id IN (SELECT e.unit_id FROM events e WHERE e.kind = ?)"]
+    where = [
+        "u.flags <> ''",
+        f"u.id IN (SELECT e.unit_id FROM events e WHERE e.kind = ? AND {not_receipt('e.kind')})",
+    ]
     params: list[Any] = [Kind.FLAG]
     if filters.prefix:
         key = serial_key(filters.prefix)
