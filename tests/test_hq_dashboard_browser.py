@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,12 @@ def test_each_page_reads_as_a_manager_expects_and_is_photographed(
     # Live figures replace the elements they are in: read them through the wait.
     wait(browser).until(lambda b: find(b, "#total-units").text == "1,215")
     wait(browser).until(lambda b: find(b, "#flagged-units").text == "5")
+    # The live figures say when, in the dashboard's one format and the store's zone.
+    wait(browser).until(
+        lambda b: re.fullmatch(
+            r"live · updated \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}", find(b, "#live-status").text
+        )
+    )
     browser.get(store_site + "/unit?product=LAP&serial=LX-5")
     when = [c.text for c in find_all(browser, "#history td.when")]
     assert when == ["23 Nov 2026 10:00", "23 Nov 2026 11:00", "23 Nov 2026 12:00"]
