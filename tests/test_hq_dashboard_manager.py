@@ -251,3 +251,28 @@ def test_the_store_zone_is_refused_when_the_machine_does_not_know_it(tmp_path: P
     assert result.exit_code == 2
     assert "'Europe/Berln' is not a time zone this machine knows" in result.output
     assert "did you mean 'Europe/Berlin'?" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [("mqtt://10.255.255.1:1883", True), ("mqtt://127.0.0.1:1883", False)],
+)
+def test_hq_says_in_its_log_when_its_broker_is_plain_on_the_network(
+    tmp_path: Path, url: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from daemon.config.hq import HqConfig
+    from daemon.config.replication import BrokerConfig
+    from daemon.hq.connect import open_backend
+    from daemon.hq.node import HqNode
+
+    node = HqNode(HqConfig(broker=BrokerConfig(url=url)), open_backend(tmp_path / "hq.db", None))
+    stop = threading.Event()
+    stop.set()  # start and stop at once: what it says on the way in is the point
+    with caplog.at_level(logging.WARNING, logger="daemon.hq.node"):
+        node.run(stop)
+    said = [r.getMessage() for r in caplog.records if "without TLS" in r.getMessage()]
+    assert bool(said) == warned
+    if warned:
+        assert "at 10.255.255.1" in said[0] and "mqtts://" in said[0]
