@@ -1,7 +1,7 @@
 """`posd hq web` and `posd hq user`: the HQ dashboard and the people who use it.
 
 posd hq --db /var/lib/posd/hq.db user add olga --role manager
-posd hq --db /var/lib/posd/hq.db web --listen 127.0.0.1:8080
+posd hq --db /var/lib/posd/hq.db web --listen 127.0.0.1:8080 --timezone Europe/Berlin
 posd hq web --pg "host=db dbname=posd" --listen 0.0.0.0:8443 --tls-cert hq.pem --tls-key hq.key
 """
 

@@ -17,6 +17,12 @@ Pages (GET; every one needs a signed-in user):
     /analytics             the analytics tables with charts
     /login                 the sign-in form (open to anyone)
 
+Every time is shown in the store's zone (`WebSettings.zone`, from `posd hq web
+--timezone`; the system's by default) in one format, "23 Nov 2026 10:00", through the
+`when` filter; money, rates and counts through `present.Presenter`. Served without TLS
+on a non-loopback address, or with HQ's broker plain `mqtt://` on the network, every
+page and the log say so.
+
 Changes (POST, a manager's, with the session's CSRF token):
 
     /conflicts/resolve     settle a conflict: an HQ event naming the manager
