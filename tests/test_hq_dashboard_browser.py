@@ -293,6 +293,7 @@ def photograph(browser: Any, name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_each_page_reads_as_a_manager_expects_and_is_photographed(
     browser: Any, store_site: str
 ) -> None:

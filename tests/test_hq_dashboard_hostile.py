@@ -95,6 +95,7 @@ def spoil(chain: Chain, name: str, at: str, cents: int, seen_at: str) -> None:
         db.execute("UPDATE documents SET opened_at = ? WHERE type = 'recall'", [at])
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,
