@@ -225,6 +225,6 @@ class EventStream:
 def cell(page: str, table: str, key: str, state: str) -> int:
     """A figure of a counts table on a counts page (or fragment)."""
     part = page[page.index(f'id="by-{table}"') :]
-    found = re.search(rf'data-key="{re.escape(key)}" data-state="{state}">(\d+)<', part)
+    found = re.search(rf'data-key="{re.escape(key)}" data-state="{state}">([\d,]+)<', part)
     assert found, f"no {state} cell for {key} in the {table} table"
-    return int(found.group(1))
+    return int(found.group(1).replace(",", ""))

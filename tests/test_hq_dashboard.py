@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -58,7 +59,9 @@ def clocks() -> Clocks:
 
 @pytest.fixture
 def server(chain: Chain, clocks: Clocks) -> Iterator[DashboardServer]:
-    settings = WebSettings(poll_s=0.05, wall=clocks.wall, monotonic=clocks.monotonic)
+    settings = WebSettings(
+        poll_s=0.05, wall=clocks.wall, monotonic=clocks.monotonic, zone=ZoneInfo("UTC")
+    )
     started = DashboardServer(chain.source, settings)
     yield started
     started.stop()
@@ -305,7 +308,7 @@ def test_terminals_show_what_hq_refused_and_who_waits_for_hq(
     assert 'data-ok="no"' in rows["T3"] and f"held at event {held}" in rows["T3"]
     assert "set.cost_cents" in rows["T3"]  # the latest problem, in words
     assert 'data-ok="yes"' in rows["T1"] and 'data-ok="yes"' in rows["T2"]
-    assert "waiting for HQ since 2026-11-23T09:35:00.000Z with 12 events" in rows["T1"]
+    assert "waiting for HQ since 23 Nov 2026 09:35 with 12 events" in rows["T1"]
     problems = page[page.index('id="problems"') :]
     assert "<td>T7</td>" in problems and "<td>T3</td>" in problems
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.hq.web import WebSettings
 from daemon.rules.units import Flag
+from tests.hq_fixtures_manager import build_store
 from tests.hq_fixtures_web import MANAGER, PASSWORD, VIEWER, Chain, DashboardServer, build_chain
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -258,3 +262,80 @@ def test_a_viewer_has_no_resolve_or_recall_and_a_forged_post_is_refused(
         lambda tx: tx.execute("SELECT flags FROM units WHERE serial = 'LX-0'").fetchone()[0]
     )
     assert lx0 == ""
+
+
+# -- the pages as a store manager sees them, photographed for the docs --------------------
+
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
+
+
+@pytest.fixture
+def store_site(tmp_path: Path, browser: Any) -> Iterator[str]:
+    found = build_store(tmp_path)
+    server = DashboardServer(
+        found.source, WebSettings(poll_s=0.05, zone=ZoneInfo("Europe/Berlin"), listen="0.0.0.0")
+    )
+    browser.delete_all_cookies()
+    yield server.url
+    browser.get("about:blank")
+    server.stop()
+    found.close()
+
+
+def photograph(browser: Any, name: str) -> Path:
+    """The whole page, however long, as docs/dashboard/<name>.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
+    browser.set_window_size(1400, max(600, min(height + 160, 5000)))
+    path = SHOTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    browser.set_window_size(1400, 1000)
+    return path
+
+
+@pytest.mark.slow
+def test_each_page_reads_as_a_manager_expects_and_is_photographed(
+    browser: Any, store_site: str
+) -> None:
+    browser.get(store_site + "/login")
+    warning = find(browser, "p.insecure").text
+    assert "served without TLS on 0.0.0.0" in warning  # before anyone signs in
+    photograph(browser, "login")
+    signed_in(browser, store_site, MANAGER)
+    assert "without TLS" in find(browser, "p.insecure").text
+    shots = {
+        "counts": "/counts",
+        "search": "/units?mode=prefix&q=LX",
+        "passport-override": "/unit?product=LAP&serial=LX-3",
+        "passport-two-terminals": "/unit?product=LAP&serial=LX-5",
+        "conflicts": "/conflicts",
+        "terminals": "/terminals",
+        "recalls": "/recalls",
+        "recall": "/recall?notice=RC-1",
+        "analytics": "/analytics",
+    }
+    for name, path in shots.items():
+        browser.get(store_site + path)
+        wait(browser).until(lambda b: find_all(b, "footer.zone"))
+        browser.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
+        assert photograph(browser, name).stat().st_size > 10_000
+    browser.get(store_site + "/counts")
+    # Live figures replace the elements they are in: read them through the wait.
+    wait(browser).until(lambda b: find(b, "#total-units").text == "1,215")
+    wait(browser).until(lambda b: find(b, "#flagged-units").text == "5")
+    # The live figures say when, in the dashboard's one format and the store's zone.
+    wait(browser).until(
+        lambda b: re.fullmatch(
+            r"live · updated \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}", find(b, "#live-status").text
+        )
+    )
+    browser.get(store_site + "/unit?product=LAP&serial=LX-5")
+    when = [c.text for c in find_all(browser, "#history td.when")]
+    assert when == ["23 Nov 2026 10:00", "23 Nov 2026 11:00", "23 Nov 2026 12:00"]
+    browser.get(store_site + "/conflicts")
+    radios = find_all(browser, "form.resolve input[name=keep]")
+    assert len(radios) == 2 and not any(r.is_selected() for r in radios)
+    find(browser, "input[name=note]").send_keys("decided without choosing")
+    find(browser, ".resolve-button").click()  # the browser asks for a choice first
+    assert browser.current_url == store_site + "/conflicts" and not find_all(browser, "#flash")
+    assert find_all(browser, "section.conflict")

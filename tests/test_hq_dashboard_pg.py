@@ -52,6 +52,8 @@ def test_the_dashboard_on_postgresql(server: DashboardServer, chain: Chain) -> N
     assert cell(counts, "product", "LAP", "in_stock") == 13
     assert cell(counts, "branch", "B2", "in_stock") == 5
     assert cell(counts, "prefix", "LX-2", "sold") == 1
+    assert cell(counts, "branch", "B1", "flagged") == 1  # LX-1, in conflict
+    assert '<span class="n" data-flag="conflict">1</span>' in counts
     assert viewer.get("/units?mode=prefix&q=LY").text.count('href="/unit?') == 5
     assert viewer.get("/units?mode=range&q=LX-3&to=LX-5").text.count('href="/unit?') == 3
     passport = viewer.get("/unit?product=LAP&serial=LX-1").text

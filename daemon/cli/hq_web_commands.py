@@ -1,7 +1,7 @@
 """`posd hq web` and `posd hq user`: the HQ dashboard and the people who use it.
 
 posd hq --db /var/lib/posd/hq.db user add olga --role manager
-posd hq --db /var/lib/posd/hq.db web --listen 127.0.0.1:8080
+posd hq --db /var/lib/posd/hq.db web --listen 127.0.0.1:8080 --timezone Europe/Berlin
 posd hq web --pg "host=db dbname=posd" --listen 0.0.0.0:8443 --tls-cert hq.pem --tls-key hq.key
 """
 
@@ -119,6 +119,18 @@ def parse_listen(text: str) -> tuple[str, int]:
     show_default=True,
     help="Seconds between looks at HQ's database for new events (live counts).",
 )
+@click.option(
+    "--timezone",
+    envvar="POSD_HQ_TIMEZONE",
+    help="The store's time zone for every time shown, e.g. Europe/Berlin"
+    " (or POSD_HQ_TIMEZONE; default: the system's).",
+)
+@click.option(
+    "--broker",
+    envvar="POSD_HQ_BROKER",
+    help="The broker URL `posd hq run` uses (or POSD_HQ_BROKER), so the dashboard can"
+    " warn when it is plain mqtt:// on the network.",
+)
 def web(
     db: Path | None,
     pg: str | None,
@@ -126,16 +138,29 @@ def web(
     tls_cert: Path | None,
     tls_key: Path | None,
     poll: float,
+    timezone: str | None,
+    broker: str | None,
 ) -> None:
     import ssl
 
     from aiohttp import web as aioweb
+    from pydantic import ValidationError
 
+    from daemon.config.hq import DashboardConfig
     from daemon.hq.web import WebSettings, create_app
 
     host, port = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("HTTPS needs both --tls-cert and --tls-key")
+    try:
+        config = DashboardConfig(
+            timezone=timezone, listen_host=host, https=tls_cert is not None, broker=broker
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.BadParameter(
+            str(first["msg"]).removeprefix("Value error, "), param_hint="--timezone"
+        ) from None
     context = None
     if tls_cert is not None and tls_key is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -145,7 +170,16 @@ def web(
     click.echo(f"HQ dashboard on {scheme}://{listen}/ ({source.describe()})", err=True)
     try:
         aioweb.run_app(
-            create_app(source, WebSettings(poll_s=poll)),
+            create_app(
+                source,
+                WebSettings(
+                    poll_s=poll,
+                    zone=config.zone(),
+                    listen=config.listen_host,
+                    https=config.https,
+                    broker=config.broker,
+                ),
+            ),
             host=host,
             port=port,
             ssl_context=context,

@@ -1,6 +1,7 @@
 """HQ's settings: which broker, which shared-subscription group, and how it paces itself.
 
     config = HqConfig(broker=BrokerConfig(url="mqtts://mqtt.example.com:8883"))
+    dashboard = DashboardConfig(timezone="Europe/Berlin")
 
 Several HQ processes with one `share_group` split the terminals' events between them
 (an MQTT shared subscription, `$share/<group>/…`), so the group is an id: one topic level.
@@ -8,7 +9,12 @@ Several HQ processes with one `share_group` split the terminals' events between 
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import tzinfo
+from difflib import get_close_matches
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, Field
 
 from daemon.config.base import Section
 from daemon.config.replication import BrokerConfig
@@ -48,3 +54,36 @@ class HqConfig(Section):
     @property
     def node(self) -> str:
         return self.broker.client_id or "posd-hq"
+
+
+def _known_zone(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        near = get_close_matches(name, sorted(available_timezones()), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else "; e.g. Europe/Berlin"
+        raise ValueError(f"{name!r} is not a time zone this machine knows{hint}") from None
+    return name
+
+
+class DashboardConfig(Section):
+    """The HQ dashboard: where it is served, and the store's clock."""
+
+    timezone: Annotated[str | None, AfterValidator(_known_zone)] = Field(
+        default=None,
+        description=(
+            "The store's time zone (an IANA name, e.g. Europe/Berlin): every time on the"
+            " dashboard is shown in it. Default: the system's."
+        ),
+    )
+    listen_host: str = Field(default="127.0.0.1", description="Address the dashboard serves on")
+    https: bool = Field(default=False, description="Served with TLS (a certificate and key)")
+    broker: str | None = Field(
+        default=None, description="HQ's broker URL, so the dashboard can warn when it is plain"
+    )
+
+    def zone(self) -> tzinfo | None:
+        """The store's zone; None is the system's."""
+        return ZoneInfo(self.timezone) if self.timezone else None

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from daemon.config.hq import HqConfig
 from daemon.hq.backend import Backend
 from daemon.hq.central import Central
+from daemon.hq.exposure import plain_on_network
 from daemon.hq.session import IngestReport
 from daemon.ledger.store import iso, utc_now
 from daemon.replication import protocol as p
@@ -101,6 +102,8 @@ class HqNode(LinkHandler):
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set, then say offline and disconnect."""
+        for warning in plain_on_network(listen=None, https=False, broker=self.config.broker.url):
+            log.warning("HQ: %s", warning)
         try:
             while not stop.is_set():
                 self.step()

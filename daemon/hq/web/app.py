@@ -17,6 +17,12 @@ Pages (GET; every one needs a signed-in user):
     /analytics             the analytics tables with charts
     /login                 the sign-in form (open to anyone)
 
+Every time is shown in the store's zone (`WebSettings.zone`, from `posd hq web
+--timezone`; the system's by default) in one format, "23 Nov 2026 10:00", through the
+`when` filter; money, rates and counts through `present.Presenter`. Served without TLS
+on a non-loopback address, or with HQ's broker plain `mqtt://` on the network, every
+page and the log say so.
+
 Changes (POST, a manager's, with the session's CSRF token):
 
     /conflicts/resolve     settle a conflict: an HQ event naming the manager
@@ -26,6 +32,7 @@ Changes (POST, a manager's, with the session's CSRF token):
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jinja2
@@ -34,12 +41,16 @@ from aiohttp import web
 from daemon.hq.web import auth, views_analytics, views_ops, views_recalls, views_units
 from daemon.hq.web.db import HqDatabase, HqSource
 from daemon.hq.web.live import LIVE, LiveCounts, end_streams, stream
+from daemon.hq.web.present import Presenter, label, number, percent, words
 from daemon.hq.web.state import DASHBOARD, Dashboard, WebSettings
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
-def templates() -> jinja2.Environment:
+def templates(say: Presenter | None = None) -> jinja2.Environment:
+    """The pages' templates, saying times in `say`'s zone (the system's by default)."""
+    say = say or Presenter()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -47,7 +58,12 @@ def templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["state_label"] = lambda value: str(value).replace("_", " ")
+    env.filters["state_label"] = words
+    env.filters["when"] = say.when
+    env.filters["number"] = number
+    env.filters["percent"] = percent
+    env.filters["label"] = label
+    env.globals["say"] = say
     return env
 
 
@@ -56,7 +72,9 @@ def create_app(source: HqSource, settings: WebSettings | None = None) -> web.App
     application starts and closes it when it stops."""
     settings = settings or WebSettings()
     db = HqDatabase(source)
-    dash = Dashboard(db, settings, templates())
+    dash = Dashboard(db, settings, templates(Presenter(settings.zone)))
+    for warning in dash.warnings:
+        log.warning("HQ dashboard: %s", warning)
     live = LiveCounts(dash)
     app = web.Application(middlewares=[auth.security_headers, auth.sessions])
     app[DASHBOARD] = dash

@@ -8,7 +8,7 @@ moves, each open page gets its counts again (read from the kept counts, never
 from a scan of the units) as a server-sent event:
 
     event: counts
-    data: {"html": "<section>...</section>", "conflicts": 1, "at": "..."}
+    data: {"html": "<section>...</section>", "conflicts": 1, "at": "...", "shown_at": "..."}
 
 A change made from the dashboard itself wakes the watcher at once.
 """
@@ -149,7 +149,10 @@ async def _send(
     html = dash.env.get_template("_counts_live.html").render(view=view)
     figures = json.dumps({"html": html, "conflicts": conflicts})
     if figures != last:
-        data = json.dumps({"html": html, "conflicts": conflicts, "at": iso(utc_now())})
+        at = iso(utc_now())
+        # The time the page shows, in the store's zone as every time on the dashboard.
+        shown = dash.env.filters["when"](at)
+        data = json.dumps({"html": html, "conflicts": conflicts, "at": at, "shown_at": shown})
         await response.write(f"event: counts\ndata: {data}\n\n".encode())
     return figures
 

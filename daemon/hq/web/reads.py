@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.ledger.events import EventBody
-from daemon.ledger.kinds import Kind
+from daemon.ledger.kinds import Kind, not_receipt
 from daemon.ledger.queries import counts
 from daemon.ledger.reader import ReadStore, placeholders
-from daemon.rules.units import State
+from daemon.rules.serials import serial_key
+from daemon.rules.units import Flag, State
 
 STATE_ORDER = tuple(state.value for state in State)
 
@@ -36,6 +37,8 @@ class PivotRow:
     key: str
     cells: dict[str, int]
     total: int
+    flagged: int = 0  # of `total`, units with a flag (stolen, recalled, ...)
+    flags: dict[str, int] = field(default_factory=dict)  # units per flag
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class CountsView:
     totals: dict[str, int]
     total: int
     pivots: list[Pivot] = field(default_factory=list)
+    flagged: dict[str, int] = field(default_factory=dict)  # units per flag, of `total`
+    flagged_total: int = 0  # units with any flag
 
 
 def dashboard_counts(store: ReadStore, filters: CountFilter, *, limit: int = 200) -> CountsView:
@@ -69,23 +74,107 @@ def dashboard_counts(store: ReadStore, filters: CountFilter, *, limit: int = 200
     }
     pivots = []
     totals: dict[str, int] = {}
+    marked = flagged_units(store, filters)
     for key, title in (("product", "By product"), ("branch", "By branch"), ("prefix", "By prefix")):
         rows = counts(store, by=(key, "state"), **args)
-        pivots.append(_pivot(key, title, rows, limit))
+        pivots.append(_pivot(key, title, rows, limit, marked))
         if key == "product":
             for row in rows:
                 totals[row["state"]] = totals.get(row["state"], 0) + int(row["units"])
     states = _ordered(totals)
     pivots = [Pivot(p.key, p.title, states, p.rows, p.shown, p.of) for p in pivots]
-    return CountsView(filters, states, {s: totals[s] for s in states}, sum(totals.values()), pivots)
+    per_flag: dict[str, int] = {}
+    for unit in marked:
+        for flag in unit.flags:
+            per_flag[flag] = per_flag.get(flag, 0) + 1
+    flag_order = [f.value for f in Flag]
+    return CountsView(
+        filters,
+        states,
+        {s: totals[s] for s in states},
+        sum(totals.values()),
+        pivots,
+        dict(sorted(per_flag.items(), key=lambda kv: (_rank(flag_order, kv[0]), kv[0]))),
+        len(marked),
+    )
 
 
-def _pivot(key: str, title: str, rows: list[dict[str, Any]], limit: int) -> Pivot:
+@dataclass(frozen=True)
+class FlaggedUnit:
+    product: str
+    branch: str
+    prefix: str  # its serial key's counted prefix, as the counts table groups it
+    flags: tuple[str, ...]
+
+    def key(self, by: str) -> str:
+        return {"product": self.product, "branch": self.branch, "prefix": self.prefix}[by]
+
+
+def flagged_units(store: ReadStore, filters: CountFilter) -> list[FlaggedUnit]:
+    """Units with a flag (stolen, recalled, in conflict, on hold) the filters cover.
+
+    A unit gets a flag only through a flag event, so this reads the few flag events
+    (through the `events_kind` index) and their units, never a scan of every unit."""
+    where = [
+        "u.flags <> ''",
+        f"u.id IN (SELECT e.unit_id FROM events e WHERE e.kind = ? AND {not_receipt('e.kind')})",
+    ]
+    params: list[Any] = [Kind.FLAG]
+    if filters.prefix:
+        key = serial_key(filters.prefix)
+        where.append("u.serial_key >= ? AND u.serial_key < ?")
+        params += [key, key + "\U0010ffff"]
+    if filters.product:
+        where.append("p.code = ?")
+        params.append(filters.product)
+    if filters.branch:
+        where.append("u.branch = ?")
+        params.append(filters.branch)
+    rows = store.db.execute(
+        "SELECT p.code, u.branch, u.serial_key, u.flags FROM units u"
+        " JOIN products p ON p.id = u.product_id WHERE " + " AND ".join(where),
+        params,
+    ).fetchall()
+    length = store.prefix_length
+    # A filter longer than the counted prefix is the one prefix the counts show.
+    whole = serial_key(filters.prefix) if filters.prefix else ""
+    return [
+        FlaggedUnit(
+            str(r[0]),
+            str(r[1]),
+            whole if len(whole) > length else str(r[2])[:length],
+            tuple(f for f in str(r[3]).split(",") if f),
+        )
+        for r in rows
+    ]
+
+
+def _rank(order: list[str], value: str) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def _pivot(
+    key: str,
+    title: str,
+    rows: list[dict[str, Any]],
+    limit: int,
+    marked: list[FlaggedUnit] | None = None,
+) -> Pivot:
     table: dict[str, dict[str, int]] = {}
     for row in rows:
         cells = table.setdefault(str(row[key]), {})
         cells[row["state"]] = cells.get(row["state"], 0) + int(row["units"])
-    found = [PivotRow(k, cells, sum(cells.values())) for k, cells in table.items()]
+    flagged: dict[str, int] = {}
+    flags: dict[str, dict[str, int]] = {}
+    for unit in marked or []:
+        flagged[unit.key(key)] = flagged.get(unit.key(key), 0) + 1
+        per = flags.setdefault(unit.key(key), {})
+        for flag in unit.flags:
+            per[flag] = per.get(flag, 0) + 1
+    found = [
+        PivotRow(k, cells, sum(cells.values()), flagged.get(k, 0), flags.get(k, {}))
+        for k, cells in table.items()
+    ]
     if len(found) > limit:
         found.sort(key=lambda r: -r.total)
     kept = sorted(found[:limit], key=lambda r: r.key)

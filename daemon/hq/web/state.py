@@ -10,11 +10,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
+from daemon.hq.exposure import plain_on_network
 from daemon.hq.users import hash_password
 from daemon.hq.web.db import HqDatabase
 from daemon.hq.web.reads import open_conflict_count
@@ -34,6 +36,11 @@ class WebSettings:
     login_window_s: float = 900.0
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    zone: tzinfo | None = None  # the store's time zone for every time shown; None: the system's
+    # Where it is served and which broker HQ uses, to warn when either is in the clear.
+    listen: str | None = None
+    https: bool = False
+    broker: str | None = None
 
 
 class Dashboard:
@@ -41,6 +48,9 @@ class Dashboard:
         self.db = db
         self.settings = settings
         self.env = env
+        self.warnings = plain_on_network(
+            listen=settings.listen, https=settings.https, broker=settings.broker
+        )
         self.throttle = LoginThrottle(
             settings.login_attempts,
             4 * settings.login_attempts,
@@ -91,6 +101,7 @@ def render(
         csrf=session.csrf if session else "",
         flash=request.get(FLASH),
         path=request.path,
+        warnings=dash.warnings,
         **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)

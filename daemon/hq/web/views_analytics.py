@@ -22,9 +22,14 @@ TOP_BARS = 20
 DAYS_SHOWN = 60
 
 
+# Engineering figures (milliseconds to find a history) are not a manager's: the
+# terminals page shows them, and the download is still offered.
+ENGINEERING = frozenset({"time-to-locate"})
+
+
 def _reports() -> dict[str, Callable[[ReadStore], Table]]:
     found = dict(REPORTS)
-    # A light sample on a page; `posd report time-to-locate` takes the full one.
+    # A light sample; `posd report time-to-locate` takes the full one.
     found["time-to-locate"] = lambda store: time_to_locate(store, samples=50)
     found["count-accuracy"] = accuracy_by_branch
     return found
@@ -88,7 +93,7 @@ def chart_for(name: str, table: Table) -> Markup:
 
 async def analytics_page(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    reports = _reports()
+    reports = {k: v for k, v in _reports().items() if k not in ENGINEERING}
 
     def read(store: ReadStore) -> list[tuple[str, Table]]:
         return [(name, make(store)) for name, make in reports.items()]

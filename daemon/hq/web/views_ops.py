@@ -12,7 +12,11 @@ from daemon.hq.web.auth import redirect_with, require_manager
 from daemon.hq.web.live import LIVE
 from daemon.hq.web.reads import conflicts, open_problems, terminals
 from daemon.hq.web.state import DASHBOARD, Flash, page
+from daemon.ledger.analytics import time_to_locate
 from daemon.ledger.reader import ReadStore
+
+# A light sample on a page; `posd report time-to-locate` takes the full one.
+LOCATE_SAMPLES = 50
 
 
 async def conflicts_page(request: web.Request) -> web.Response:
@@ -26,14 +30,21 @@ async def conflicts_page(request: web.Request) -> web.Response:
 
 
 async def resolve(request: web.Request) -> web.Response:
-    """POST /conflicts/resolve: product, serial, keep (an event id, or empty), note."""
+    """POST /conflicts/resolve: product, serial, keep (the event whose outcome stands), note."""
     user = require_manager(request, "resolving a conflict")
     dash = request.app[DASHBOARD]
     form = await request.post()
     product = str(form.get("product") or "")
     serial = str(form.get("serial") or "")
-    keep = str(form.get("keep") or "") or None
+    keep = str(form.get("keep") or "")
     note = str(form.get("note") or "")
+    if not keep:
+        # The form offers the conflicting events' outcomes; nothing is chosen for the manager.
+        await redirect_with(
+            request,
+            Flash(False, f'{product} serial "{serial}": choose which outcome stands'),
+            "/conflicts",
+        )
     try:
         done = await dash.db.write(
             lambda central: actions.resolve(
@@ -49,10 +60,15 @@ async def resolve(request: web.Request) -> web.Response:
 
 
 async def terminals_page(request: web.Request) -> web.Response:
+    """The engineers' page: replication health, and how fast HQ finds a history."""
     dash = request.app[DASHBOARD]
 
-    def read(store: ReadStore) -> tuple[Any, Any]:
-        return terminals(store), open_problems(store)
+    def read(store: ReadStore) -> tuple[Any, Any, Any]:
+        return (
+            terminals(store),
+            open_problems(store),
+            time_to_locate(store, samples=LOCATE_SAMPLES),
+        )
 
-    rows, problems = await dash.db.read(read)
-    return await page(request, "terminals.html", terminals=rows, problems=problems)
+    rows, problems, locate = await dash.db.read(read)
+    return await page(request, "terminals.html", terminals=rows, problems=problems, locate=locate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -110,4 +111,20 @@ async def unit_page(request: web.Request) -> web.Response:
             message=f'HQ has no unit {product or "(no product)"} serial "{serial}";'
             " check the product and the serial, or search by prefix",
         )
-    return await page(request, "unit.html", passport=found, unit=found.unit)
+    return await page(request, "unit.html", passport=in_time_order(found), unit=found.unit)
+
+
+def in_time_order(found: Passport) -> Passport:
+    """The history as it happened, across terminals: HQ stores each terminal's events
+    as they arrive (one offline for a day sends its day late), so its order is not
+    the order things happened in. Events at one moment keep HQ's order."""
+    return Passport(found.unit, sorted(found.events, key=lambda e: event_time(e.at)))
+
+
+def event_time(at: str) -> datetime:
+    """When an event happened; a time HQ cannot read sorts first, as stored."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

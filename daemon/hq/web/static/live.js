@@ -16,7 +16,7 @@
       badge.textContent = String(data.conflicts);
       badge.classList.toggle("hidden", data.conflicts === 0);
     }
-    status.textContent = "live · updated " + new Date(data.at).toLocaleTimeString();
+    status.textContent = "live · updated " + data.shown_at;
     status.classList.add("on");
   });
   source.addEventListener("error", function () {
