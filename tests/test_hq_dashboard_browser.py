@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,7 +267,16 @@ def test_a_viewer_has_no_resolve_or_recall_and_a_forged_post_is_refused(
 
 # -- the pages as a store manager sees them, photographed for the docs --------------------
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the pages' pictures go: `$POSD_DASHBOARD_ARTIFACTS` when set (point it at
+    docs/dashboard to refresh the pictures kept there), else the session's temporary folder,
+    so a test run never changes the checkout."""
+    named = os.environ.get("POSD_DASHBOARD_ARTIFACTS")
+    folder = Path(named) if named else tmp_path_factory.mktemp("dashboard")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -282,12 +292,11 @@ def store_site(tmp_path: Path, browser: Any) -> Iterator[str]:
     found.close()
 
 
-def photograph(browser: Any, name: str) -> Path:
-    """The whole page, however long, as docs/dashboard/<name>.png."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+def photograph(browser: Any, name: str, shots: Path) -> Path:
+    """The whole page, however long, as <shots>/<name>.png."""
     height = int(browser.execute_script("return document.documentElement.scrollHeight"))
     browser.set_window_size(1400, max(600, min(height + 160, 5000)))
-    path = SHOTS / f"{name}.png"
+    path = shots / f"{name}.png"
     browser.save_screenshot(str(path))
     browser.set_window_size(1400, 1000)
     return path
@@ -295,15 +304,15 @@ def photograph(browser: Any, name: str) -> Path:
 
 @pytest.mark.slow
 def test_each_page_reads_as_a_manager_expects_and_is_photographed(
-    browser: Any, store_site: str
+    browser: Any, store_site: str, shots: Path
 ) -> None:
     browser.get(store_site + "/login")
     warning = find(browser, "p.insecure").text
     assert "served without TLS on 0.0.0.0" in warning  # before anyone signs in
-    photograph(browser, "login")
+    photograph(browser, "login", shots)
     signed_in(browser, store_site, MANAGER)
     assert "without TLS" in find(browser, "p.insecure").text
-    shots = {
+    pages = {
         "counts": "/counts",
         "search": "/units?mode=prefix&q=LX",
         "passport-override": "/unit?product=LAP&serial=LX-3",
@@ -314,11 +323,11 @@ def test_each_page_reads_as_a_manager_expects_and_is_photographed(
         "recall": "/recall?notice=RC-1",
         "analytics": "/analytics",
     }
-    for name, path in shots.items():
+    for name, path in pages.items():
         browser.get(store_site + path)
         wait(browser).until(lambda b: find_all(b, "footer.zone"))
         browser.execute_script("document.querySelectorAll('details').forEach(d => d.open = true)")
-        assert photograph(browser, name).stat().st_size > 10_000
+        assert photograph(browser, name, shots).stat().st_size > 10_000
     browser.get(store_site + "/counts")
     # Live figures replace the elements they are in: read them through the wait.
     wait(browser).until(lambda b: find(b, "#total-units").text == "1,215")
