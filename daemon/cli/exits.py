@@ -1,0 +1,37 @@
+"""What `posd` exits with, in one place (the README's table is checked against it).
+
+A script can tell the cases apart without reading the message: 1 the ledger (or HQ,
+or a check) said no, 2 the command line itself was wrong, 66 the ledger or file named
+is not there, 78 a configuration cannot be used. With `--json`, every failure is also
+one JSON object on standard output: `{"ok": false, "error": {"code": …, "message": …}}`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from daemon.errors import PosdError
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    REFUSED = 1  # refused, or a check found a fault (audit verify, doctor FAIL)
+    USAGE = 2  # an unknown command or option, a missing or bad value
+    NO_INPUT = 66  # sysexits EX_NOINPUT: no ledger or input file at the path given
+    INTERNAL = 70  # sysexits EX_SOFTWARE: a fault in posd itself (please report it)
+    CONFIG = 78  # sysexits EX_CONFIG: a configuration cannot be used
+
+
+class NotFoundError(PosdError, LookupError):
+    """The thing asked for (a unit, an event) is not in the ledger."""
+
+
+class InputMissingError(PosdError, FileNotFoundError):
+    """A file the command was given is not there."""
+
+    exit_status = ExitStatus.NO_INPUT
+
+
+def error_body(code: str, message: str) -> dict[str, object]:
+    """The JSON every failing `posd … --json` prints (besides any details)."""
+    return {"ok": False, "error": {"code": code, "message": message}}
