@@ -9,8 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.cli import build
-from daemon.cli import common
+from daemon.cli import build, common
 from daemon.cli.exits import ExitStatus
 
 
