@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from daemon.cli.exits import config_failure, error_body
 from daemon.cli.run_commands import EX_CONFIG, config_option
 
 
@@ -204,7 +205,9 @@ def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
 
 def _refused(problems: list[str], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+        message = "this terminal would not start with these answers: " + "; ".join(problems)
+        payload = error_body("ProvisionError", message) | {"problems": problems}
+        click.echo(json.dumps(payload, indent=2))
         return
     click.echo("refused: this terminal would not start with these answers:", err=True)
     for problem in problems:
@@ -242,7 +245,7 @@ def doctor(
         config = load_config(config_path)
     except ConfigFileError as error:
         if as_json:
-            click.echo(json.dumps({"ok": False, "file": config_path, "problems": error.problems}))
+            click.echo(json.dumps(config_failure(config_path, error.problems)))
         else:
             _refused_config(error.source, error.problems)
         sys.exit(EX_CONFIG)

@@ -35,3 +35,9 @@ class InputMissingError(PosdError, FileNotFoundError):
 def error_body(code: str, message: str) -> dict[str, object]:
     """The JSON every failing `posd … --json` prints (besides any details)."""
     return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def config_failure(path: str, problems: list[str]) -> dict[str, object]:
+    """A configuration file that cannot be used, as JSON (`posd config check`, `doctor`)."""
+    message = f"{path}: the configuration cannot be used: " + "; ".join(problems)
+    return error_body("ConfigFileError", message) | {"file": path, "problems": problems}

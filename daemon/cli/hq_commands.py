@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from daemon.cli.common import actor_option, emit, json_option, to_jsonable
+from daemon.cli.exits import error_body
 
 if TYPE_CHECKING:
     from daemon.hq.central import Central
@@ -86,7 +87,8 @@ def refusals(func: F) -> F:
             return func(*args, **kwargs)
         except HqRefusal as exc:
             if kwargs.get("as_json"):
-                click.echo(json.dumps({"ok": False, "message": str(exc)}, indent=2))
+                payload = error_body("HqRefusal", str(exc)) | {"message": str(exc)}
+                click.echo(json.dumps(payload, indent=2))
             else:
                 click.echo(f"refused: {exc}", err=True)
             raise SystemExit(1) from None

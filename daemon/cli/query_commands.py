@@ -7,7 +7,7 @@ import sys
 import click
 
 from daemon.cli.common import emit, json_option, opened_ledger
-from daemon.cli.exits import NotFoundError
+from daemon.cli.exits import NotFoundError, error_body
 from daemon.cli.output import Format, chosen_format, emit_rows, format_options
 from daemon.ledger.audit import verify_chain, verify_projection
 from daemon.ledger.queries import counts, passport, search, short_event_id
@@ -197,7 +197,8 @@ def audit_verify(replay: bool, as_json: bool) -> None:
         emit(as_json, payload, text)
         return
     if as_json:
-        emit(True, payload | {"ok": False}, "")
+        message = f"the ledger was changed behind posd's back: {finding.message}"
+        emit(True, payload | error_body("LedgerTampered", message), "")
     else:
         where = f" (event {finding.event})" if finding.event else ""
         click.echo(f"LEDGER TAMPERED: {finding.message}{where}", err=True)
