@@ -238,8 +238,8 @@ def doctor(
     # A handler before the drivers are imported: python-escpos otherwise sets up its own
     # and prints its notes into the report.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from daemon.doctor.checkup import render, render_json, run_doctor
-    from daemon.doctor.findings import Context, DoctorOptions
+    from daemon.doctor.checkup import render, run_doctor
+    from daemon.doctor.findings import Context, DoctorOptions, Status
 
     try:
         config = load_config(config_path)
@@ -256,7 +256,14 @@ def doctor(
     # Only the report on standard output (python-escpos prints notes of its own).
     with contextlib.redirect_stdout(sys.stderr):
         report = run_doctor(context)
-    click.echo(render_json(report) if as_json else render(report, config_path))
+    if as_json:
+        payload = report.as_dict()
+        if report.broken:
+            failed = [f"{f.check} ({f.detail})" for f in report.findings if f.status is Status.FAIL]
+            payload |= error_body("doctor_fail", "checks failed: " + ", ".join(failed))
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(render(report, config_path))
     sys.exit(report.exit_status)
 
 

@@ -251,6 +251,8 @@ def status(as_json: bool) -> None:
         lines.append(f"  branch {b['branch']} feed: {b['head']} entries, {b['published']} sent")
     lines.append(f"  open conflicts: {len(found['conflicts'])}")
     lines += [_problem_line(p) for p in found["problems"]]
+    if not found["ok"]:
+        found |= error_body("needs_attention", lines[0])
     emit(as_json, found, "\n".join(lines))
     if not found["ok"]:
         raise SystemExit(1)
@@ -378,7 +380,10 @@ def verify(as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                to_jsonable({"ok": found.ok, "events": found.events, "finding": found.finding}),
+                to_jsonable(
+                    {"ok": found.ok, "events": found.events, "finding": found.finding}
+                    | ({} if found.ok else error_body("HqTampered", text))
+                ),
                 indent=2,
             )
         )
