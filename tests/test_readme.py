@@ -26,6 +26,7 @@ NOT_RUN = [
     "python3 bootstrap.py lane",
     "posd demo --screen",
     "python3 systemd/build_deb.py",
+    "python3 -m venv venv && venv/bin/pip install -c constraints.txt .",
     "posd hq --db /var/lib/posd/hq.db run --broker mqtts://mqtt.example.com:8883",
     "posd hq --db hq.db web --listen 127.0.0.1:8080",
     "POSD_HIL_SCANNER=/dev/input/by-id/usb-…-event-kbd POSD_HIL_LAYOUT=de \\",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from daemon.cli.exits import ExitStatus, error_body
+from daemon.cli.exits import ExitStatus, error_body, part_missing
 from daemon.errors import PosdError
 from daemon.ledger import Ledger, LedgerNotFound, Outcome, Refusal
 
@@ -81,6 +81,12 @@ class PosdGroup(click.Group):
         except PosdError as error:
             report_error(error, self._as_json(ctx))
             sys.exit(error.exit_status)
+        except ModuleNotFoundError as missing:
+            part = part_missing(missing)
+            if part is None:
+                raise
+            report_error(part, self._as_json(ctx))
+            sys.exit(part.exit_status)
 
     def _as_json(self, ctx: click.Context) -> bool:
         return self.json_requested or bool(ctx.meta.get(JSON_META))
