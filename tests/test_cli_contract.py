@@ -96,6 +96,7 @@ def assert_json_contract(result: Result, args: list[str]) -> dict[str, object]:
         result.exc_info,
     )
     assert result.exit_code in {s.value for s in ExitStatus}, (args, result.exit_code)
+    assert result.exit_code != ExitStatus.INTERNAL, (args, result.stdout)  # a fault in posd
     try:
         payload = json.loads(result.stdout)
     except ValueError:
@@ -163,7 +164,12 @@ FUZZED = [(n, c) for n, c in COMMANDS if n not in LONG_RUNNING]
 _WORDS = st.sampled_from(
     ["LAP", "A-1", "A-2", "LAP/A-1", "INV-1", "PO-1", "B1", "0", "-1", "1e9", "12.50", "x" * 70]
 )
-_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12)
+# A command line never holds a NUL (execve's arguments are C strings).
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    min_size=0,
+    max_size=12,
+)
 
 
 @st.composite
@@ -189,3 +195,21 @@ def test_any_command_line_with_json_keeps_the_contract(
     args: list[str], stocked: tuple[Path, Path]
 ) -> None:
     assert_json_contract(posd(args, *stocked), args)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(args=command_lines())
+def test_any_command_line_in_text_exits_from_the_table_without_a_traceback(
+    args: list[str], stocked: tuple[Path, Path]
+) -> None:
+    args = args[:-1]  # without --json
+    result = posd(args, *stocked)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        result.exc_info,
+    )
+    assert result.exit_code in {s.value for s in ExitStatus}, (args, result.exit_code)
+    assert "Traceback" not in result.output

@@ -65,7 +65,7 @@ def unit(serial: str, product_code: str | None) -> None:
         )
         rows.append(e.__dict__ | {"short_id": short_event_id(e.uuid)})
     if chosen_format() is Format.JSON:
-        emit_rows("events", (), [], "", extra={"passport": card.as_dict()})
+        emit(True, {"passport": card.as_dict()}, "")
         return
     emit_rows("events", _EVENT_COLUMNS, rows, "\n".join(lines))
 
