@@ -42,6 +42,8 @@ def test_search_filters_by_state_as_its_output_names_it(posd: Posd) -> None:
     assert [(r["serial"], r["state"]) for r in rows] == [("LX-2", "sold")]
     assert "No such option '--status'" in posd("search", "--status", "sold", status=2).output
     assert "'in-stock' is not one of" in posd("search", "--state", "in-stock", status=2).output
+    sold = json.loads(posd("counts", "--by", "state", "--state", "sold", "--json").stdout)
+    assert sold["counts"] == [{"state": "sold", "units": 1}]
 
 
 def test_a_result_cut_at_its_limit_says_so(posd: Posd) -> None:
