@@ -70,6 +70,8 @@ class PosdGroup(click.Group):
             )
             print_failure("internal", message, as_json=True)
             sys.exit(ExitStatus.INTERNAL)
+        finally:
+            self.json_requested = False
         sys.exit(outcome if isinstance(outcome, int) else ExitStatus.OK)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -132,7 +134,8 @@ def main_group() -> click.Group:
         envvar="POSD_DB",
         default=DEFAULT_DB,
         show_default=True,
-        help="The ledger file (or set POSD_DB).",
+        help="The ledger file, for this command; `export POSD_DB=FILE` names it for every"
+        " later one.",
     )
     @click.version_option(package_name="posd")
     @click.pass_context
