@@ -95,6 +95,7 @@ def test_the_passport_shows_terminal_seq_and_an_id_correct_takes(posd: Posd) -> 
     assert found, text
     passport = json.loads(posd("unit", "LX-3", "--json").stdout)["passport"]
     full = passport["events"][-1]["uuid"]
+    assert passport["events"][-1]["short_id"] == found[2]
     assert full.replace("-", "").endswith(found[2]) and passport["events"][-1]["seq"] == int(
         found[1]
     )

@@ -65,7 +65,9 @@ def unit(serial: str, product_code: str | None) -> None:
         )
         rows.append(e.__dict__ | {"short_id": short_event_id(e.uuid)})
     if chosen_format() is Format.JSON:
-        emit(True, {"passport": card.as_dict()}, "")
+        whole = card.as_dict()
+        whole["events"] = [e | {"short_id": short_event_id(e["uuid"])} for e in whole["events"]]
+        emit(True, {"passport": whole}, "")
         return
     emit_rows("events", _EVENT_COLUMNS, rows, "\n".join(lines))
 
