@@ -125,6 +125,7 @@ def test_the_readme_runs_top_to_bottom_in_a_fresh_directory(tmp_path: Path) -> N
     out = result.stdout
     # What the README says each step shows.
     assert "the lane did everything the story expects" in out  # posd demo
+    assert "barcode renderer" not in out + result.stderr  # python-escpos's notes stay out
     assert "(the first 2 units; more match" in out  # --limit says the result is cut
     assert re.search(r"T-001:\d+ [0-9a-f]{8} ", out), "the passport shows terminal:seq and id"
     assert re.search(r"LAP-X1 +LX-5 +in_stock", out), "the search finds the unit in stock"
