@@ -214,3 +214,11 @@ def test_any_command_line_in_text_exits_from_the_table_without_a_traceback(
     )
     assert result.exit_code in {s.value for s in ExitStatus}, (args, result.exit_code)
     assert "Traceback" not in result.output
+
+
+def test_a_postgresql_dsn_that_is_not_one_is_a_message(stocked: tuple[Path, Path]) -> None:
+    args = ["hq", "user", "list", "--pg", "0", "--json"]
+    result = posd(args, *stocked)
+    payload = assert_json_contract(result, args)
+    assert result.exit_code == ExitStatus.REFUSED
+    assert 'missing "=" after "0"' in payload["error"]["message"]  # type: ignore[index]
