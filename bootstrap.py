@@ -5,7 +5,8 @@
 
 Standard library only: this runs before the virtualenv exists. It installs the
 Debian packages posd needs when they are missing, creates `.venv` from
-`pyproject.toml` (again only when `pyproject.toml` changed), then hands over.
+`pyproject.toml` at the versions `constraints.txt` pins (again only when either
+changed), then hands over.
 """
 
 from __future__ import annotations
@@ -85,8 +86,13 @@ def install_debian_packages() -> None:
     )
 
 
+CONSTRAINTS = ROOT / "constraints.txt"  # the exact versions; pyproject.toml has ranges
+
+
 def _project_fingerprint() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    return hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + CONSTRAINTS.read_bytes()
+    ).hexdigest()
 
 
 def ensure_virtualenv() -> Path:
@@ -96,9 +102,9 @@ def ensure_virtualenv() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     fingerprint = _project_fingerprint()
     if not STAMP.exists() or STAMP.read_text() != fingerprint:
-        _say("installing posd and its pinned dependencies")
+        _say("installing posd and its pinned dependencies (constraints.txt)")
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"],
+            [python, "-m", "pip", "install", "-q", "-c", CONSTRAINTS, "-e", f"{ROOT}[hq,test]"],
             check=True,
         )
         STAMP.write_text(fingerprint)

@@ -100,8 +100,9 @@ def _python_version(python: Path) -> tuple[int, int]:
 
 
 def build_virtualenv(stage: Path, python: Path, extra: list[str]) -> None:
-    """posd, its pinned dependencies and `extra` requirements (e.g. `lgpio` for a Pi's
-    pins) in `stage`/opt/posd/.venv, paths as installed."""
+    """posd (a terminal's part: no `[hq]`), its dependencies at the versions
+    `constraints.txt` pins, and `extra` requirements (e.g. `lgpio` for a Pi's pins) in
+    `stage`/opt/posd/.venv, paths as installed."""
     venv = stage / VENV.relative_to("/")
     source = Path(tempfile.mkdtemp(prefix="posd-source-"))
     try:
@@ -112,7 +113,7 @@ def build_virtualenv(stage: Path, python: Path, extra: list[str]) -> None:
         pip: list[str | Path] = [venv / "bin/python", "-m", "pip"]
         _run(
             *pip, "install", "-q", "--no-compile", "--no-warn-script-location",
-            source / "posd", *extra,
+            "-c", CHECKOUT / "constraints.txt", source / "posd", *extra,
         )  # fmt: skip
         # pip and setuptools only served the build: the terminal never installs into it.
         _run(*pip, "uninstall", "-q", "-y", "pip", "setuptools")

@@ -9,7 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.cli import build
+from daemon.cli import build, common
+from daemon.cli.exits import ExitStatus
 
 
 def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -196,12 +197,40 @@ def test_import_reports_bad_rows_with_line_numbers(posd: Posd, tmp_path: Path) -
 def test_missing_ledger_says_how_to_create_one(tmp_path: Path) -> None:
     path = str(tmp_path / "none.db")
     result = CliRunner().invoke(build(), ["--db", path, "unit", "X"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitStatus.NO_INPUT
     assert "no ledger at" in result.output
-    hint = result.output.split("`")[1]  # the command it suggests, which must work
-    assert hint == f"posd --db {path} init"
-    created = CliRunner().invoke(build(), [*hint.split()[1:], "--terminal", "T1", "--branch", "B1"])
+    hint = result.output.split("`")[1]  # the command it suggests, which must work as printed
+    assert hint == f"posd --db {path} init --terminal TERMINAL --branch BRANCH"
+    created = CliRunner().invoke(build(), hint.split()[1:])
     assert created.exit_code == 0, created.output
+    assert CliRunner().invoke(build(), ["--db", path, "product", "list"]).exit_code == 0
+
+
+def test_the_default_ledger_path_says_how_to_name_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "DEFAULT_DB", str(tmp_path / "var" / "ledger.db"))
+    result = CliRunner().invoke(build(), ["unit", "X"], env={"POSD_DB": None})
+    assert result.exit_code == ExitStatus.NO_INPUT
+    assert "neither --db nor POSD_DB was given" in result.output
+    assert "export POSD_DB=FILE" in result.output
+
+
+def test_init_says_how_later_commands_find_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = CliRunner().invoke(
+        build(),
+        ["--db", "here.db", "init", "--terminal", "T1", "--branch", "B1"],
+        env={"POSD_DB": None},
+    )
+    monkeypatch.chdir("/")
+    line = made.output.splitlines()[-1]
+    assert "export POSD_DB=" in line
+    exported = line.split("`")[1].removeprefix("export POSD_DB=")
+    listed = CliRunner().invoke(build(), ["product", "list"], env={"POSD_DB": exported})
+    assert listed.exit_code == 0 and "no products" in listed.output
 
 
 def test_ambiguous_serial_asks_for_the_product(posd: Posd) -> None:

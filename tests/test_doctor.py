@@ -256,6 +256,9 @@ def test_a_missing_display_and_a_printer_out_of_paper_fail_and_the_rest_is_still
     report = json.loads(result.stdout)
     checks = {c["check"]: c for c in report["checks"]}
     assert report["ok"] is False
+    assert report["error"]["code"] == "doctor_fail"  # the CLI's one JSON failure shape
+    assert report["error"]["message"].startswith("checks failed: ")
+    assert "display (" in report["error"]["message"]
     assert checks["display"]["status"] == "FAIL"
     assert "unplugged-display does not exist" in checks["display"]["detail"]
     assert "display.port" in checks["display"]["action"]

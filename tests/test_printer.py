@@ -415,3 +415,8 @@ def test_the_async_calls_run_side_by_side_on_the_event_loop(
     asyncio.run(printer.open_drawer_async("kick-1"))
     assert simulated.wait_for_receipts(2)
     assert simulated.wait_for_kicks(1)
+
+
+def test_python_escpos_notes_stay_off_standard_output(capsys: pytest.CaptureFixture[str]) -> None:
+    render_receipt(sale())  # python-escpos says "Using hardware barcode renderer" here
+    assert capsys.readouterr().out == ""

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from daemon.cli.exits import config_failure, error_body
 from daemon.cli.run_commands import EX_CONFIG, config_option
 
 
@@ -204,7 +205,9 @@ def provision(root: Path, yes: bool, as_json: bool, **options: Any) -> None:
 
 def _refused(problems: list[str], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+        message = "this terminal would not start with these answers: " + "; ".join(problems)
+        payload = error_body("ProvisionError", message) | {"problems": problems}
+        click.echo(json.dumps(payload, indent=2))
         return
     click.echo("refused: this terminal would not start with these answers:", err=True)
     for problem in problems:
@@ -235,14 +238,14 @@ def doctor(
     # A handler before the drivers are imported: python-escpos otherwise sets up its own
     # and prints its notes into the report.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from daemon.doctor.checkup import render, render_json, run_doctor
-    from daemon.doctor.findings import Context, DoctorOptions
+    from daemon.doctor.checkup import render, run_doctor
+    from daemon.doctor.findings import Context, DoctorOptions, Status
 
     try:
         config = load_config(config_path)
     except ConfigFileError as error:
         if as_json:
-            click.echo(json.dumps({"ok": False, "file": config_path, "problems": error.problems}))
+            click.echo(json.dumps(config_failure(config_path, error.problems)))
         else:
             _refused_config(error.source, error.problems)
         sys.exit(EX_CONFIG)
@@ -253,7 +256,14 @@ def doctor(
     # Only the report on standard output (python-escpos prints notes of its own).
     with contextlib.redirect_stdout(sys.stderr):
         report = run_doctor(context)
-    click.echo(render_json(report) if as_json else render(report, config_path))
+    if as_json:
+        payload = report.as_dict()
+        if report.broken:
+            failed = [f"{f.check} ({f.detail})" for f in report.findings if f.status is Status.FAIL]
+            payload |= error_body("doctor_fail", "checks failed: " + ", ".join(failed))
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(render(report, config_path))
     sys.exit(report.exit_status)
 
 

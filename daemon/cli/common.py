@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from daemon.cli.exits import ExitStatus, error_body, part_missing
 from daemon.errors import PosdError
-from daemon.ledger import Ledger, Outcome, Refusal
+from daemon.ledger import Ledger, LedgerNotFound, Outcome, Refusal
 
 DEFAULT_DB = "/var/lib/posd/ledger.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,23 +46,85 @@ class PosdGroup(click.Group):
 
         return sorted({*super().list_commands(ctx), *added_names()})
 
+    json_requested = False
+
+    def main(self, args: Any = None, *pos: Any, **kwargs: Any) -> Any:
+        """With `--json` anywhere before a `--`, every failure is JSON on standard
+        output too, even a usage error click reports before the command runs."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv[: argv.index("--") if "--" in argv else len(argv)]:
+            return super().main(argv, *pos, **kwargs)
+        kwargs["standalone_mode"] = False
+        self.json_requested = True
+        try:
+            outcome = super().main(argv, *pos, **kwargs)
+        except click.ClickException as error:
+            print_failure(_click_code(error), error.format_message(), as_json=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            print_failure("Aborted", "stopped before it was done", as_json=True)
+            sys.exit(ExitStatus.REFUSED)
+        except Exception as error:  # a fault in posd: still one JSON object, never a traceback
+            message = (
+                f"posd failed unexpectedly ({type(error).__name__}: {error}); please report it"
+            )
+            print_failure("internal", message, as_json=True)
+            sys.exit(ExitStatus.INTERNAL)
+        finally:
+            self.json_requested = False
+        sys.exit(outcome if isinstance(outcome, int) else ExitStatus.OK)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except Refusal as refusal:
-            report_refusal(refusal, bool(ctx.meta.get(JSON_META)))
-            sys.exit(1)
+            report_refusal(refusal, self._as_json(ctx))
+            sys.exit(ExitStatus.REFUSED)
         except PosdError as error:
-            report_error(error, bool(ctx.meta.get(JSON_META)))
+            report_error(error, self._as_json(ctx))
             sys.exit(error.exit_status)
+        except ModuleNotFoundError as missing:
+            part = part_missing(missing)
+            if part is None:
+                raise
+            report_error(part, self._as_json(ctx))
+            sys.exit(part.exit_status)
+
+    def _as_json(self, ctx: click.Context) -> bool:
+        return self.json_requested or bool(ctx.meta.get(JSON_META))
+
+
+def _click_code(error: click.ClickException) -> str:
+    return "usage" if isinstance(error, click.UsageError) else type(error).__name__
+
+
+def print_failure(code: str, message: str, *, as_json: bool, **details: Any) -> None:
+    """Say why a command failed: `Error: …` on standard error, or with `--json` one
+    object on standard output (`{"ok": false, "error": {"code", "message"}, …}`)."""
+    if as_json:
+        payload = to_jsonable(error_body(code, message) | details)
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        click.echo(f"Error: {message}", err=True)
 
 
 def report_error(error: PosdError, as_json: bool) -> None:
-    if as_json:
-        body = {"code": type(error).__name__, "message": str(error)}
-        click.echo(json.dumps({"ok": False, "error": body}, indent=2, sort_keys=True))
-    else:
-        click.echo(f"Error: {error}", err=True)
+    message = str(error)
+    if isinstance(error, LedgerNotFound) and _db_is_the_default():
+        message += (
+            " (the default path, as neither --db nor POSD_DB was given; after"
+            " `export POSD_DB=FILE` every posd command uses FILE)"
+        )
+    print_failure(type(error).__name__, message, as_json=as_json)
+
+
+def _db_is_the_default() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return root is not None and root.get_parameter_source("db") in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
 
 
 def main_group() -> click.Group:
@@ -71,7 +134,8 @@ def main_group() -> click.Group:
         envvar="POSD_DB",
         default=DEFAULT_DB,
         show_default=True,
-        help="The ledger file (or set POSD_DB).",
+        help="The ledger file, for this command; `export POSD_DB=FILE` names it for every"
+        " later one.",
     )
     @click.version_option(package_name="posd")
     @click.pass_context
@@ -82,6 +146,8 @@ def main_group() -> click.Group:
 
 
 JSON_META = "posd.json"
+# A refusal with more problems than this (an import of a bad file) prints these and a count.
+SHOWN_PROBLEMS = 20
 
 
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -157,7 +223,7 @@ def handles_refusals(func: F) -> F:
             return func(*args, **kwargs)
         except Refusal as exc:
             report_refusal(exc, kwargs.get("as_json", False))
-            sys.exit(1)
+            sys.exit(ExitStatus.REFUSED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -165,16 +231,22 @@ def handles_refusals(func: F) -> F:
 def report_refusal(exc: Refusal, as_json: bool) -> None:
     if as_json:
         payload = {
-            "ok": False,
+            **error_body(exc.code, str(exc)),
             "code": exc.code,
             "recorded": exc.recorded,
             "problems": [to_jsonable(p) | {"text": str(p)} for p in exc.problems],
         }
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
         return
-    click.echo("refused:", err=True)
-    for problem in exc.problems:
+    count = len(exc.problems)
+    click.echo("refused:" if count == 1 else f"refused: {count:,} problems", err=True)
+    for problem in exc.problems[:SHOWN_PROBLEMS]:
         click.echo(f"  - {problem}", err=True)
+    if count > SHOWN_PROBLEMS:
+        click.echo(
+            f"  … and {count - SHOWN_PROBLEMS:,} more (--json lists every one)",
+            err=True,
+        )
     if exc.recorded:
         click.echo(f"  (the attempt is recorded as event {exc.recorded})", err=True)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from daemon.cli.common import actor_option, emit, json_option, to_jsonable
+from daemon.cli.exits import error_body
 
 if TYPE_CHECKING:
     from daemon.hq.central import Central
@@ -86,7 +87,8 @@ def refusals(func: F) -> F:
             return func(*args, **kwargs)
         except HqRefusal as exc:
             if kwargs.get("as_json"):
-                click.echo(json.dumps({"ok": False, "message": str(exc)}, indent=2))
+                payload = error_body("HqRefusal", str(exc)) | {"message": str(exc)}
+                click.echo(json.dumps(payload, indent=2))
             else:
                 click.echo(f"refused: {exc}", err=True)
             raise SystemExit(1) from None
@@ -249,6 +251,8 @@ def status(as_json: bool) -> None:
         lines.append(f"  branch {b['branch']} feed: {b['head']} entries, {b['published']} sent")
     lines.append(f"  open conflicts: {len(found['conflicts'])}")
     lines += [_problem_line(p) for p in found["problems"]]
+    if not found["ok"]:
+        found |= error_body("needs_attention", lines[0])
     emit(as_json, found, "\n".join(lines))
     if not found["ok"]:
         raise SystemExit(1)
@@ -376,7 +380,10 @@ def verify(as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                to_jsonable({"ok": found.ok, "events": found.events, "finding": found.finding}),
+                to_jsonable(
+                    {"ok": found.ok, "events": found.events, "finding": found.finding}
+                    | ({} if found.ok else error_body("HqTampered", text))
+                ),
                 indent=2,
             )
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import cast
 import click
 
 from daemon.cli.common import (
+    DEFAULT_DB,
     actor_option,
     emit,
     emit_outcome,
@@ -19,6 +22,7 @@ from daemon.cli.common import (
     opened_ledger,
     settings,
 )
+from daemon.cli.exits import InputMissingError, NotFoundError
 from daemon.cli.values import ID, MONEY, NAME_TEXT, NOTE_TEXT, QUANTITY, parse_sale_item
 from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.ledger.importer import import_csv
@@ -61,10 +65,17 @@ def init(terminal: str, branch: str, as_json: bool) -> None:
     path = settings().db
     path.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger.create(path, terminal=terminal, branch=branch)
+    text = f"ledger created at {path}: terminal {terminal}, branch {branch}, epoch {ledger.epoch}"
+    if os.environ.get("POSD_DB") != str(path) and path != Path(DEFAULT_DB):
+        # --db is not remembered: say how the next commands find this ledger.
+        text += (
+            "\nlater commands find it with --db, or after"
+            f" `export POSD_DB={shlex.quote(str(path.resolve()))}`"
+        )
     emit(
         as_json,
         {"db": str(path), "terminal": terminal, "branch": branch, "epoch": ledger.epoch},
-        f"ledger created at {path}: terminal {terminal}, branch {branch}, epoch {ledger.epoch}",
+        text,
     )
     ledger.close()
 
@@ -634,7 +645,10 @@ def flag(
         )
 
 
-@click.command(help="Correct EVENT (undo its change) with a new event naming it.")
+@click.command(
+    help="Correct EVENT (undo its change) with a new event naming it. EVENT is the event's "
+    "id, or the 8 hex digits `posd unit` shows beside it."
+)
 @click.argument("event")
 @click.option("--manager", required=True, type=NAME_TEXT)
 @click.option("--reason", required=True, type=NOTE_TEXT)
@@ -643,15 +657,30 @@ def flag(
 @handles_refusals
 def correct(event: str, manager: str, reason: str, actor: str, as_json: bool) -> None:
     with opened_ledger() as ledger:
-        emit_outcome(as_json, ledger.correct(event, actor=actor, manager=manager, reason=reason))
+        try:
+            event_id = ledger.expand_event_id(event)
+        except LookupError as problem:
+            raise NotFoundError(str(problem)) from None
+        emit_outcome(as_json, ledger.correct(event_id, actor=actor, manager=manager, reason=reason))
 
 
-@click.command("import", help="Import serials from CSV: all rows or none.")
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.command(
+    "import",
+    help="Import serials from CSV: all rows or none. Refused: the first problems and how "
+    "many there are (--json lists them all).",
+)
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip rows of units already received on the row's PO (importing a file again).",
+)
 @actor_option
 @json_option
 @handles_refusals
-def import_(csv_file: Path, actor: str, as_json: bool) -> None:
+def import_(csv_file: Path, skip_existing: bool, actor: str, as_json: bool) -> None:
+    if not csv_file.is_file():
+        raise InputMissingError(f"no file {str(csv_file)!r} to import")
     with opened_ledger() as ledger, csv_file.open(newline="", encoding="utf-8-sig") as stream:
         try:
             total = sum(1 for _ in stream) - 1
@@ -664,12 +693,20 @@ def import_(csv_file: Path, actor: str, as_json: bool) -> None:
         if is_terminal() and not as_json:
             with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                 advance = cast(Callable[[int], None], bar.update)
-                report = import_csv(ledger, stream, actor=actor, progress=advance)
+                report = import_csv(
+                    ledger, stream, actor=actor, progress=advance, skip_existing=skip_existing
+                )
         else:
-            report = import_csv(ledger, stream, actor=actor)
+            report = import_csv(ledger, stream, actor=actor, skip_existing=skip_existing)
+    skipped = f"; {report.skipped} already received, skipped" if report.skipped else ""
     emit(
         as_json,
-        {"rows": report.rows, "units": report.units, "documents": report.documents},
+        {
+            "rows": report.rows,
+            "units": report.units,
+            "documents": report.documents,
+            "skipped": report.skipped,
+        },
         f"imported {report.units} units from {csv_file.name}"
-        f" ({len(report.documents)} purchase orders)",
+        f" ({len(report.documents)} purchase orders){skipped}",
     )

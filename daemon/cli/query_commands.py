@@ -7,8 +7,11 @@ import sys
 import click
 
 from daemon.cli.common import emit, json_option, opened_ledger
+from daemon.cli.exits import NotFoundError, error_body
+from daemon.cli.output import Format, chosen_format, emit_rows, format_options
 from daemon.ledger.audit import verify_chain, verify_projection
-from daemon.ledger.queries import counts, passport, search
+from daemon.ledger.queries import counts, passport, search, short_event_id
+from daemon.rules.units import State
 
 
 def register(group: click.Group) -> None:
@@ -18,20 +21,24 @@ def register(group: click.Group) -> None:
     group.add_command(audit)
 
 
-@click.command(help="Show a unit's passport: where it is and everything that happened to it.")
+@click.command(
+    help="Show a unit's passport: where it is and everything that happened to it. Each "
+    "event shows the terminal that recorded it, its seq there and a short id that "
+    "`posd correct` takes. With --csv or --nl: the events, one per row."
+)
 @click.argument("serial")
 @click.option("--product", "product_code", help="Needed when several products share SERIAL.")
-@json_option
-def unit(serial: str, product_code: str | None, as_json: bool) -> None:
+@format_options
+def unit(serial: str, product_code: str | None) -> None:
     with opened_ledger() as ledger:
         found = ledger.find(serial)
         if product_code:
             found = [u for u in found if u.product.code == product_code]
         if not found:
-            raise click.ClickException(f'no unit with serial "{serial}" in the ledger')
+            raise NotFoundError(f'no unit with serial "{serial}" in the ledger')
         if len(found) > 1:
             choices = ", ".join(u.product.code for u in found)
-            raise click.ClickException(
+            raise click.UsageError(
                 f'serial "{serial}" belongs to several products ({choices}); add --product'
             )
         card = passport(ledger, found[0])
@@ -47,14 +54,37 @@ def unit(serial: str, product_code: str | None, as_json: bool) -> None:
         lines.append(f"  sold     invoice {u.invoice} to {u.customer} on {u.sold_on}")
     if u.warranty_until:
         lines.append(f"  warranty until {u.warranty_until}")
-    lines.append("  history")
+    lines.append("  history (terminal:seq, id for posd correct)")
+    rows = []
     for e in card.events:
         move = f"{e.state_from or '∅'} → {e.state_to}" if e.state_to else ""
+        where = f"{e.terminal}:{e.seq}"
         lines.append(
-            f"    {e.seq:>6} {e.at}  {e.kind:<15} {e.document or '':<24} {move:<26}"
-            f" by {e.actor} at {e.branch}"
+            f"    {where:>10} {short_event_id(e.uuid)} {e.at}  {e.kind:<15} {e.document or '':<24}"
+            f" {move:<26} by {e.actor} at {e.branch}"
         )
-    emit(as_json, {"passport": card.as_dict()}, "\n".join(lines))
+        rows.append(e.__dict__ | {"short_id": short_event_id(e.uuid)})
+    if chosen_format() is Format.JSON:
+        whole = card.as_dict()
+        whole["events"] = [e | {"short_id": short_event_id(e["uuid"])} for e in whole["events"]]
+        emit(True, {"passport": whole}, "")
+        return
+    emit_rows("events", _EVENT_COLUMNS, rows, "\n".join(lines))
+
+
+_EVENT_COLUMNS = (
+    "terminal",
+    "seq",
+    "short_id",
+    "uuid",
+    "at",
+    "kind",
+    "document",
+    "state_from",
+    "state_to",
+    "actor",
+    "branch",
+)
 
 
 @click.command("search", help="Find units by serial, prefix or range, state, product, branch.")
@@ -62,11 +92,11 @@ def unit(serial: str, product_code: str | None, as_json: bool) -> None:
 @click.option("--prefix")
 @click.option("--from", "first", help="First serial of a range.")
 @click.option("--to", "last", help="Last serial of a range.")
-@click.option("--status", "state")
+@click.option("--state", type=click.Choice([s.value for s in State]))
 @click.option("--product", "product_code")
 @click.option("--branch")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@json_option
+@format_options
 def search_command(
     serial: str | None,
     prefix: str | None,
@@ -76,7 +106,6 @@ def search_command(
     product_code: str | None,
     branch: str | None,
     limit: int,
-    as_json: bool,
 ) -> None:
     with opened_ledger() as ledger:
         units = search(
@@ -88,7 +117,7 @@ def search_command(
             state=state,
             product=product_code,
             branch=branch,
-            limit=limit,
+            limit=limit + 1,  # one more than shown says whether there are more
         )
     rows = [
         {
@@ -98,12 +127,19 @@ def search_command(
             "branch": u.branch,
             "flags": sorted(f.value for f in u.flags),
         }
-        for u in units
+        for u in units[:limit]
     ]
     text = "\n".join(
         f"{r['product']:<14} {r['serial']:<24} {r['state']:<22} {r['branch']}" for r in rows
     )
-    emit(as_json, {"units": rows}, text or "no units match")
+    more = f"(the first {limit} units; more match: raise --limit)" if len(units) > limit else None
+    emit_rows(
+        "units",
+        ("product", "serial", "state", "branch", "flags"),
+        rows,
+        text or "no units match",
+        truncated=more,
+    )
 
 
 @click.command("counts", help="Units per serial prefix, state, product or branch.")
@@ -114,11 +150,12 @@ def search_command(
     help="Comma-separated: prefix, state, product, branch.",
 )
 @click.option("--prefix")
+@click.option("--state", type=click.Choice([s.value for s in State]), help="Only this state.")
 @click.option("--product", "product_code")
 @click.option("--branch")
-@json_option
+@format_options
 def counts_command(
-    by: str, prefix: str | None, product_code: str | None, branch: str | None, as_json: bool
+    by: str, prefix: str | None, state: str | None, product_code: str | None, branch: str | None
 ) -> None:
     groups = tuple(name.strip() for name in by.split(",") if name.strip())
     with opened_ledger() as ledger:
@@ -126,10 +163,14 @@ def counts_command(
             rows = counts(ledger, by=groups, prefix=prefix, product=product_code, branch=branch)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--by") from None
+    if state is not None:
+        if "state" not in groups:
+            raise click.UsageError("--state needs state among --by, e.g. --by prefix,state")
+        rows = [row for row in rows if row["state"] == state]
     text = "\n".join(
         "  ".join(f"{row[name]!s:<20}" for name in groups) + f"{row['units']:>10}" for row in rows
     )
-    emit(as_json, {"counts": rows}, text or "no units")
+    emit_rows("counts", (*groups, "units"), rows, text or "no units")
 
 
 @click.group(help="Prove the ledger has not been edited behind the daemon's back.")
@@ -158,7 +199,8 @@ def audit_verify(replay: bool, as_json: bool) -> None:
         emit(as_json, payload, text)
         return
     if as_json:
-        emit(True, payload | {"ok": False}, "")
+        message = f"the ledger was changed behind posd's back: {finding.message}"
+        emit(True, payload | error_body("LedgerTampered", message), "")
     else:
         where = f" (event {finding.event})" if finding.event else ""
         click.echo(f"LEDGER TAMPERED: {finding.message}{where}", err=True)

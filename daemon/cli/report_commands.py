@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from daemon.cli.common import (
@@ -15,9 +13,10 @@ from daemon.cli.common import (
     opened_ledger,
     to_jsonable,
 )
+from daemon.cli.output import emit_rows, format_options
 from daemon.cli.values import ID, NAME_TEXT, NOTE_TEXT
 from daemon.ledger.analytics import REPORTS, Table
-from daemon.ledger.recalls import RecallSelector, as_csv, outreach, recall
+from daemon.ledger.recalls import RecallSelector, outreach, recall
 from daemon.ledger.stocktake import (
     accuracy_by_branch,
     close_count,
@@ -36,36 +35,29 @@ def register(group: click.Group) -> None:
     group.add_command(count)
 
 
-def show_table(table: Table, as_json: bool, as_csv_: bool) -> None:
-    if as_csv_:
-        click.echo(as_csv(table), nl=False)
-    elif as_json:
-        click.echo(
-            json.dumps(
-                {"ok": True, "title": table.title, "rows": table.as_dicts()}, indent=2, default=str
-            )
-        )
-    else:
-        widths = [
-            max([len(c), *(len(str(r[i])) for r in table.rows)])
-            for i, c in enumerate(table.columns)
-        ]
-        click.echo(table.title)
-        click.echo("  ".join(c.ljust(w) for c, w in zip(table.columns, widths, strict=True)))
-        for row in table.rows:
-            click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
-        if not table.rows:
-            click.echo("(nothing to show)")
+def show_table(table: Table) -> None:
+    """A report in the chosen format (text, --json, --csv, --nl)."""
+    widths = [
+        max([len(c), *(len(str(r[i])) for r in table.rows)]) for i, c in enumerate(table.columns)
+    ]
+    lines = [table.title, "  ".join(c.ljust(w) for c, w in zip(table.columns, widths, strict=True))]
+    lines += [
+        "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in table.rows
+    ]
+    if not table.rows:
+        lines.append("(nothing to show)")
+    emit_rows(
+        "rows", table.columns, table.as_dicts(), "\n".join(lines), extra={"title": table.title}
+    )
 
 
 @click.command(help="Analytics from the event log: " + ", ".join(_REPORT_NAMES) + ".")
 @click.argument("name", type=click.Choice(_REPORT_NAMES))
-@click.option("--csv", "as_csv_", is_flag=True, help="Print CSV.")
-@json_option
-def report(name: str, as_csv_: bool, as_json: bool) -> None:
+@format_options
+def report(name: str) -> None:
     with opened_ledger() as ledger:
         table = accuracy_by_branch(ledger) if name == "count-accuracy" else REPORTS[name](ledger)
-    show_table(table, as_json, as_csv_)
+    show_table(table)
 
 
 @click.group("recall", help="Recalls: flag matching units, list the customers who hold one.")
@@ -104,11 +96,10 @@ def recall_flag(
 
 @recall_group.command("outreach", help="The customers holding a unit of a recall (CSV or JSON).")
 @click.argument("notice")
-@click.option("--csv", "as_csv_", is_flag=True, help="Print CSV.")
-@json_option
-def recall_outreach(notice: str, as_csv_: bool, as_json: bool) -> None:
+@format_options
+def recall_outreach(notice: str) -> None:
     with opened_ledger() as ledger:
-        show_table(outreach(ledger, notice), as_json, as_csv_)
+        show_table(outreach(ledger, notice))
 
 
 @click.group(help="Stock counts: scan the shelves, compare with the ledger, settle differences.")

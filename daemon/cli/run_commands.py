@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from daemon.cli.exits import ExitStatus, config_failure
+
 DEFAULT_CONFIG = "/etc/posd/posd.toml"
 # The lane's configuration file, as `posd run` and `posd doctor` take it.
 config_option = click.option(
@@ -20,7 +22,7 @@ config_option = click.option(
     help="The lane's configuration file (or set POSD_CONFIG).",
 )
 # sysexits EX_CONFIG: the unit's RestartPreventExitStatus, as restarting cannot help.
-EX_CONFIG = 78
+EX_CONFIG = ExitStatus.CONFIG
 
 
 def register(group: click.Group) -> None:
@@ -68,7 +70,7 @@ def check(path: str, as_json: bool) -> None:
         loaded = load_config(path)
     except ConfigFileError as error:
         if as_json:
-            click.echo(json.dumps({"ok": False, "file": path, "problems": error.problems}))
+            click.echo(json.dumps(config_failure(path, error.problems)))
         else:
             _print_problems(error.source, error.problems)
         sys.exit(EX_CONFIG)
@@ -103,13 +105,15 @@ def check(path: str, as_json: bool) -> None:
     confirmation_prompt=True,
     help="The PIN (asked for without echo when not given).",
 )
-def hash_pin_command(pin: str) -> None:
-    from daemon.config.pins import PinError, hash_pin
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def hash_pin_command(pin: str, as_json: bool) -> None:
+    from daemon.config.pins import hash_pin
 
-    try:
-        click.echo(f'pin_hash = "{hash_pin(pin)}"')
-    except PinError as problem:
-        raise click.ClickException(str(problem)) from None
+    hashed = hash_pin(pin)  # a PinError (a ConfigError) is reported at the edge, exit 78
+    if as_json:
+        click.echo(json.dumps({"ok": True, "pin_hash": hashed}))
+    else:
+        click.echo(f'pin_hash = "{hashed}"')
 
 
 def _print_problems(source: str, problems: list[str]) -> None:

@@ -11,6 +11,7 @@ import urllib.request
 
 import click
 
+from daemon.cli.exits import error_body
 from daemon.cli.run_commands import config_option
 
 POLL_S = 0.25
@@ -80,7 +81,8 @@ def wait(config_path: str, timeout_s: float, as_json: bool) -> None:
 
 def _done(as_json: bool, ok: bool, message: str) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": ok, "message": message}))
+        payload = {"ok": True, "message": message} if ok else error_body("no_screen", message)
+        click.echo(json.dumps(payload | {"message": message}))
     else:
         click.echo(message, err=not ok)
     raise SystemExit(0 if ok else 1)

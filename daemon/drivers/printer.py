@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
+import logging
 import termios
 import textwrap
 import threading
@@ -31,6 +33,7 @@ from escpos.printer import Dummy
 
 from daemon.drivers.base import DeviceTimeout, DeviceWorker, PrinterError, spell_out
 
+log = logging.getLogger(__name__)
 MASK = "\u2022"  # bullet; python-escpos picks a code page that has it
 REPRINT_MARK = "*** REPRINT ***"
 
@@ -147,6 +150,15 @@ def _two_columns(left: str, right: str, width: int) -> str:
 
 
 def _invoice_barcode(p: Escpos, invoice_number: str) -> None:
+    # python-escpos prints which renderer it used ("Using hardware barcode renderer")
+    # on standard output, into a command's JSON or the walk-through: a debug note instead.
+    with contextlib.redirect_stdout(io.StringIO()) as notes:
+        _draw_invoice_barcode(p, invoice_number)
+    if notes.getvalue().strip():
+        log.debug("python-escpos: %s", notes.getvalue().strip())
+
+
+def _draw_invoice_barcode(p: Escpos, invoice_number: str) -> None:
     if p.profile.supports("barcodeB"):
         # "{B": CODE128 code set B, which covers all printable ASCII
         p.barcode(

@@ -349,7 +349,8 @@ class PgBackend(Backend):
         try:
             self.conn = psycopg.connect(dsn, autocommit=True)
             id_conn = psycopg.connect(dsn, autocommit=True)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+            # ProgrammingError: a DSN that is not one ("missing = after …").
             raise ConnectionError(
                 f"cannot connect to PostgreSQL at {_safe_dsn(dsn)!r}: {str(exc).strip()}"
             ) from None

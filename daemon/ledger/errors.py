@@ -12,6 +12,8 @@ __all__ = ["LedgerError", "LedgerNotFound", "LedgerTampered", "Problem", "Refusa
 class LedgerNotFound(LedgerError, FileNotFoundError):
     """There is no ledger at the given path."""
 
+    exit_status = 66  # sysexits EX_NOINPUT
+
 
 class LedgerTampered(LedgerError):
     """The ledger file was changed behind the daemon's back."""

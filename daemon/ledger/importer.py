@@ -58,16 +58,26 @@ class ImportReport:
     rows: int
     units: int
     documents: list[str] = field(default_factory=list)
+    skipped: int = 0  # rows of units already received on the row's PO (skip_existing)
 
 
 def import_csv(
-    ledger: Ledger, stream: IO[str], *, actor: str, progress: Progress | None = None
+    ledger: Ledger,
+    stream: IO[str],
+    *,
+    actor: str,
+    progress: Progress | None = None,
+    skip_existing: bool = False,
 ) -> ImportReport:
-    """Import every row of a CSV, or none: raises Refusal listing each bad row."""
+    """Import every row of a CSV, or none: raises Refusal listing each bad row.
+
+    `skip_existing`: a row whose unit the ledger already received on that row's PO is
+    skipped (counted in `skipped`), so a file can be imported again after a failure
+    or with rows added."""
     reader = csv.reader(stream)
     try:
         header = [name.strip() for name in next(reader, [])]
-        return _import(ledger, reader, header, actor, progress)
+        return _import(ledger, reader, header, actor, progress, skip_existing)
     except (csv.Error, UnicodeDecodeError) as error:
         where = f"line {reader.line_num}: " if reader.line_num else ""
         raise Refusal(
@@ -83,7 +93,12 @@ def import_csv(
 
 
 def _import(
-    ledger: Ledger, reader: Any, header: list[str], actor: str, progress: Progress | None
+    ledger: Ledger,
+    reader: Any,
+    header: list[str],
+    actor: str,
+    progress: Progress | None,
+    skip_existing: bool,
 ) -> ImportReport:
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
@@ -96,10 +111,15 @@ def _import(
         ]
         raise Refusal(problems)
     rows, problems = _check_rows(ledger, reader, header)
-    _check_against_ledger(ledger, rows, problems)
+    rows, skipped = _check_against_ledger(ledger, rows, problems, skip_existing)
     if problems:
         raise Refusal(sorted(problems, key=lambda p: p.line or 0))
-    return _write(ledger, rows, actor, progress)
+    if not rows:
+        return ImportReport(rows=skipped, units=0, skipped=skipped)
+    report = _write(ledger, rows, actor, progress)
+    report.rows += skipped
+    report.skipped = skipped
+    return report
 
 
 def _check_rows(
@@ -233,16 +253,25 @@ def _cents(text: str) -> int | str:
         return str(problem)
 
 
-def _check_against_ledger(ledger: Ledger, rows: list[ImportRow], problems: list[Problem]) -> None:
+def _check_against_ledger(
+    ledger: Ledger, rows: list[ImportRow], problems: list[Problem], skip_existing: bool
+) -> tuple[list[ImportRow], int]:
+    """Refuse rows of units the ledger cannot receive; with `skip_existing`, drop rows of
+    units already received on the row's PO. The rows to write, and how many were skipped."""
     existing = ledger.units_by_key(row.key for row in rows)
+    skipped: set[int] = set()  # lines
     for row in rows:
         unit = existing.get((row.product.code, row.key))
         if unit is None:
+            continue
+        if skip_existing and unit.row.get("po") == row.po:
+            skipped.add(row.line)
             continue
         verdict = decide(unit.view(), Request(Op.RECEIVE, row.branch))
         if isinstance(verdict, Refused):
             problems.append(Problem(verdict.code, verdict.message, row.serial, row.line))
         row.existing = unit
+    return [row for row in rows if row.line not in skipped], len(skipped)
 
 
 _BATCH = 10_000

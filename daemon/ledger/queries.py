@@ -60,6 +60,15 @@ class Passport:
         }
 
 
+SHORT_ID_LENGTH = 8
+
+
+def short_event_id(event_uuid: str) -> str:
+    """The last 8 hex digits of an event id (the random end of a UUIDv7: events of
+    the same millisecond differ there), which `Ledger.expand_event_id` takes back."""
+    return event_uuid.replace("-", "")[-SHORT_ID_LENGTH:]
+
+
 def passport(store: ReadStore, unit: Unit) -> Passport:
     """A unit's whole history, in order, each event with its document."""
     events = []

@@ -17,8 +17,8 @@ from daemon.ledger.core import (
     warranty_end,
 )
 from daemon.ledger.errors import Problem, Refusal
-from daemon.ledger.events import Change
-from daemon.ledger.kinds import Kind
+from daemon.ledger.events import Change, EventBody
+from daemon.ledger.kinds import SALE_KINDS, Kind
 from daemon.ledger.store import Unit
 from daemon.rules.units import Op, Request, State
 from daemon.rules.values import IDENTIFIER, NAME, NOTE
@@ -27,6 +27,22 @@ from daemon.rules.warranty import ClaimDecision, ClaimLine, SupplierTerms, decid
 
 class Repairs(LedgerCore):
     """Repair tickets, warranty claims and replacements."""
+
+    def _not_sold_now(self, unit: Unit) -> str:
+        """What the unit's history says about it having no customer now: returned (when,
+        on which return), replaced, or never sold."""
+        where = f"it is {unit.state.value} at {unit.branch}"
+        for (body,) in self.db.execute(
+            "SELECT body FROM events WHERE unit_id = ? ORDER BY id DESC", [unit.id]
+        ):
+            event = EventBody.parse(body)
+            doc = f" ({event.doc.label})" if event.doc else ""
+            if event.kind in (Kind.RETURN, Kind.REPLACE_OLD):
+                what = "returned" if event.kind == Kind.RETURN else "replaced"
+                return f"{unit.label} was {what} on {event.at[:10]}{doc}; {where}"
+            if event.kind in SALE_KINDS:  # sold, and no customer now: the sale was corrected
+                return f"{unit.label}'s sale on {event.at[:10]}{doc} was corrected; {where}"
+        return f"{unit.label} was never sold; {where}"
 
     def repair_open(
         self,
@@ -187,7 +203,7 @@ class Repairs(LedgerCore):
             [ref], units, Request(Op.WARRANTY_CLAIM, self.branch), problems
         )
         if unit is not None and not unit.sold_on and not problems:
-            problems.append(Problem("no_sale", f"{unit.label} has no recorded sale date"))
+            problems.append(Problem("no_sale", self._not_sold_now(unit) + "; no warranty to claim"))
         self._refuse_if(problems)
         assert unit is not None and unit.sold_on is not None
         earlier = self.db.execute(
@@ -246,7 +262,9 @@ class Repairs(LedgerCore):
         )
         old_unit = units.get(old)
         if old_unit is not None and old_unit.invoice is None and not problems:
-            problems.append(Problem("not_sold", f"{old_unit.label} was never sold to anyone"))
+            problems.append(
+                Problem("not_sold", self._not_sold_now(old_unit) + "; there is nothing to replace")
+            )
         self._refuse_if(problems)
         _, old_unit, old_allowed = old_decision[0]
         _, new_unit, new_allowed = new_decision[0]

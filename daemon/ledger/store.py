@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -223,7 +224,11 @@ class LedgerStore:
         `threads`: the connection may be used from more than one thread, never at
         once (the caller holds a lock around every use), as the lane does."""
         if not Path(path).exists():
-            raise LedgerNotFound(f"no ledger at {path}; create one with `posd --db {path} init`")
+            raise LedgerNotFound(
+                f"no ledger at {path}; create one with"
+                f" `posd --db {shlex.quote(str(path))} init --terminal TERMINAL --branch BRANCH`"
+                " (this terminal's id and its branch's)"
+            )
         db = _connect(path, threads=threads)
         MIGRATIONS.apply(db)
         return cls(db, clock=clock)
@@ -340,6 +345,29 @@ class LedgerStore:
         """The event with this id, or None."""
         row = self.db.execute("SELECT body FROM events WHERE uuid = ?", [event_uuid]).fetchone()
         return EventBody.parse(row[0]) if row else None
+
+    def expand_event_id(self, text: str) -> str:
+        """The full id of the event `text` names: its whole UUID, or the end of it
+        (at least 8 hex digits, as a passport shows it). LookupError when no event or
+        more than one ends so."""
+        text = text.strip().lower()
+        if self.event(text) is not None:
+            return text
+        if not 8 <= len(text) <= 12 or any(c not in "0123456789abcdef" for c in text):
+            raise LookupError(
+                f"{text!r} is not an event id: give its UUID or the 8 hex digits a passport shows"
+            )
+        found = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT uuid FROM events WHERE uuid LIKE ? LIMIT 2", ["%" + text]
+            )
+        ]
+        if not found:
+            raise LookupError(f"there is no event whose id ends in {text}")
+        if len(found) > 1:
+            raise LookupError(f"more than one event id ends in {text}: give more of it")
+        return str(found[0])
 
     def find(self, serial: str) -> list[Unit]:
         """Every unit with this serial, whatever its product."""

@@ -82,7 +82,10 @@ def _prefix_length(db: Rows) -> int:
 def _pg_reader(dsn: str) -> Reader:
     import psycopg
 
-    conn = psycopg.connect(dsn, autocommit=True)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        raise ConnectionError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
     conn.execute("SET default_transaction_read_only = on")
     rows = PgRows(conn)
     return Reader(rows, _prefix_length(rows), conn.close)
