@@ -14,8 +14,6 @@ the one place to make cells safe for spreadsheets.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -24,6 +22,8 @@ from typing import Any, TypeVar
 import click
 
 from daemon.cli.common import JSON_META, to_jsonable
+from daemon.ledger.analytics import Table
+from daemon.ledger.recalls import as_csv
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,13 +82,15 @@ def csv_cell(value: Any) -> str:
 
 
 def write_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A CSV document: the header, then each row (every cell through `csv_cell`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_cell(c) for c in columns])
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-    return buffer.getvalue()
+    """A CSV document: the header, then each row (every cell through `csv_cell`), written
+    by the one CSV writer posd has (`as_csv`: a cell a spreadsheet would run as a formula
+    is shown as text)."""
+    table = Table(
+        "",
+        tuple(csv_cell(c) for c in columns),
+        [tuple(csv_cell(v) for v in row) for row in rows],
+    )
+    return as_csv(table)
 
 
 def emit_rows(
