@@ -97,6 +97,7 @@ from daemon.rules.lane.steps import (
     ignore,
     light_for,
     lock,
+    prompt,
     refuse,
     resting_display,
 )
@@ -117,6 +118,7 @@ from daemon.rules.lane.types import (
     Mode,
     Now,
     Printed,
+    ProductFacts,
     RecordRelease,
     Recovered,
     Scanned,
@@ -274,10 +276,37 @@ def _awaiting_serial(state: LaneState, event: Scanned, now: Now, cfg: LaneSettin
         # Serials of one product come in a row: the lane keeps waiting for the next.
         return receive_unit(state, pending, parsed.text, event.facts.units, cfg)
     if state.serial_for is Mode.RETURN:
-        return scan_in_return(_resume(state), event, now, cfg)
+        return _return_awaiting(state, pending, event, cfg)
     if state.serial_for is Mode.RECEIVING:
-        return scan_in_receiving(_resume(state), event, now, cfg)
+        # A whole unit (GS1) is received and the serials of `pending` may go on; another
+        # product's barcode names the product the serials that follow are of (the
+        # prompt says so). Nothing scanned before is dropped either way.
+        return scan_in_receiving(state, event, now, cfg)
     return scan_serial(state, event, now, cfg)
+
+
+def _return_awaiting(
+    state: LaneState, pending: ProductFacts, event: Scanned, cfg: LaneSettings
+) -> Step:
+    """A scan while a return waits for the serial of `pending`: a unit of that product
+    is taken back; a unit or barcode of another product is refused, never returned
+    in its place."""
+    parsed, facts = event.parsed, event.facts
+    product = facts.product
+    if isinstance(parsed, ProductCode) and product is not None and product.code == pending.code:
+        return prompt(state, "serial_needed", f"scan the serial of the {pending.name}")
+    if isinstance(parsed, UnitCode) and (product is None or product.code == pending.code):
+        units = tuple(u for u in facts.units if u.product.code == pending.code)
+        return take_back(state, parsed.serial, pending, units, cfg)
+    what = f"the {product.name}" if product is not None else "that"
+    return refuse(
+        state,
+        cfg,
+        "wrong_product",
+        f"the return waits for the serial of the {pending.name}: scan it (or VOID to choose "
+        f"another item); {what} was not taken back",
+        pending.name,
+    )
 
 
 def _cancel_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
