@@ -646,7 +646,12 @@ def correct(event: str, manager: str, reason: str, actor: str, as_json: bool) ->
         emit_outcome(as_json, ledger.correct(event, actor=actor, manager=manager, reason=reason))
 
 
-@click.command("import", help="Import serials from CSV: all rows or none.")
+@click.command(
+    "import",
+    help="Import serials from CSV: nothing is written unless every row is good. Written in"
+    " short transactions, so a lane on the same ledger keeps selling; if it is interrupted,"
+    " importing the same file again finishes it (rows already imported are skipped).",
+)
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @actor_option
 @json_option
@@ -667,9 +672,15 @@ def import_(csv_file: Path, actor: str, as_json: bool) -> None:
                 report = import_csv(ledger, stream, actor=actor, progress=advance)
         else:
             report = import_csv(ledger, stream, actor=actor)
+    already = f"; {report.already} rows were imported already" if report.already else ""
     emit(
         as_json,
-        {"rows": report.rows, "units": report.units, "documents": report.documents},
+        {
+            "rows": report.rows,
+            "units": report.units,
+            "already": report.already,
+            "documents": report.documents,
+        },
         f"imported {report.units} units from {csv_file.name}"
-        f" ({len(report.documents)} purchase orders)",
+        f" ({len(report.documents)} purchase orders){already}",
     )

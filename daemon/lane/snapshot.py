@@ -27,6 +27,7 @@ from daemon.rules.lane.types import (
     Printed,
     Recovered,
     ServiceFault,
+    ServiceRestored,
     Tick,
 )
 
@@ -132,6 +133,8 @@ def describe_input(item: Input) -> tuple[str, str, str]:
         return "start", "restart", f"{item.invoice} {'saved' if item.saved else 'not saved'}"
     if isinstance(item, ServiceFault):
         return "fault", "lane", item.message
+    if isinstance(item, ServiceRestored):
+        return "fault", "lane", "ledger writable again"
     if isinstance(item, Tick):
         return "tick", "clock", "deadline"
     return "input", "lane", type(item).__name__

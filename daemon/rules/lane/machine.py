@@ -11,7 +11,9 @@ as the input `LedgerDone`.
 
 `TABLE` maps (mode, input kind) to the handler; inputs a mode does not list fall to
 `ANY_MODE`, and whatever is in neither is refused as "not now". Out of service has one
-way in (`ServiceFault`) and none out: every input is then ignored until a restart.
+way in (`ServiceFault`) and one way out (`ServiceRestored`, once the wiring finds the
+ledger writable again): every other input is ignored meanwhile. A ledger held busy by
+another program (`Busy`) is not a fault: the input is refused as "busy, try again".
 A self-checkout lane locks on any refusal a customer cannot put right and on the
 commands only an attendant may give; an attendant's badge or PIN releases it, and the
 release is recorded in the ledger before the lane moves on. What only a manager may do
@@ -82,6 +84,7 @@ from daemon.rules.lane.service import (
     call_for_help,
     device_changed,
     device_status,
+    ledger_busy,
     not_locked,
     printed,
     recovered,
@@ -104,6 +107,7 @@ from daemon.rules.lane.steps import (
 from daemon.rules.lane.types import (
     AttendantRelease,
     Beep,
+    Busy,
     Command,
     CommandName,
     DeviceChanged,
@@ -124,6 +128,7 @@ from daemon.rules.lane.types import (
     Scanned,
     ScannerTrouble,
     ServiceFault,
+    ServiceRestored,
     Tick,
     Verdict,
 )
@@ -206,15 +211,21 @@ _KINDS: dict[type, str] = {
     Printed: "printed",
     DeviceChanged: "device",
     Recovered: "recovered",
+    Busy: "busy",
 }
 
 
 def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
     """The lane's next state and what to do, for one input at `now`."""
     if state.mode is Mode.OUT_OF_SERVICE:
-        if isinstance(event, Tick):
+        if isinstance(event, ServiceRestored):
+            back = _back_in_service(state)
+            return _remember(back, deadline=_deadline(back[0], now, cfg))
+        if isinstance(event, Tick | Busy):
             return state, Effects()
         return ignore(state, "out_of_service", f"the lane is out of service: {state.failure}")
+    if isinstance(event, ServiceRestored):
+        return state, Effects()  # in service already
     if isinstance(event, ServiceFault):
         return _remember(_out_of_service(state, event.message))
     if state.notice is not None and _by_a_person(event) and not isinstance(event, LedgerDone):
@@ -449,6 +460,7 @@ ANY_MODE: dict[str, Handler] = {
     "printed": printed,
     "device": device_changed,
     "recovered": recovered,
+    "busy": ledger_busy,
     "tick": tick,
     _cmd(C.REPRINT): reprint,
     _cmd(C.HELP): call_for_help,
@@ -491,10 +503,20 @@ def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
 
 
 def _out_of_service(state: LaneState, message: str) -> Step:
-    """The one way into OUT_OF_SERVICE."""
+    """The one way into OUT_OF_SERVICE. What was open (a basket, a delivery being
+    scanned) is kept for when the ledger can be written again; what needed an attendant
+    or a manager is asked for again then."""
+    was = state.mode
+    if was is Mode.ATTENDANT_NEEDED and state.lock is not None:
+        was = state.lock.resume
+    if was is Mode.MANAGER_NEEDED and state.approval is not None:
+        was = state.approval.resume
+    if was in (Mode.ATTENDANT_NEEDED, Mode.MANAGER_NEEDED):
+        was = Mode.IN_SALE if state.basket is not None else Mode.IDLE
     halted = state.evolve(
         mode=Mode.OUT_OF_SERVICE,
         failure=message,
+        halted_in=was,
         pending=None,
         lock=None,
         approval=None,
@@ -507,6 +529,20 @@ def _out_of_service(state: LaneState, message: str) -> Step:
         prompt=f"out of service: {message}",
         verdict=Verdict("refused", "out_of_service", message),
     )
+
+
+def _back_in_service(state: LaneState) -> Step:
+    """The one way out of OUT_OF_SERVICE: back to what the lane was doing."""
+    mode = state.halted_in or Mode.IDLE
+    if mode is Mode.COUNTING and state.document is None:
+        mode = Mode.IDLE
+    back = state.evolve(mode=mode, failure="", halted_in=None)
+    said = f"the lane is back in service (it was out of service: {state.failure})"
+    if back.basket is not None and back.basket.lines:
+        said += f"; the basket of {back.basket.invoice} is still open: pay for it again"
+    elif back.received:
+        said += f"; the {len(back.received)} unit(s) scanned on PO {back.document} are kept"
+    return accept(back, "back_in_service", said, beep=None)
 
 
 def _remember(result: Step, **changes: Any) -> Step:

@@ -24,6 +24,7 @@ from daemon.rules.lane.steps import (
 )
 from daemon.rules.lane.types import (
     AttendantRelease,
+    Busy,
     Command,
     CommandName,
     DeviceChanged,
@@ -182,6 +183,12 @@ def recovered(state: LaneState, event: Recovered, now: Now, cfg: LaneSettings) -
     )
     lost = state.evolve(notice=Notice("last_sale_lost", message, event.invoice))
     return prompt(lost, "last_sale_lost", message, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN"))
+
+
+def ledger_busy(state: LaneState, event: Busy, now: Now, cfg: LaneSettings) -> Step:
+    """The ledger was busy with another program's writing: nothing was done, the lane
+    stays as it was, and the person at it is asked to try again."""
+    return refuse(state, cfg, "ledger_busy", event.message, "PLEASE WAIT")
 
 
 def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:

@@ -69,6 +69,7 @@ REFUSALS: dict[str, RefusalWords] = {
     "invoice_expected": RefusalWords("SCAN RECEIPT FIRST", locks=False),
     "po_expected": RefusalWords("SCAN THE PO FIRST", locks=False),
     "not_now": RefusalWords("NOT NOW", locks=False),
+    "ledger_busy": RefusalWords("BUSY: SCAN AGAIN", locks=False),
     "unknown_command": RefusalWords("UNKNOWN COMMAND", locks=False),
     "empty_basket": RefusalWords("NOTHING TO PAY", locks=False),
     "bad_tender": RefusalWords("CHECK THE PAYMENT", locks=False),
