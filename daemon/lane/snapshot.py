@@ -25,6 +25,7 @@ from daemon.rules.lane.types import (
     ManagerApproval,
     Mode,
     Printed,
+    ReceiptOwed,
     Recovered,
     ServiceFault,
     ServiceRestored,
@@ -133,6 +134,8 @@ def describe_input(item: Input) -> tuple[str, str, str]:
         return "start", "restart", f"{item.invoice} {'saved' if item.saved else 'not saved'}"
     if isinstance(item, ServiceFault):
         return "fault", "lane", item.message
+    if isinstance(item, ReceiptOwed):
+        return "print", "restart", f"{item.receipt.invoice} owed"
     if isinstance(item, ServiceRestored):
         return "fault", "lane", "ledger writable again"
     if isinstance(item, Tick):

@@ -87,6 +87,7 @@ from daemon.rules.lane.service import (
     ledger_busy,
     not_locked,
     printed,
+    receipt_owed,
     recovered,
     release,
     reprint,
@@ -123,6 +124,7 @@ from daemon.rules.lane.types import (
     Now,
     Printed,
     ProductFacts,
+    ReceiptOwed,
     RecordRelease,
     Recovered,
     Scanned,
@@ -212,6 +214,7 @@ _KINDS: dict[type, str] = {
     DeviceChanged: "device",
     Recovered: "recovered",
     Busy: "busy",
+    ReceiptOwed: "receipt owed",
 }
 
 
@@ -461,6 +464,7 @@ ANY_MODE: dict[str, Handler] = {
     "device": device_changed,
     "recovered": recovered,
     "busy": ledger_busy,
+    "receipt owed": receipt_owed,
     "tick": tick,
     _cmd(C.REPRINT): reprint,
     _cmd(C.HELP): call_for_help,

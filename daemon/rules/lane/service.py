@@ -37,6 +37,7 @@ from daemon.rules.lane.types import (
     Notice,
     Now,
     Printed,
+    ReceiptOwed,
     RecordRelease,
     Recovered,
     Scanned,
@@ -149,6 +150,22 @@ def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> St
             verdict=Verdict("refused", "receipt_failed", message),
         )
     return waiting, Effects(prompt=message, verdict=Verdict("refused", "receipt_failed", message))
+
+
+def receipt_owed(state: LaneState, event: ReceiptOwed, now: Now, cfg: LaneSettings) -> Step:
+    """A receipt still owed from before a restart: print it (the printer queues it until
+    it can, and it prints once)."""
+    invoice = event.receipt.invoice
+    waiting = state.evolve(
+        receipt_waiting=invoice, last_receipt=state.last_receipt or event.receipt
+    )
+    message = (
+        f"the receipt of {invoice} did not print before the restart; it prints by itself "
+        "once the printer can"
+    )
+    return waiting, Effects(
+        receipt=event.receipt, verdict=Verdict("prompt", "receipt_owed", message)
+    )
 
 
 def reprint(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:

@@ -232,6 +232,14 @@ class ServiceFault:
 
 
 @dataclass(frozen=True)
+class ReceiptOwed:
+    """At start: a receipt the printer could not print before the restart; it prints
+    now, or by itself once the printer can (each receipt once)."""
+
+    receipt: ReceiptSpec
+
+
+@dataclass(frozen=True)
 class ServiceRestored:
     """Out of service, the ledger could be written again: the lane goes back to what it
     was doing (a basket open stays open)."""
@@ -270,6 +278,7 @@ Input = (
     | ServiceRestored
     | Busy
     | Recovered
+    | ReceiptOwed
 )
 
 
