@@ -371,6 +371,11 @@ def _drop_and_take(state: LaneState, event: Input, now: Now, cfg: LaneSettings) 
 def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     held, op = state.lock, state.pending
     assert held is not None and isinstance(op, RecordRelease)
+    if event.refused:  # e.g. the ledger was busy: not recorded, so not released
+        code, message = event.refused[0]
+        still = state.evolve(pending=None)
+        said = f"the release by {op.attendant} could not be recorded ({message}); try again"
+        return still, Effects(prompt=said, verdict=Verdict("refused", code, said))
     back = state.evolve(mode=held.resume, lock=None, pending=None)
     said = f"released by {op.attendant} ({op.method}) after {held.code}"
     if held.pending is not None:
@@ -508,22 +513,13 @@ def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
 
 def _out_of_service(state: LaneState, message: str) -> Step:
     """The one way into OUT_OF_SERVICE. What was open (a basket, a delivery being
-    scanned) is kept for when the ledger can be written again; what needed an attendant
-    or a manager is asked for again then."""
-    was = state.mode
-    if was is Mode.ATTENDANT_NEEDED and state.lock is not None:
-        was = state.lock.resume
-    if was is Mode.MANAGER_NEEDED and state.approval is not None:
-        was = state.approval.resume
-    if was in (Mode.ATTENDANT_NEEDED, Mode.MANAGER_NEEDED):
-        was = Mode.IN_SALE if state.basket is not None else Mode.IDLE
+    scanned, a call for an attendant or a manager) is kept for when the ledger can be
+    written again; the ledger operation under way failed, so it is not pending."""
     halted = state.evolve(
         mode=Mode.OUT_OF_SERVICE,
         failure=message,
-        halted_in=was,
+        halted_in=state.mode,
         pending=None,
-        lock=None,
-        approval=None,
         deadline=None,
     )
     return halted, Effects(
