@@ -156,9 +156,7 @@ def receipt_owed(state: LaneState, event: ReceiptOwed, now: Now, cfg: LaneSettin
     """A receipt still owed from before a restart: print it (the printer queues it until
     it can, and it prints once)."""
     invoice = event.receipt.invoice
-    waiting = state.evolve(
-        receipt_waiting=invoice, last_receipt=state.last_receipt or event.receipt
-    )
+    waiting = state.evolve(receipt_waiting=invoice, last_receipt=event.receipt)
     message = (
         f"the receipt of {invoice} did not print before the restart; it prints by itself "
         "once the printer can"
