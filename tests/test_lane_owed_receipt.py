@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from daemon.ledger.lane_log import Entry, LaneLog
 from simulators.lane import SimulatedLane, wait_until
 from tests.lane_sim import stocked_copy
+from tests.ledger_fixtures import make_ledger
 
 
 def test_an_owed_receipt_prints_by_itself_after_a_restart_exactly_once(
@@ -50,3 +52,36 @@ def test_an_owed_receipt_prints_by_itself_after_a_restart_exactly_once(
             sim.close()
 
     asyncio.run(main())
+
+
+def test_the_journal_owes_each_failed_receipt_until_it_prints() -> None:
+    ledger = make_ledger()
+    journal = LaneLog(ledger.db.conn, ledger.terminal)
+
+    def said(code: str, invoice: str) -> None:
+        journal.append(
+            Entry(
+                "2026-11-23T10:00:00Z",
+                "print",
+                "printer",
+                "x",
+                "idle",
+                "refused",
+                code,
+                "",
+                invoice,
+            )
+        )
+
+    said("sale_complete", "T1-000001")
+    said("receipt_failed", "T1-000001")
+    said("sale_complete", "T1-000002")
+    said("receipt_failed", "T1-000002")
+    said("receipt_failed", "T1-000001")  # tried again: still no paper
+    said("sale_complete", "T1-000003")
+    said("printed", "T1-000003")
+    assert journal.owed_receipts() == ["T1-000001", "T1-000002"]
+    said("printed", "T1-000001")
+    assert journal.owed_receipts() == ["T1-000002"]
+    said("printed", "T1-000002")
+    assert journal.owed_receipts() == []
