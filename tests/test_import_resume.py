@@ -4,7 +4,12 @@ same file again (resumable), and it says so. Checking stays all-or-nothing."""
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +93,46 @@ def test_a_row_that_differs_from_the_unit_in_stock_is_still_refused() -> None:
     with pytest.raises(Refusal) as refused:
         import_csv(ledger, io.StringIO(other_cost), actor="ann")
     assert [(p.line, p.code) for p in refused.value.problems] == [(3, "already_active")]
+
+
+_POSD = "import sys; from daemon.cli import main; sys.argv[0] = 'posd'; main()"
+
+
+@pytest.mark.slow
+def test_an_import_killed_while_it_writes_is_finished_by_running_it_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    make_ledger(path).close()
+    big = tmp_path / "big.csv"
+    big.write_text(rows(60_000))
+
+    def posd_import() -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-c", _POSD, "--db", str(path), "import", str(big), "--json"]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    first = posd_import()
+    deadline = time.monotonic() + 120
+    while _written(path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.kill()  # SIGKILL in the middle of the writing
+    first.wait()
+    written = _written(path)
+    assert 0 < written < 60_000, written
+
+    second = posd_import()
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output
+    report = json.loads(output)
+    assert (report["units"], report["already"]) == (60_000 - written, written)
+    ledger = Ledger.open(path)
+    try:
+        assert in_stock(ledger) == 60_000
+        assert verify_chain(ledger).ok and verify_projection(ledger) is None
+    finally:
+        ledger.close()
+
+
+def _written(path: Path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM units WHERE po = 'PO-R'").fetchone()[0])
