@@ -666,8 +666,10 @@ def correct(event: str, manager: str, reason: str, actor: str, as_json: bool) ->
 
 @click.command(
     "import",
-    help="Import serials from CSV: all rows or none. Refused: the first problems and how "
-    "many there are (--json lists them all).",
+    help="Import serials from CSV: nothing is written unless every row is good (refused: the"
+    " first problems and how many there are; --json lists them all). Written in short"
+    " transactions, so a lane on the same ledger keeps selling; if it is interrupted,"
+    " importing the same file again finishes it (rows already imported are skipped).",
 )
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -699,6 +701,7 @@ def import_(csv_file: Path, skip_existing: bool, actor: str, as_json: bool) -> N
         else:
             report = import_csv(ledger, stream, actor=actor, skip_existing=skip_existing)
     skipped = f"; {report.skipped} already received, skipped" if report.skipped else ""
+    already = f"; {report.already} rows were imported already" if report.already else ""
     emit(
         as_json,
         {
@@ -706,7 +709,8 @@ def import_(csv_file: Path, skip_existing: bool, actor: str, as_json: bool) -> N
             "units": report.units,
             "documents": report.documents,
             "skipped": report.skipped,
+            "already": report.already,
         },
         f"imported {report.units} units from {csv_file.name}"
-        f" ({len(report.documents)} purchase orders){skipped}",
+        f" ({len(report.documents)} purchase orders){already}{skipped}",
     )

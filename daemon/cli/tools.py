@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 # Benchmark areas, each a module in daemon.bench with run(...) -> dict of figures.
-BENCH_AREAS = ("ledger", "scan", "display", "lane", "replication", "hq_dashboard")
+BENCH_AREAS = (
+    "ledger",
+    "scan",
+    "display",
+    "lane",
+    "beside_import",
+    "replication",
+    "hq_dashboard",
+)
 
 
 def register(group: click.Group) -> None:

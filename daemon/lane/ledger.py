@@ -17,6 +17,12 @@ One SQLite connection, guarded by a lock, serves both:
 An error of the database itself (full disk, I/O error, a damaged file) is raised as
 `LedgerUnusable`; the lane then goes out of service. A `Refusal` is an answer, not an
 error: it comes back as `LedgerDone(refused=...)`.
+
+Another process writing the ledger (`posd import`, a back-office command) holds its
+write lock for a moment at a time. The ledger thread then asks again every few
+milliseconds (`POLL_MS`), so it gets the lock in the pause between two of the other
+writer's transactions, for up to `BUSY_WAIT_S`; only after that is the input answered
+"ledger busy, try again" (`LedgerBusy`), and the lane stays in service.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,15 +41,22 @@ from daemon.lane.ops import perform
 from daemon.ledger import Ledger, LedgerError, Refusal
 from daemon.ledger.lane_log import Entry, LaneLog
 from daemon.ledger.lookup import ScanLookup
-from daemon.ledger.store import BUSY_TIMEOUT_MS, Clock, utc_now
+from daemon.ledger.store import Clock, utc_now
 from daemon.rules.lane.types import Facts, LedgerDone, LedgerOp, LookupPlan
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+POLL_MS = 3  # how long SQLite waits for another writer's lock before the thread asks again
+BUSY_WAIT_S = 2.0  # how long the lane waits for it in all before saying "busy"
 
 
 class LedgerUnusable(LedgerError, OSError):
     """The ledger cannot be written or read (full disk, I/O error, damaged file)."""
+
+
+class LedgerBusy(LedgerError):
+    """Another program held the ledger's write lock for longer than `BUSY_WAIT_S`:
+    nothing was done, and the same input may be given again."""
 
 
 def open_ledger(path: str | Path, *, clock: Clock = utc_now) -> Ledger:
@@ -112,7 +126,7 @@ class LaneLedger:
             try:
                 return fn(*args)
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
+                if not _busy(error):
                     raise LedgerUnusable(_explain(error)) from error
                 # Another process holds the write lock: wait for it on the thread.
             except sqlite3.DatabaseError as error:
@@ -127,9 +141,23 @@ class LaneLedger:
 
     def _locked(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         with self._lock:
-            self.ledger.set_busy_timeout(BUSY_TIMEOUT_MS)
+            self.ledger.set_busy_timeout(POLL_MS)
+            deadline = time.monotonic() + BUSY_WAIT_S
             try:
-                return fn(*args)
+                while True:
+                    changes = self._conn.total_changes
+                    try:
+                        return fn(*args)
+                    except sqlite3.OperationalError as error:
+                        # Asked again only when nothing was written yet (the lock was
+                        # refused at the start of a transaction), never half-way.
+                        if not _busy(error) or self._conn.total_changes != changes:
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise LedgerBusy(
+                                "ledger busy: another program is writing to it (an import?);"
+                                " nothing was done, try again in a moment"
+                            ) from error
             except (sqlite3.DatabaseError, OSError) as error:
                 raise LedgerUnusable(_explain(error)) from error
             finally:
@@ -137,6 +165,11 @@ class LaneLedger:
 
     def _perform(self, op: LedgerOp) -> LedgerDone:
         return perform(self.ledger, self.actor, op)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
 
 
 def _explain(error: BaseException) -> str:

@@ -9,7 +9,10 @@ For each input, in this order: parse the barcode, ask the ledger what the rules 
 (`plan_lookup`), decide (`daemon.rules.lane.machine.step`, pure), store the input and the
 decision in the lane's journal with its sequence number, and only then act: display,
 light, buzzer, and a ledger operation whose answer is decided the same way before the
-receipt prints. If the ledger cannot be written, the lane goes out of service.
+receipt prints. If the ledger cannot be written, the lane goes out of service, and
+tries it again every `PROBE_S`: once a journal entry can be written, it is back
+(`ServiceRestored`). Another program holding the ledger busy is not a fault: the input in
+hand is refused "ledger busy, try again" (`Busy`) and nothing of it was done.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from daemon.drivers.scanner import Reason, Scan, ScanProblem
 from daemon.lane import logbook
-from daemon.lane.ledger import LaneLedger, LedgerUnusable
+from daemon.lane.ledger import LaneLedger, LedgerBusy, LedgerUnusable
 from daemon.lane.outputs import Background, Outputs
 from daemon.lane.snapshot import describe_input, snapshot
 from daemon.ledger import LedgerError
@@ -33,21 +36,27 @@ from daemon.ledger.store import iso
 from daemon.rules.barcode import BarcodeOptions, PlainLabel, parse
 from daemon.rules.lane.machine import plan_command, plan_lookup, step
 from daemon.rules.lane.types import (
+    Busy,
     Command,
     Effects,
     Input,
     LaneSettings,
     LaneState,
+    LedgerDone,
     LedgerOp,
+    Mode,
     Now,
     Scanned,
     ScannerTrouble,
     ServiceFault,
+    ServiceRestored,
     Tick,
 )
 
 log = logging.getLogger(__name__)
 Item = Scan | ScanProblem | Input
+PROBE_S = 2.0  # out of service: how often the ledger is tried again
+_BY_A_PERSON = ("scan", "command", "release", "manager")
 
 
 class Lane:
@@ -77,6 +86,7 @@ class Lane:
         self._busy = False
         self._answering = False
         self._tick: asyncio.TimerHandle | None = None
+        self._probe: asyncio.TimerHandle | None = None
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.taken = 0  # inputs processed so far
         self.last: dict[str, Any] = {}  # the last published event
@@ -162,11 +172,13 @@ class Lane:
     async def _take(self, item: Item) -> dict[str, Any]:
         if isinstance(item, Scan):
             parsed = parse(item.text, self.options, item.symbology_id)
+            shown = item.text
             try:
                 facts = await self.ledger.facts(plan_lookup(self.state, parsed, self.settings))
+            except LedgerBusy as error:
+                return await self._apply(Busy(str(error)), "busy", item.source, shown)
             except LedgerUnusable as error:
                 return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
-            shown = item.text
             if isinstance(parsed, PlainLabel):
                 holder = self.settings.badges.get(parsed.text) or self.settings.managers.get(
                     parsed.text
@@ -188,6 +200,8 @@ class Lane:
             if not plan.empty:
                 try:
                     item = replace(item, facts=await self.ledger.facts(plan))
+                except LedgerBusy as error:
+                    return await self._apply(Busy(str(error)), "busy", item.source, item.name)
                 except LedgerUnusable as error:
                     return await self._apply(
                         ServiceFault(str(error)), "fault", "ledger", str(error)
@@ -206,12 +220,23 @@ class Lane:
             entry = self._entry(now, kind, source, shown, before, after, effects, event)
             try:
                 seq = await self.ledger.log(entry)
+            except LedgerBusy as error:
+                if kind in _BY_A_PERSON:  # not done: that person is told to try again
+                    return await self._apply(Busy(str(error)), "busy", source, shown)
+                # Busy itself, or what the lane must take in whatever the journal says
+                # (a ledger answer, a print result): taken without its entry.
+                log.warning("journal entry not written (%s): %s", error, shown)
             except LedgerUnusable as error:
+                if isinstance(event, ServiceRestored):
+                    self._schedule_probe()  # still not writable: stays out of service
+                    return {}
                 if isinstance(event, ServiceFault):
                     seq = None  # the journal is what failed; the lane still stops
                 else:
                     return await self._apply(ServiceFault(str(error)), "fault", "ledger", shown)
         self.state = after
+        if after.mode is Mode.OUT_OF_SERVICE:
+            self._schedule_probe()
         if after.devices is not before.devices and self.on_devices is not None:
             self.on_devices(dict(after.devices))
         published = self._publish(seq, kind, shown, effects)
@@ -227,6 +252,8 @@ class Lane:
     async def _carry_out(self, op: LedgerOp) -> dict[str, Any]:
         try:
             done = await self.ledger.perform(op)
+        except LedgerBusy as error:  # nothing was done: refused, to be tried again
+            done = LedgerDone(op.op_id, (("ledger_busy", str(error)),))
         except (LedgerUnusable, LedgerError, OSError) as error:
             return await self._apply(ServiceFault(str(error)), "fault", "ledger", str(error))
         logbook.record(op, done)  # before _apply, which may carry out a follow-up operation
@@ -240,6 +267,8 @@ class Lane:
     async def _checkpoint(self) -> None:
         try:
             await self.ledger.checkpoint()
+        except LedgerBusy:
+            pass  # another writer: the next customer's checkpoint goes further
         except LedgerUnusable as error:
             self.submit(ServiceFault(str(error)))
 
@@ -329,7 +358,17 @@ class Lane:
             loop = asyncio.get_running_loop()
             self._tick = loop.call_later(delay, self.submit, Tick())
 
+    def _schedule_probe(self) -> None:
+        """Out of service: try the ledger again in `PROBE_S` (a journal entry saying the
+        lane is back is the test)."""
+        if self._probe is None or self._probe.when() <= asyncio.get_running_loop().time():
+            loop = asyncio.get_running_loop()
+            self._probe = loop.call_later(PROBE_S, self.submit, ServiceRestored())
+
     def stop_ticks(self) -> None:
         if self._tick is not None:
             self._tick.cancel()
             self._tick = None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None

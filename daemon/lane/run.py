@@ -234,8 +234,8 @@ async def _fit_devices(daemon: Daemon, factory: Factory | None) -> None:
     recovered = await daemon.ledger.call(lambda _: recover(daemon.ledger, lane.settings))
     daemon.lane_task = loop.create_task(lane.run(), name="lane")
     lane.show_state()
-    if recovered is not None:
-        lane.submit(recovered)
+    for said in recovered:  # the sale open at the stop, then each receipt still owed
+        lane.submit(said)
     pins = [PinHolder(a.name, a.pin_hash) for a in config.attendants if a.pin_hash]
     managers = [PinHolder(m.name, m.pin_hash) for m in config.managers if m.pin_hash]
     guard = PinGuard(path=config.ledger.path.parent / FILE_NAME)

@@ -25,8 +25,10 @@ from daemon.rules.lane.types import (
     ManagerApproval,
     Mode,
     Printed,
+    ReceiptOwed,
     Recovered,
     ServiceFault,
+    ServiceRestored,
     Tick,
 )
 
@@ -132,6 +134,10 @@ def describe_input(item: Input) -> tuple[str, str, str]:
         return "start", "restart", f"{item.invoice} {'saved' if item.saved else 'not saved'}"
     if isinstance(item, ServiceFault):
         return "fault", "lane", item.message
+    if isinstance(item, ReceiptOwed):
+        return "print", "restart", f"{item.receipt.invoice} owed"
+    if isinstance(item, ServiceRestored):
+        return "fault", "lane", "ledger writable again"
     if isinstance(item, Tick):
         return "tick", "clock", "deadline"
     return "input", "lane", type(item).__name__

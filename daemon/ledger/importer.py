@@ -1,23 +1,35 @@
-"""Bulk import of serials from CSV: all rows or none, every bad row reported.
+"""Bulk import of serials from CSV: every bad row reported, nothing written unless every
+row is good; written in short transactions beside a lane that keeps selling.
 
 Columns: serial, product, po, supplier, branch, cost (and optionally received_on,
 lot, expiry). The whole file is checked in one pass (serial format, product rule,
 duplicates within the file, duplicates of active units: one indexed query per 500
-serials) before anything is written; then every row becomes a `receive` event in
-the hash chain, written in a single transaction.
+serials) before anything is written. Then every row becomes a `receive` event in the
+hash chain, in transactions of about `CHUNK_S` each with a pause of `YIELD_S` between
+them, so a lane on the same ledger never waits longer than one of them to write its
+scans and sales.
+
+Resumable, not all-or-nothing: an import that is interrupted while it writes (killed,
+a power cut, a full disk) keeps the rows it wrote, and running the same file again
+finishes it: a row whose unit is already in stock exactly as the row says (product,
+serial, branch, PO, supplier, cost, lot, expiry) counts as already imported, and only
+the rest are written. All-or-nothing would need one transaction holding the ledger's
+write lock for the whole file, which stops the lane for as long; and events once
+written (and perhaps replicated to HQ) are never taken back.
 """
 
 from __future__ import annotations
 
 import csv
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any
 
-from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.errors import LedgerError, Problem, Refusal
 from daemon.ledger.events import BodyTemplate, ChainHead, Change, Stamp
 from daemon.ledger.kinds import Kind
 from daemon.ledger.ledger import Ledger
@@ -51,14 +63,21 @@ class ImportRow:
     lot: str | None
     expiry: str | None
     existing: Unit | None = None
+    already: bool = False  # in stock exactly as this row says: imported before
 
 
 @dataclass
 class ImportReport:
     rows: int
-    units: int
+    units: int  # units written by this run
     documents: list[str] = field(default_factory=list)
     skipped: int = 0  # rows of units already received on the row's PO (skip_existing)
+    already: int = 0  # rows found imported already (an interrupted import run again)
+
+
+class ImportInterrupted(LedgerError):
+    """The ledger could not be written part way through an import. The rows written
+    before stay; running the same file again imports the rest."""
 
 
 def import_csv(
@@ -264,6 +283,9 @@ def _check_against_ledger(
         unit = existing.get((row.product.code, row.key))
         if unit is None:
             continue
+        if _as_imported(unit, row):
+            row.already = True
+            continue
         if skip_existing and unit.row.get("po") == row.po:
             skipped.add(row.line)
             continue
@@ -274,7 +296,24 @@ def _check_against_ledger(
     return [row for row in rows if row.line not in skipped], len(skipped)
 
 
-_BATCH = 10_000
+def _as_imported(unit: Unit, row: ImportRow) -> bool:
+    """The unit is in stock exactly as `row` would put it: an earlier run of this import
+    wrote it."""
+    have = unit.row
+    return (
+        unit.state.value == "in_stock"
+        and (unit.branch, have["po"], have["supplier"]) == (row.branch, row.po, row.supplier)
+        and (have["cost_cents"], have["lot"], have["expiry"])
+        == (row.cost_cents, row.lot, row.expiry)
+    )
+
+
+# A transaction of the import holds the ledger's write lock for about this long; then
+# the import pauses for `YIELD_S`, so a lane waiting to write (it asks every few
+# milliseconds) gets the lock in between.
+CHUNK_S = 0.1
+YIELD_S = 0.004
+_BATCH = 2_000  # rows inserted per executemany (and checked against CHUNK_S)
 _UNITS_SQL = (
     "INSERT INTO units (id, product_id, serial, serial_key, state, branch, po, supplier,"
     " cost_cents, lot, expiry, last_event, updated_at)"
@@ -296,19 +335,46 @@ def _insert(
 def _write(
     ledger: Ledger, rows: list[ImportRow], actor: str, progress: Progress | None
 ) -> ImportReport:
-    """Write all rows in one transaction: new units in bulk, units coming back one by one."""
+    """Write the rows in short transactions (see the module's docstring)."""
     stamp = ledger.stamp(actor)
+    todo = [row for row in rows if not row.already]
+    already = len(rows) - len(todo)
+    if progress and already:
+        progress(already)
     documents: dict[str, int] = {}
     templates: dict[tuple[bool, bool], BodyTemplate] = {}
+    written = 0
+    try:
+        while written < len(todo):
+            written = _write_chunk(ledger, todo, written, stamp, documents, templates, progress)
+            if written < len(todo):
+                time.sleep(YIELD_S)
+    except (sqlite3.Error, OSError) as error:
+        raise ImportInterrupted(
+            f"the ledger could not be written after {written + already} of {len(rows)} rows"
+            f" ({error}); the rows written stay, and importing the same file again imports"
+            " the rest"
+        ) from error
+    pos = list(dict.fromkeys(row.po for row in rows))
+    return ImportReport(rows=len(rows), units=len(todo), documents=pos, already=already)
+
+
+def _write_chunk(
+    ledger: Ledger,
+    todo: list[ImportRow],
+    start: int,
+    stamp: Stamp,
+    documents: dict[str, int],
+    templates: dict[tuple[bool, bool], BodyTemplate],
+    progress: Progress | None,
+) -> int:
+    """One transaction of the import, from `todo[start]` for about `CHUNK_S`; the index
+    of the first row not yet written. New units go in bulk, units coming back from the
+    supplier one by one through the general path (like `receive`)."""
+    started = time.monotonic()
     with ledger.writing(stamp) as writer:
         db = writer.db
         head = writer.head
-        for row in rows:
-            _po_document(db, row, stamp, documents)
-        for row in rows:
-            if row.existing is not None:
-                # Back from the supplier: through the general path, like `receive`.
-                writer.record(_receive_change(row))
         next_id = (db.execute("SELECT max(id) FROM units").fetchone()[0] or 0) + 1
         counts: Counter[tuple[int, str, str, str]] = Counter()
         received: Counter[tuple[int, str, str, str]] = Counter()
@@ -316,48 +382,51 @@ def _write(
         terminal, epoch, at = head.terminal, head.epoch, stamp.at
         unit_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
-        for row in rows:
+        index = start
+        while index < len(todo):
+            row = todo[index]
+            index += 1
+            doc_id = _po_document(db, row, stamp, documents)
             if row.existing is not None:
-                continue
-            shape = (row.lot is not None, row.expiry is not None)
-            template = templates.get(shape)
-            if template is None:
-                template = templates[shape] = _template(_receive_change(row), stamp, head)
-            event_uuid, seq, text, digest = template.seal(head, _template_values(row))
-            unit_rows.append(
-                (
-                    next_id,
-                    row.product.id,
-                    row.serial,
-                    row.key,
-                    row.branch,
-                    row.po,
-                    row.supplier,
-                    row.cost_cents,
-                    row.lot,
-                    row.expiry,
-                    event_uuid,
-                    at,
+                writer.record(_receive_change(row))
+            else:
+                shape = (row.lot is not None, row.expiry is not None)
+                template = templates.get(shape)
+                if template is None:
+                    template = templates[shape] = _template(_receive_change(row), stamp, head)
+                event_uuid, seq, text, digest = template.seal(head, _template_values(row))
+                unit_rows.append(
+                    (
+                        next_id,
+                        row.product.id,
+                        row.serial,
+                        row.key,
+                        row.branch,
+                        row.po,
+                        row.supplier,
+                        row.cost_cents,
+                        row.lot,
+                        row.expiry,
+                        event_uuid,
+                        at,
+                    )
                 )
-            )
-            event_rows.append(
-                (event_uuid, terminal, epoch, seq, next_id, documents[row.po], text, digest)
-            )
-            counts[(row.product.id, row.branch, "in_stock", row.key[:prefix_length])] += 1
-            received[(row.product.id, row.supplier, row.branch, at[:10])] += 1
-            next_id += 1
-            if len(unit_rows) == _BATCH:
+                event_rows.append((event_uuid, terminal, epoch, seq, next_id, doc_id, text, digest))
+                counts[(row.product.id, row.branch, "in_stock", row.key[:prefix_length])] += 1
+                received[(row.product.id, row.supplier, row.branch, at[:10])] += 1
+                next_id += 1
+            if (index - start) % _BATCH == 0:
                 _insert(db.conn, unit_rows, event_rows)
                 unit_rows, event_rows = [], []
-                if progress:
-                    progress(_BATCH)
+                if time.monotonic() - started >= CHUNK_S:
+                    break
         _insert(db.conn, unit_rows, event_rows)
         writer.projection.count_deltas.update(counts)
         for key, n in received.items():
             writer.projection.add_activity(key, {"received": n})
     if progress:
-        progress(len(rows) % _BATCH)
-    return ImportReport(rows=len(rows), units=len(rows), documents=list(documents))
+        progress(index - start)
+    return index
 
 
 _VARIABLES = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+OWED_WINDOW = 50_000  # journal entries a restart looks back for receipts still owed
 _INSERT = (
     "INSERT INTO lane_log (at, terminal, kind, source, input, mode, outcome, code, message,"
     " invoice, basket_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -107,6 +108,24 @@ class LaneLog:
             (row[0], row[1]),
         ).fetchone()
         return None if printed else str(row[1])
+
+    def owed_receipts(self) -> list[str]:
+        """Invoices whose receipt is known not to have printed (the printer said so) and
+        has not printed since, oldest first. Looked for among the last `OWED_WINDOW`
+        entries, so a restart never reads the whole journal."""
+        rows = self._conn.execute(
+            "SELECT invoice, code FROM lane_log WHERE seq > (SELECT coalesce(max(seq), 0)"
+            " FROM lane_log) - ? AND invoice IS NOT NULL AND code IN ('receipt_failed',"
+            " 'printed') ORDER BY seq",
+            (OWED_WINDOW,),
+        ).fetchall()
+        owed: dict[str, None] = {}
+        for invoice, code in rows:
+            if code == "printed":
+                owed.pop(invoice, None)
+            else:
+                owed[invoice] = None
+        return list(owed)
 
     def next_invoice(self, prefix: str) -> int:
         """The number after the highest invoice `prefix`NNNNNN this lane has used, in its

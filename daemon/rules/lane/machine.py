@@ -11,7 +11,9 @@ as the input `LedgerDone`.
 
 `TABLE` maps (mode, input kind) to the handler; inputs a mode does not list fall to
 `ANY_MODE`, and whatever is in neither is refused as "not now". Out of service has one
-way in (`ServiceFault`) and none out: every input is then ignored until a restart.
+way in (`ServiceFault`) and one way out (`ServiceRestored`, once the wiring finds the
+ledger writable again): every other input is ignored meanwhile. A ledger held busy by
+another program (`Busy`) is not a fault: the input is refused as "busy, try again".
 A self-checkout lane locks on any refusal a customer cannot put right and on the
 commands only an attendant may give; an attendant's badge or PIN releases it, and the
 release is recorded in the ledger before the lane moves on. What only a manager may do
@@ -82,8 +84,10 @@ from daemon.rules.lane.service import (
     call_for_help,
     device_changed,
     device_status,
+    ledger_busy,
     not_locked,
     printed,
+    receipt_owed,
     recovered,
     release,
     reprint,
@@ -97,12 +101,14 @@ from daemon.rules.lane.steps import (
     ignore,
     light_for,
     lock,
+    prompt,
     refuse,
     resting_display,
 )
 from daemon.rules.lane.types import (
     AttendantRelease,
     Beep,
+    Busy,
     Command,
     CommandName,
     DeviceChanged,
@@ -117,11 +123,14 @@ from daemon.rules.lane.types import (
     Mode,
     Now,
     Printed,
+    ProductFacts,
+    ReceiptOwed,
     RecordRelease,
     Recovered,
     Scanned,
     ScannerTrouble,
     ServiceFault,
+    ServiceRestored,
     Tick,
     Verdict,
 )
@@ -204,15 +213,22 @@ _KINDS: dict[type, str] = {
     Printed: "printed",
     DeviceChanged: "device",
     Recovered: "recovered",
+    Busy: "busy",
+    ReceiptOwed: "receipt owed",
 }
 
 
 def step(state: LaneState, event: Input, now: Now, cfg: LaneSettings) -> Step:
     """The lane's next state and what to do, for one input at `now`."""
     if state.mode is Mode.OUT_OF_SERVICE:
-        if isinstance(event, Tick):
+        if isinstance(event, ServiceRestored):
+            back = _back_in_service(state)
+            return _remember(back, deadline=_deadline(back[0], now, cfg))
+        if isinstance(event, Tick | Busy):
             return state, Effects()
         return ignore(state, "out_of_service", f"the lane is out of service: {state.failure}")
+    if isinstance(event, ServiceRestored):
+        return state, Effects()  # in service already
     if isinstance(event, ServiceFault):
         return _remember(_out_of_service(state, event.message))
     if state.notice is not None and _by_a_person(event) and not isinstance(event, LedgerDone):
@@ -274,10 +290,37 @@ def _awaiting_serial(state: LaneState, event: Scanned, now: Now, cfg: LaneSettin
         # Serials of one product come in a row: the lane keeps waiting for the next.
         return receive_unit(state, pending, parsed.text, event.facts.units, cfg)
     if state.serial_for is Mode.RETURN:
-        return scan_in_return(_resume(state), event, now, cfg)
+        return _return_awaiting(state, pending, event, cfg)
     if state.serial_for is Mode.RECEIVING:
-        return scan_in_receiving(_resume(state), event, now, cfg)
+        # A whole unit (GS1) is received and the serials of `pending` may go on; another
+        # product's barcode names the product the serials that follow are of (the
+        # prompt says so). Nothing scanned before is dropped either way.
+        return scan_in_receiving(state, event, now, cfg)
     return scan_serial(state, event, now, cfg)
+
+
+def _return_awaiting(
+    state: LaneState, pending: ProductFacts, event: Scanned, cfg: LaneSettings
+) -> Step:
+    """A scan while a return waits for the serial of `pending`: a unit of that product
+    is taken back; a unit or barcode of another product is refused, never returned
+    in its place."""
+    parsed, facts = event.parsed, event.facts
+    product = facts.product
+    if isinstance(parsed, ProductCode) and product is not None and product.code == pending.code:
+        return prompt(state, "serial_needed", f"scan the serial of the {pending.name}")
+    if isinstance(parsed, UnitCode) and (product is None or product.code == pending.code):
+        units = tuple(u for u in facts.units if u.product.code == pending.code)
+        return take_back(state, parsed.serial, pending, units, cfg)
+    what = f"the {product.name}" if product is not None else "that"
+    return refuse(
+        state,
+        cfg,
+        "wrong_product",
+        f"the return waits for the serial of the {pending.name}: scan it (or VOID to choose "
+        f"another item); {what} was not taken back",
+        pending.name,
+    )
 
 
 def _cancel_awaiting(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
@@ -328,6 +371,11 @@ def _drop_and_take(state: LaneState, event: Input, now: Now, cfg: LaneSettings) 
 def _released(state: LaneState, event: LedgerDone, now: Now, cfg: LaneSettings) -> Step:
     held, op = state.lock, state.pending
     assert held is not None and isinstance(op, RecordRelease)
+    if event.refused:  # e.g. the ledger was busy: not recorded, so not released
+        code, message = event.refused[0]
+        still = state.evolve(pending=None)
+        said = f"the release by {op.attendant} could not be recorded ({message}); try again"
+        return still, Effects(prompt=said, verdict=Verdict("refused", code, said))
     back = state.evolve(mode=held.resume, lock=None, pending=None)
     said = f"released by {op.attendant} ({op.method}) after {held.code}"
     if held.pending is not None:
@@ -420,6 +468,8 @@ ANY_MODE: dict[str, Handler] = {
     "printed": printed,
     "device": device_changed,
     "recovered": recovered,
+    "busy": ledger_busy,
+    "receipt owed": receipt_owed,
     "tick": tick,
     _cmd(C.REPRINT): reprint,
     _cmd(C.HELP): call_for_help,
@@ -462,13 +512,14 @@ def _deadline(state: LaneState, now: Now, cfg: LaneSettings) -> float | None:
 
 
 def _out_of_service(state: LaneState, message: str) -> Step:
-    """The one way into OUT_OF_SERVICE."""
+    """The one way into OUT_OF_SERVICE. What was open (a basket, a delivery being
+    scanned, a call for an attendant or a manager) is kept for when the ledger can be
+    written again; the ledger operation under way failed, so it is not pending."""
     halted = state.evolve(
         mode=Mode.OUT_OF_SERVICE,
         failure=message,
+        halted_in=state.mode,
         pending=None,
-        lock=None,
-        approval=None,
         deadline=None,
     )
     return halted, Effects(
@@ -478,6 +529,20 @@ def _out_of_service(state: LaneState, message: str) -> Step:
         prompt=f"out of service: {message}",
         verdict=Verdict("refused", "out_of_service", message),
     )
+
+
+def _back_in_service(state: LaneState) -> Step:
+    """The one way out of OUT_OF_SERVICE: back to what the lane was doing."""
+    mode = state.halted_in or Mode.IDLE
+    if mode is Mode.COUNTING and state.document is None:
+        mode = Mode.IDLE
+    back = state.evolve(mode=mode, failure="", halted_in=None)
+    said = f"the lane is back in service (it was out of service: {state.failure})"
+    if back.basket is not None and back.basket.lines:
+        said += f"; the basket of {back.basket.invoice} is still open: pay for it again"
+    elif back.received:
+        said += f"; the {len(back.received)} unit(s) scanned on PO {back.document} are kept"
+    return accept(back, "back_in_service", said, beep=None)
 
 
 def _remember(result: Step, **changes: Any) -> Step:

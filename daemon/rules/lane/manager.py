@@ -105,7 +105,10 @@ def _override_approved(state: LaneState, manager: str, method: str, cfg: LaneSet
         unit.product, unit.product.price_cents, unit.serial, unit.key, approved_by=manager
     )
     added = back.evolve(
-        mode=Mode.IN_SALE, basket=replace(back.basket, lines=(*back.basket.lines, line))
+        mode=Mode.IN_SALE,
+        basket=replace(back.basket, lines=(*back.basket.lines, line)),
+        pending_product=None,  # the unit a serial was awaited for, if it was that
+        serial_for=None,
     )
     overridden = ", ".join(verdict.overridden) or approval.code
     message = (

@@ -70,36 +70,74 @@ def scan_in_sale(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) 
 
 
 def scan_serial(state: LaneState, event: Scanned, now: Now, cfg: LaneSettings) -> Step:
-    """A scan while the lane waits for the serial of `state.pending_product`."""
+    """A scan while the lane waits for the serial of `state.pending_product`.
+
+    Only a unit of that product answers the question: it goes into the basket (or is
+    refused for what the ledger says of it, and the lane asks again). Anything else (a
+    unit or barcode of another product, an unknown serial) is refused with the reason
+    and the lane keeps waiting: the item is never dropped or swapped without a word.
+    VOID takes it off, CANCEL drops the sale, and the serial deadline drops it with a
+    refusal that says so."""
     pending = state.pending_product
     assert pending is not None
     parsed, facts = event.parsed, event.facts
-    if isinstance(parsed, UnitCode):
-        return _unit_code(_back(state), parsed, event, cfg)
     if isinstance(parsed, ProductCode):
-        if facts.product is not None and facts.product.serial_tracked:
-            return add_product(_back(state), facts.product, cfg)
-        return refuse(
-            state,
-            cfg,
-            "serial_expected",
-            f"scan the serial number of the {pending.name} first (or VOID it)",
-            pending.name,
-        )
-    assert isinstance(parsed, PlainLabel)
+        return _product_while_waiting(state, pending, facts.product, cfg)
+    serial = parsed.serial if isinstance(parsed, UnitCode) else getattr(parsed, "text", "")
+    if isinstance(parsed, UnitCode) and facts.product is not None:
+        if facts.product.code != pending.code:
+            return _not_the_pending(state, pending, facts.product.name, cfg)
+    elif isinstance(parsed, UnitCode) and parsed.gtin is not None:
+        return refuse(state, cfg, "unknown_product", _no_product(parsed.gtin), pending.name)
     mine = [unit for unit in facts.units if unit.product.code == pending.code]
     if mine:
-        return sell_unit(_back(state), mine[0], cfg)
-    if facts.product is not None and facts.product.serial_tracked:
-        return add_product(_back(state), facts.product, cfg)
-    others = ", ".join(unit.product.name for unit in facts.units)
-    where = f" (the ledger has it as {others})" if others else ""
+        after, effects = sell_unit(state, mine[0], cfg)
+        verdict = effects.verdict
+        if after.mode is Mode.AWAITING_SERIAL and verdict is not None:
+            # That unit may not be sold: the item still waits for a serial it may.
+            said = f"{verdict.message}; scan another {pending.name}'s serial, or VOID it"
+            return after, replace(effects, prompt=said, verdict=replace(verdict, message=said))
+        return after, effects
+    if facts.units:
+        others = " or ".join(sorted({unit.product.name for unit in facts.units}))
+        return _not_the_pending(state, pending, f'{others} serial "{serial}"', cfg)
+    if isinstance(parsed, PlainLabel) and facts.product is not None:
+        return _product_while_waiting(state, pending, facts.product, cfg)
     return refuse(
         state,
         cfg,
         "unknown_unit",
-        f'{pending.name} serial "{parsed.text}" is not in the ledger{where}; '
-        "check the serial on the unit and scan it again",
+        f'{pending.name} serial "{serial}" is not in the ledger; check the serial on the '
+        f"unit and scan it again (or VOID the {pending.name})",
+        pending.name,
+    )
+
+
+def _product_while_waiting(
+    state: LaneState, pending: ProductFacts, product: ProductFacts | None, cfg: LaneSettings
+) -> Step:
+    """A product barcode while a serial is owed: the same product asks again; any other
+    is refused (the waiting item is not swapped for it)."""
+    if product is not None and product.code == pending.code:
+        return prompt(state, "serial_needed", f"scan the serial number of the {pending.name}")
+    what = f"the {product.name}" if product is not None else "another item"
+    return refuse(
+        state,
+        cfg,
+        "serial_expected",
+        f"scan the serial number of the {pending.name} first (or VOID it); {what} was not added",
+        pending.name,
+    )
+
+
+def _not_the_pending(state: LaneState, pending: ProductFacts, what: str, cfg: LaneSettings) -> Step:
+    """A unit of another product while the serial of `pending` is owed."""
+    return refuse(
+        state,
+        cfg,
+        "wrong_product",
+        f"that is a {what}, not the {pending.name} waiting for its serial: scan the "
+        f"{pending.name}'s serial first (or VOID it); nothing was added",
         pending.name,
     )
 
@@ -144,7 +182,7 @@ def sell_unit(state: LaneState, unit: UnitFacts, cfg: LaneSettings) -> Step:
     assert state.basket is not None
     line = BasketLine(unit.product, unit.product.price_cents, unit.serial, unit.key)
     basket = replace(state.basket, lines=(*state.basket.lines, line))
-    added = state.evolve(mode=Mode.IN_SALE, basket=basket)
+    added = state.evolve(mode=Mode.IN_SALE, basket=basket, pending_product=None, serial_for=None)
     return accept(added, "unit_added", f"{unit.view.label} {text.money(line.price_cents)}")
 
 

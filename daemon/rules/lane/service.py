@@ -24,6 +24,7 @@ from daemon.rules.lane.steps import (
 )
 from daemon.rules.lane.types import (
     AttendantRelease,
+    Busy,
     Command,
     CommandName,
     DeviceChanged,
@@ -36,6 +37,7 @@ from daemon.rules.lane.types import (
     Notice,
     Now,
     Printed,
+    ReceiptOwed,
     RecordRelease,
     Recovered,
     Scanned,
@@ -150,6 +152,20 @@ def printed(state: LaneState, event: Printed, now: Now, cfg: LaneSettings) -> St
     return waiting, Effects(prompt=message, verdict=Verdict("refused", "receipt_failed", message))
 
 
+def receipt_owed(state: LaneState, event: ReceiptOwed, now: Now, cfg: LaneSettings) -> Step:
+    """A receipt still owed from before a restart: print it (the printer queues it until
+    it can, and it prints once)."""
+    invoice = event.receipt.invoice
+    waiting = state.evolve(receipt_waiting=invoice, last_receipt=event.receipt)
+    message = (
+        f"the receipt of {invoice} did not print before the restart; it prints by itself "
+        "once the printer can"
+    )
+    return waiting, Effects(
+        receipt=event.receipt, verdict=Verdict("prompt", "receipt_owed", message)
+    )
+
+
 def reprint(state: LaneState, event: Command, now: Now, cfg: LaneSettings) -> Step:
     if state.last_receipt is None:
         return refuse(state, cfg, "nothing_to_reprint", "no receipt has been printed yet")
@@ -182,6 +198,12 @@ def recovered(state: LaneState, event: Recovered, now: Now, cfg: LaneSettings) -
     )
     lost = state.evolve(notice=Notice("last_sale_lost", message, event.invoice))
     return prompt(lost, "last_sale_lost", message, ("LAST SALE NOT SAVED", "PLEASE SCAN AGAIN"))
+
+
+def ledger_busy(state: LaneState, event: Busy, now: Now, cfg: LaneSettings) -> Step:
+    """The ledger was busy with another program's writing: nothing was done, the lane
+    stays as it was, and the person at it is asked to try again."""
+    return refuse(state, cfg, "ledger_busy", event.message, "PLEASE WAIT")
 
 
 def tick(state: LaneState, event: Tick, now: Now, cfg: LaneSettings) -> Step:

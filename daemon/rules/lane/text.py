@@ -64,10 +64,12 @@ REFUSALS: dict[str, RefusalWords] = {
     # Nobody needs to come for these: the person at the lane can put them right.
     "bad_scan": RefusalWords("PLEASE SCAN AGAIN", locks=False),
     "serial_expected": RefusalWords("SCAN SERIAL NUMBER", locks=False),
+    "wrong_product": RefusalWords("SCAN SERIAL FIRST", locks=False),
     "product_expected": RefusalWords("SCAN PRODUCT FIRST", locks=False),
     "invoice_expected": RefusalWords("SCAN RECEIPT FIRST", locks=False),
     "po_expected": RefusalWords("SCAN THE PO FIRST", locks=False),
     "not_now": RefusalWords("NOT NOW", locks=False),
+    "ledger_busy": RefusalWords("BUSY: SCAN AGAIN", locks=False),
     "unknown_command": RefusalWords("UNKNOWN COMMAND", locks=False),
     "empty_basket": RefusalWords("NOTHING TO PAY", locks=False),
     "bad_tender": RefusalWords("CHECK THE PAYMENT", locks=False),

@@ -17,8 +17,8 @@ from daemon.rules.units import State, UnitView
 
 
 class Mode(StrEnum):
-    """Where the lane is. `OUT_OF_SERVICE` has one way in (a service fault) and none out
-    but a restart."""
+    """Where the lane is. `OUT_OF_SERVICE` has one way in (a service fault) and one way
+    out (`ServiceRestored`: the wiring found the ledger writable again), or a restart."""
 
     IDLE = "idle"
     IN_SALE = "in_sale"
@@ -232,6 +232,28 @@ class ServiceFault:
 
 
 @dataclass(frozen=True)
+class ReceiptOwed:
+    """At start: a receipt the printer could not print before the restart; it prints
+    now, or by itself once the printer can (each receipt once)."""
+
+    receipt: ReceiptSpec
+
+
+@dataclass(frozen=True)
+class ServiceRestored:
+    """Out of service, the ledger could be written again: the lane goes back to what it
+    was doing (a basket open stays open)."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another program held the ledger's write lock too long: nothing was done for the
+    input in hand, which may be given again. The lane stays in service."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Recovered:
     """At start: the basket that was open when the daemon last stopped, and whether the
     ledger has its sale."""
@@ -253,7 +275,10 @@ Input = (
     | Printed
     | DeviceChanged
     | ServiceFault
+    | ServiceRestored
+    | Busy
     | Recovered
+    | ReceiptOwed
 )
 
 
@@ -513,6 +538,7 @@ class LaneState:
     last_count: str | None = None  # the count this lane last closed (its report)
     pending: LedgerOp | None = None  # sent to the ledger, answer not yet in
     failure: str = ""  # OUT_OF_SERVICE: why
+    halted_in: Mode | None = None  # OUT_OF_SERVICE: the mode to go back to once restored
     deadline: float | None = None  # monotonic time the next Tick matters
     next_op: int = 1
     next_invoice: int = 1
