@@ -125,8 +125,12 @@ def test_import_again_with_skip_existing(posd: Posd, tmp_path: Path) -> None:
     sheet = tmp_path / "serials.csv"
     sheet.write_text("serial,product,po,supplier,branch,cost\nN-1,LAP,PO-2,Acme,NORTH,1\n")
     posd("import", str(sheet))
-    with sheet.open("a") as more:
-        more.write("N-2,LAP,PO-2,Acme,NORTH,1\n")
+    # The same file again, its first row's cost changed since and a row added: N-1 is no
+    # longer "imported already" as the file says.
+    sheet.write_text(
+        "serial,product,po,supplier,branch,cost\nN-1,LAP,PO-2,Acme,NORTH,2\n"
+        "N-2,LAP,PO-2,Acme,NORTH,1\n"
+    )
     again = posd("import", str(sheet), status=1)  # without the flag: all or none
     assert "N-1" in again.output
     done = json.loads(posd("import", str(sheet), "--skip-existing", "--json").stdout)
