@@ -110,23 +110,41 @@ def full_history(path: Path | None = None) -> Ledger:
     ledger = make_ledger(path, clock=clock, branch="NORTH")
     ledger.define_product("DRL", "Drill", actor="setup", gtin=GTIN, warranty_months=12)
     ledger.receive(
-        "PO-1", "Acme", "DRL", ["D-1", "D/2", "D:3", "D-4", "D-5", "D-6"], actor="ann",
-        lot="L42", expiry=date(2028, 1, 31),
+        "PO-1",
+        "Acme",
+        "DRL",
+        ["D-1", "D/2", "D:3", "D-4", "D-5", "D-6"],
+        actor="ann",
+        lot="L42",
+        expiry=date(2028, 1, 31),
     )
     ledger.receive("PO-2", "Acme", "LAP", ["LX-1", "LX-2", "LX-3", "LX-4"], actor="ann")
     clock.advance(hours=1)
-    ledger.sell("INV-1", "Dana", [SaleLine("DRL", "D-1", 9900), SaleLine("LAP", "LX-1", 1)],
-                actor="bob")
-    ledger.return_unit("INV-1", "LAP", "LX-1", actor="bob", condition="boxed",
-                       disposition=State.IN_STOCK)
+    ledger.sell(
+        "INV-1", "Dana", [SaleLine("DRL", "D-1", 9900), SaleLine("LAP", "LX-1", 1)], actor="bob"
+    )
+    ledger.return_unit(
+        "INV-1", "LAP", "LX-1", actor="bob", condition="boxed", disposition=State.IN_STOCK
+    )
     ledger.transfer_out("TR-1", "SOUTH", [UnitRef("LAP", "LX-2")], actor="ann")
     ledger.transfer_in("TR-1", [UnitRef("LAP", "LX-2")], actor="sam", branch="SOUTH")
-    ledger.repair_open("RP-1", UnitRef("DRL", "D-1"), actor="tess", technician="tess",
-                       intake_condition="scratched", fault="no power")
+    ledger.repair_open(
+        "RP-1",
+        UnitRef("DRL", "D-1"),
+        actor="tess",
+        technician="tess",
+        intake_condition="scratched",
+        fault="no power",
+    )
     ledger.repair_step("RP-1", "qc_passed", actor="tess", diagnosis="switch")
     ledger.repair_close("RP-1", actor="tess", outcome="repaired")
-    ledger.replace("RPL-1", UnitRef("DRL", "D-1"), UnitRef("DRL", "D/2"), actor="bob",
-                   old_disposition=State.RETURNED_TO_SUPPLIER)
+    ledger.replace(
+        "RPL-1",
+        UnitRef("DRL", "D-1"),
+        UnitRef("DRL", "D/2"),
+        actor="bob",
+        old_disposition=State.RETURNED_TO_SUPPLIER,
+    )
     ledger.move(Op.QUARANTINE, [UnitRef("LAP", "LX-3")], actor="ann", reason="dented")
     ledger.move(Op.RELEASE, [UnitRef("LAP", "LX-3")], actor="ann", reason="fine")
     ledger.move(Op.WRITE_OFF, [UnitRef("DRL", "D-4")], actor="ann", reason="broken", manager="Mia")

@@ -41,7 +41,7 @@ ProductOfGtin = Callable[[str], str | None]
 
 
 @dataclass
-class Notice:
+class ShipNotice:
     """What a notice says: the units to expect, and the events it has that posd does
     not use (by type and business step), for the person importing it to see."""
 
@@ -69,7 +69,7 @@ def read_notice(
     po: str | None,
     product_of_gtin: ProductOfGtin,
     supplier: str | None = None,
-) -> Notice:
+) -> ShipNotice:
     """Read a notice, or raise Refusal with a problem per bad event."""
     document = _document(data)
     body = document.get("epcisBody")
@@ -212,7 +212,7 @@ class _Reader:
             if not (isinstance(entry, dict) and isinstance(entry.get("bizTransaction"), str)):
                 self.problem("bad_event", f"{label}: a business transaction has no URI")
                 return None
-            if entry.get("type") in _PO_TYPES:
+            if _text(entry.get("type")) in _PO_TYPES:
                 named.append(_po_number(entry["bizTransaction"]))
         if self.po is not None:
             if named and self.po not in named:
@@ -290,7 +290,7 @@ class _Reader:
             )
         return product
 
-    def finish(self) -> Notice:
+    def finish(self) -> ShipNotice:
         if self.problems:
             shown = self.problems[:MAX_PROBLEMS]
             if len(self.problems) > MAX_PROBLEMS:
@@ -316,4 +316,4 @@ class _Reader:
                 "nothing_expected",
                 "the notice has no shipping or receiving ObjectEvent naming serialized units",
             )
-        return Notice(units, self.unused)
+        return ShipNotice(units, self.unused)

@@ -157,10 +157,10 @@ def _extensions(event: EventBody, gtin_of: GtinOf) -> dict[str, Any]:
         out["posd:corrects"] = event_uri(data["corrects"])
         if isinstance(data.get("corrected_kind"), str):
             out["posd:correctedKind"] = data["corrected_kind"]
+    # Stolen and recalled are CBV dispositions (persistentDisposition); the other flags
+    # (conflict, on hold) have none, so posd names them.
     flag = data.get("flag")
-    if event.kind in (Kind.FLAG, Kind.UNFLAG) and isinstance(flag, str):
-        # Stolen and recalled are CBV dispositions (persistentDisposition); the others
-        # (conflict, on hold) have none, so posd names them.
-        if flag not in FLAG_DISPOSITION:
-            out["posd:flag"] = flag
+    flagging = event.kind in (Kind.FLAG, Kind.UNFLAG)
+    if flagging and isinstance(flag, str) and flag not in FLAG_DISPOSITION:
+        out["posd:flag"] = flag
     return out

@@ -216,7 +216,8 @@ class Expecting(LedgerCore):
                     )
                 )
             else:
-                chosen.append((UnitRef(matches[0]["product"], serial), matches[0]))
+                # The serial as the supplier printed it, however it was scanned.
+                chosen.append((UnitRef(matches[0]["product"], matches[0]["serial"]), matches[0]))
         refs = [ref for ref, _ in chosen]
         units, ref_problems = self._resolve(refs)
         problems += ref_problems
