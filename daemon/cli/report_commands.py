@@ -26,8 +26,9 @@ from daemon.ledger.stocktake import (
     open_count,
     resolve,
 )
+from daemon.ledger.udi import udi_records
 
-_REPORT_NAMES = sorted([*REPORTS, "count-accuracy"])
+_REPORT_NAMES = sorted([*REPORTS, "count-accuracy", "udi"])
 
 
 def register(group: click.Group) -> None:
@@ -64,7 +65,12 @@ def show_table(table: Table, as_json: bool, as_csv_: bool) -> None:
 @json_option
 def report(name: str, as_csv_: bool, as_json: bool) -> None:
     with opened_ledger() as ledger:
-        table = accuracy_by_branch(ledger) if name == "count-accuracy" else REPORTS[name](ledger)
+        if name == "udi":
+            table = udi_records(ledger)
+        elif name == "count-accuracy":
+            table = accuracy_by_branch(ledger)
+        else:
+            table = REPORTS[name](ledger)
     show_table(table, as_json, as_csv_)
 
 
