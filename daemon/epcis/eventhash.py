@@ -26,6 +26,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from daemon.epcis.identifiers import gs1_check_digit
@@ -207,6 +208,8 @@ def utc_millis(text: str) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# Most values repeat from event to event (steps, places, documents): a bounded cache.
+@lru_cache(maxsize=4096)
 def canonical_value(text: str) -> str:
     for urn, web in _URN_VOCABULARY:
         text = text.replace(urn, web)
