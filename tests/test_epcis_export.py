@@ -7,6 +7,7 @@ import json
 import os
 import tracemalloc
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -259,3 +260,30 @@ def test_an_event_carries_its_hash_first_and_the_hash_ignores_it() -> None:
     stamped = with_event_id(event)
     assert next(iter(stamped)) == "eventID"
     assert event_hash(stamped, PREFIXES) == stamped["eventID"]
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    from tests.mqtt_broker import fresh_pg_database
+
+    yield from fresh_pg_database()
+
+
+def test_hq_on_postgresql_exports_the_same_document(pg_dsn: str, tmp_path: Path) -> None:
+    from daemon.hq.pg import PgBackend
+
+    central = Central(PgBackend(pg_dsn))
+    north = make_ledger(tmp_path / "t1.db", terminal="T1", branch="NORTH")
+    north.define_product("DRL", "Drill", actor="setup", gtin=GTIN)
+    north.receive("PO-1", "Acme", "DRL", ["D-1", "D/2"], actor="ann", lot="L1")
+    north.sell("INV-1", "Dana", [SaleLine("DRL", "D/2", 100)], actor="bob")
+    central.ingest(batches(north))
+    central.close()
+    result = CliRunner().invoke(
+        build(), ["hq", "--pg", pg_dsn, "export", "epcis", "--gln", f"NORTH={GLN}"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert schema_errors(document) == []
+    mine = [e for e in events_of(export(north, Places({"NORTH": GLN})))]
+    assert [e["eventID"] for e in events_of(document)] == [e["eventID"] for e in mine]
