@@ -254,6 +254,9 @@ def test_huge_and_deep_documents_are_refused(
         read_notice(b" " * 1001, po="PO-7", product_of_gtin=_lookup(ledger))
     many = notice(shipping(*(dl(f"S{n}") for n in range(asn.MAX_UNITS + 1))))
     monkeypatch.setattr(asn, "MAX_NOTICE_BYTES", 10**9)
+    long = notice(shipping(dl("S" * 1_000_000)))
+    with pytest.raises(Refusal, match="is 1,000,040 characters; an EPC is at most 400"):
+        read_notice(json.dumps(long).encode(), po="PO-7", product_of_gtin=_lookup(ledger))
     with pytest.raises(Refusal, match="at most 100,000 units"):
         read_notice(json.dumps(many).encode(), po="PO-7", product_of_gtin=_lookup(ledger))
 

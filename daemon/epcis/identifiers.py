@@ -114,6 +114,9 @@ _SGTIN = re.compile(r"urn:epc:id:sgtin:(?P<company>\d{6,12})\.(?P<item>\d{1,7})\
 _POSD_UNIT = re.compile(r"urn:posd:unit:(?P<product>[^:]+):(?P<serial>[^:]+)")
 
 
+MAX_EPC_LENGTH = 400  # a Digital Link with every qualifier is well under this
+
+
 class BadEpcError(ValueError):
     """An EPC that names no serialized unit posd can read."""
 
@@ -121,6 +124,10 @@ class BadEpcError(ValueError):
 def read_unit(epc: str) -> UnitId:
     """The unit an EPC names (BadEpcError saying why when it names none)."""
     shown = epc[:80]
+    if len(epc) > MAX_EPC_LENGTH:
+        raise BadEpcError(
+            f"EPC {shown!r}… is {len(epc):,} characters; an EPC is at most {MAX_EPC_LENGTH}"
+        )
     if match := _DL.fullmatch(epc):
         gtin = gtin14(match["gtin"])
         if len(match["gtin"]) not in (8, 12, 13, 14) or not is_gs1_key(gtin, (14,)):
