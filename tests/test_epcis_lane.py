@@ -40,3 +40,38 @@ def test_scanning_each_unit_once_receives_it_with_the_notices_lot_and_expiry(
         assert left == []
 
     run_lane(tmp_path, template_dir, play)
+
+
+def test_lot_and_expiry_in_a_units_gs1_code_reach_the_ledger_at_receipt() -> None:
+    from daemon.lane.ops import perform
+    from daemon.ledger.lookup import ScanLookup
+    from daemon.rules.barcode import BarcodeOptions, parse
+    from daemon.rules.lane.machine import plan_lookup
+    from daemon.rules.lane.types import Command, CommandName, ReceiveUnits, Scanned
+    from tests.lane_fixtures import CASHIER, Driven
+    from tests.ledger_fixtures import make_ledger
+
+    ledger = make_ledger()
+    ledger.define_product("DRL", "Drill", actor="setup", gtin=LAPTOP_EAN)
+    lane = Driven(CASHIER)
+    options = BarcodeOptions(separators_sent=True)
+
+    def scan(text: str) -> None:
+        parsed = parse(text, options)
+        facts = ScanLookup(ledger.db.conn).facts(plan_lookup(lane.state, parsed, lane.cfg))
+        lane.feed(Scanned(parsed, facts))
+
+    lane.feed(Command(CommandName.RECEIVE, "Acme"))
+    scan("PO-9")
+    for lot, serial in (("L-1", "D-1"), ("L-2", "D-2"), ("L-1", "D-3")):
+        scan(f"010{LAPTOP_EAN}17290630" + f"10{lot}\x1d21{serial}")
+        assert lane.last_code == "unit_received"
+    lane.feed(Command(CommandName.DONE))
+    (op,) = [op for op in lane.ops if isinstance(op, ReceiveUnits)]
+    perform(ledger, "ann", op)
+    got = [(r[1], r[3], r[4]) for r in ledger.db.execute(
+        "SELECT p.code, u.serial, u.state, u.lot, u.expiry FROM units u"
+        " JOIN products p ON p.id = u.product_id ORDER BY u.serial"
+    ).fetchall()]  # fmt: skip
+    assert got == [("D-1", "L-1", "2029-06-30"), ("D-2", "L-2", "2029-06-30"),
+                   ("D-3", "L-1", "2029-06-30")]  # fmt: skip
