@@ -287,3 +287,21 @@ def test_hq_on_postgresql_exports_the_same_document(pg_dsn: str, tmp_path: Path)
     assert schema_errors(document) == []
     mine = [e for e in events_of(export(north, Places({"NORTH": GLN})))]
     assert [e["eventID"] for e in events_of(document)] == [e["eventID"] for e in mine]
+
+
+def test_the_terminals_configured_gln_names_its_branch(tmp_path: Path) -> None:
+    from daemon.config.model import ConfigFileError, load_config
+
+    example = (Path(__file__).parent.parent / "systemd" / "posd.toml.example").read_text()
+    config = tmp_path / "posd.toml"
+    config.write_text(example.replace(f'# gln = "{GLN}"', f'gln = "{GLN}"'))
+    assert load_config(config).terminal.gln == GLN
+    db = tmp_path / "ledger.db"
+    make_ledger(db, branch="BR-017").receive("PO-1", "Acme", "LAP", ["LX-1"], actor="ann")
+    result = _cli("export", "epcis", "--config", str(config), db=db)
+    assert result.exit_code == 0, result.output
+    (event,) = events_of(json.loads(result.stdout))
+    assert event["bizLocation"] == {"id": f"https://id.gs1.org/414/{GLN}"}
+    config.write_text(example.replace(f'# gln = "{GLN}"', 'gln = "4012345000008"'))
+    with pytest.raises(ConfigFileError, match=r"terminal\.gln"):
+        load_config(config)
