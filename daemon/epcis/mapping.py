@@ -70,9 +70,7 @@ DOCUMENT_TYPES = {"po": "po", "invoice": "inv", "return": "rma"}
 _LEAVES = frozenset({Kind.SELL, Kind.REPLACE_NEW, Kind.TRANSFER_OUT, Kind.RETURN_TO_SUPPLIER})
 
 
-def object_event(
-    event: EventBody, gtin_of: GtinOf, places: Places, state_before: str | None = None
-) -> dict[str, Any] | None:
+def object_event(event: EventBody, gtin_of: GtinOf, places: Places) -> dict[str, Any] | None:
     """The ObjectEvent for a ledger event, without its eventID (see `eventhash`);
     None for events that move no unit (products, plain items, counts, lane records)."""
     kind = event.kind
@@ -97,8 +95,8 @@ def object_event(
         disposition = FLAG_DISPOSITION.get(event.data.get("flag", ""))
         if kind == Kind.UNFLAG:
             disposition = None
-    if disposition is None and isinstance(state or state_before, str):
-        disposition = STATE_DISPOSITION.get(str(state or state_before))
+    if disposition is None and isinstance(state, str):
+        disposition = STATE_DISPOSITION.get(state)
     if disposition:
         out["disposition"] = disposition
     out["readPoint"] = {"id": places.terminal(event.branch, event.terminal)}
