@@ -1,10 +1,11 @@
 """GS1 EPCIS 2.0 for posd: the ledger's unit events as EPCIS ObjectEvents, and a
 supplier's advance ship notice (EPCIS) as the units a purchase order will bring.
 
-    doc = DocumentWriter(out, Places(gln={"NORTH": "4012345000009"}))
-    for event in history:                 # the ledger's events, oldest first
-        doc.add(event, gtins)             # skipped when it is no unit movement
-    doc.close()
+    places = Places({"NORTH": "4012345000009"})          # branches with a GLN
+    document = DocumentWriter(out, places, product_gtins(ledger).get, created=now)
+    for event in history(ledger, Selection(branch="NORTH")):  # oldest first
+        document.add(event)                  # skipped when it moves no unit
+    document.close()
 
 - `identifiers`: EPCs (GS1 Digital Link with a GTIN, posd's own URI without),
   locations (a GLN when the branch has one), documents.
