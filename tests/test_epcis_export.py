@@ -38,6 +38,7 @@ from tests.epcis_fixtures import (
     schema_errors,
 )
 from tests.ledger_fixtures import make_ledger
+from tests.test_fuzz_values import argv_for, bounded, command_of
 from tests.test_hq_ingest import batches
 
 
@@ -305,3 +306,25 @@ def test_the_terminals_configured_gln_names_its_branch(tmp_path: Path) -> None:
     config.write_text(example.replace(f'# gln = "{GLN}"', 'gln = "4012345000008"'))
     with pytest.raises(ConfigFileError, match=r"terminal\.gln"):
         load_config(config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_no_value_on_the_export_command_line_gives_a_traceback(data: st.DataObject) -> None:
+    import tempfile
+
+    argv = ["export", "epcis", *argv_for(command_of(("export", "epcis")), data.draw)]
+    with tempfile.TemporaryDirectory() as folder:
+        here = os.getcwd()
+        os.chdir(folder)  # `--out` writes where it is told: here, a folder of the test's
+        try:
+            db = Path(folder) / "ledger.db"
+            full_history(db).close()
+            with bounded():
+                result = CliRunner().invoke(build(), ["--db", str(db), *argv])
+        finally:
+            os.chdir(here)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"posd {argv!r} raised") from result.exception
+    assert "Traceback" not in result.output
+    assert result.exit_code in (0, 1, 2), (argv, result.exit_code, result.output)

@@ -101,9 +101,12 @@ def _places(glns: tuple[str, ...], own: tuple[str, str] | None = None) -> Places
 def _config_gln(path: Path | None) -> tuple[str, str] | None:
     if path is None:
         return None
-    from daemon.config.model import load_config
+    from daemon.config.model import ConfigFileError, load_config
 
-    terminal = load_config(path).terminal
+    try:
+        terminal = load_config(path).terminal
+    except ConfigFileError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
     return (terminal.branch, terminal.gln) if terminal.gln else None
 
 
@@ -206,7 +209,7 @@ def export_group() -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The terminal's posd.toml: its [terminal] gln names this branch.",
 )
 def export_epcis(config_path: Path | None, glns: tuple[str, ...], **options: Any) -> None:
