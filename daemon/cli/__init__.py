@@ -10,6 +10,7 @@ import click
 
 from daemon.cli.appliance_commands import register as register_appliance
 from daemon.cli.common import main_group
+from daemon.cli.epcis import register as register_epcis
 from daemon.cli.hq_commands import register as register_hq
 from daemon.cli.hq_web_commands import register as register_hq_web
 from daemon.cli.ledger_commands import register as register_ledger
@@ -32,6 +33,7 @@ def build() -> click.Group:
     register_hq(group)
     register_appliance(group)
     register_hq_web(group)
+    register_epcis(group)
     return group
 
 

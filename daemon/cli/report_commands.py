@@ -25,8 +25,9 @@ from daemon.ledger.stocktake import (
     open_count,
     resolve,
 )
+from daemon.ledger.udi import udi_records
 
-_REPORT_NAMES = sorted([*REPORTS, "count-accuracy"])
+_REPORT_NAMES = sorted([*REPORTS, "count-accuracy", "udi"])
 
 
 def register(group: click.Group) -> None:
@@ -56,7 +57,12 @@ def show_table(table: Table) -> None:
 @format_options
 def report(name: str) -> None:
     with opened_ledger() as ledger:
-        table = accuracy_by_branch(ledger) if name == "count-accuracy" else REPORTS[name](ledger)
+        if name == "udi":
+            table = udi_records(ledger)
+        elif name == "count-accuracy":
+            table = accuracy_by_branch(ledger)
+        else:
+            table = REPORTS[name](ledger)
     show_table(table)
 
 

@@ -68,6 +68,24 @@ class TerminalConfig(Section):
     store_name: Name = "posd"
     currency: str = Field(default="", max_length=4, pattern=r"^[^\x00-\x1f\x7f]*$")
     operator: Name | None = None  # who the lane's ledger events are by
+    # The branch's GS1 Global Location Number: EPCIS exports name the place by it.
+    gln: str | None = None
+
+    @field_validator("gln")
+    @classmethod
+    def _gln(cls, value: str | None) -> str | None:
+        from biip import ParseError
+        from biip.gln import Gln
+
+        if value is None:
+            return None
+        if not (len(value) == 13 and value.isdigit()):
+            raise ValueError(f"GLN {value[:20]!r} must be 13 digits")
+        try:
+            Gln.parse(value)
+        except ParseError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("id")
     @classmethod

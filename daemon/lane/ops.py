@@ -12,6 +12,7 @@ rules as `LedgerDone(refused=...)`.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from daemon.ledger import Ledger, SaleLine, UnitRef
@@ -47,11 +48,21 @@ def perform(ledger: Ledger, actor: str, op: LedgerOp) -> LedgerDone:
             disposition=op.disposition,
         )
     elif isinstance(op, ReceiveUnits):
-        by_product: dict[str, list[str]] = defaultdict(list)
+        # One receipt per product and lot: a unit's GS1 code may carry lot and expiry.
+        by_lot: dict[tuple[str, str | None, date | None], list[str]] = defaultdict(list)
         for unit in op.units:
-            by_product[unit.product.code].append(unit.serial)
-        for code, serials in by_product.items():
-            ledger.receive(op.po, op.supplier, code, serials, actor=actor, quantity=len(serials))
+            by_lot[(unit.product.code, unit.lot, unit.expiry)].append(unit.serial)
+        for (code, lot, expiry), serials in by_lot.items():
+            ledger.receive(
+                op.po,
+                op.supplier,
+                code,
+                serials,
+                actor=actor,
+                quantity=len(serials),
+                lot=lot,
+                expiry=expiry,
+            )
     elif isinstance(op, RecordRelease):
         ledger.record_release(op.attendant, method=op.method, code=op.code, message=op.message)
     elif isinstance(op, RecordRefusedManager):

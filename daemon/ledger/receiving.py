@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from daemon.ledger.core import SALE_FIELDS, LedgerCore, Outcome, UnitRef, uuids, values_problems
+from daemon.ledger.core import SALE_FIELDS, Outcome, UnitRef, uuids, values_problems
 from daemon.ledger.errors import Problem
+from daemon.ledger.expected import Expecting
 from daemon.ledger.kinds import Kind
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Op, Request
 from daemon.rules.values import IDENTIFIER, NAME
 
 
-class Receiving(LedgerCore):
-    """Receiving units into stock."""
+class Receiving(Expecting):
+    """Receiving units into stock (also against a supplier's notice: `Expecting`)."""
 
     def receive(
         self,
@@ -59,16 +60,21 @@ class Receiving(LedgerCore):
         decisions = self._decide_each(refs, units, Request(Op.RECEIVE, branch), problems)
         self._refuse_if(problems)
         day = (received_on or self.clock().date()).isoformat()
+        # Lot and expiry the supplier's notice gave, where the receipt names none.
+        noted = self.expected_lots(po, product, serials) if lot is None and expiry is None else {}
         changes = []
         for ref, unit, allowed in decisions:
+            unit_lot, unit_expiry = noted.get(
+                serial_key(ref.serial), (lot, expiry.isoformat() if expiry else None)
+            )
             new = {
                 "state": allowed.state.value,
                 "branch": allowed.branch,
                 "po": po,
                 "supplier": supplier,
                 "cost_cents": cost_cents,
-                "lot": lot,
-                "expiry": expiry.isoformat() if expiry else None,
+                "lot": unit_lot,
+                "expiry": unit_expiry,
                 "dest_branch": None,
                 "pre_repair_state": None,
                 "repair_ticket": None,

@@ -212,3 +212,29 @@ def m003_lane(db: Database) -> None:
         END;
         """,
     )
+
+
+@MIGRATIONS()
+def m005_expected_units(db: Database) -> None:
+    """Units a purchase order will bring, as the supplier's advance ship notice names
+    them (serial, lot, expiry): receiving then takes each from one scan. Not part of
+    the record: the receipt that follows is."""
+    run_statements(
+        db,
+        """
+        CREATE TABLE expected_units (
+            id INTEGER PRIMARY KEY,
+            po TEXT NOT NULL,
+            product_id INTEGER NOT NULL,
+            serial TEXT NOT NULL,
+            serial_key TEXT NOT NULL,
+            supplier TEXT,
+            lot TEXT,
+            expiry TEXT,
+            source TEXT,
+            registered_at TEXT NOT NULL,
+            UNIQUE (po, product_id, serial_key)
+        );
+        CREATE INDEX expected_units_key ON expected_units (serial_key);
+        """,
+    )

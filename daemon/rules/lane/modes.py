@@ -8,6 +8,8 @@ barcode followed by as many of its serials as arrived), then DONE writes them.
 
 from __future__ import annotations
 
+from datetime import date
+
 from daemon.rules.barcode import PlainLabel, ProductCode, UnitCode
 from daemon.rules.lane import text
 from daemon.rules.lane.steps import Step, accept, prompt, refuse, with_op
@@ -185,7 +187,9 @@ def scan_in_receiving(state: LaneState, event: Scanned, now: Now, cfg: LaneSetti
         )
         return prompt(waiting, "serial_needed", f"scan the serials of the {facts.product.name}")
     if isinstance(parsed, UnitCode) and facts.product is not None:
-        return receive_unit(state, facts.product, parsed.serial, facts.units, cfg)
+        return receive_unit(
+            state, facts.product, parsed.serial, facts.units, cfg, parsed.lot, parsed.expiry
+        )
     return refuse(
         state,
         cfg,
@@ -200,8 +204,11 @@ def receive_unit(
     serial: str,
     units: tuple[UnitFacts, ...],
     cfg: LaneSettings,
+    lot: str | None = None,
+    expiry: date | None = None,
 ) -> Step:
-    """Add one unit to the delivery, unless it is already here or already scanned."""
+    """Add one unit to the delivery, unless it is already here or already scanned
+    (`lot`, `expiry`: what its GS1 code says)."""
     try:
         key = check_serial(serial)
     except SerialError as problem:
@@ -219,7 +226,7 @@ def receive_unit(
             verdict = decide(unit.view, Request(Op.RECEIVE, cfg.branch))
             if isinstance(verdict, Refused):
                 return refuse(state, cfg, verdict.code, verdict.message, product.name)
-    received = (*state.received, ReceivedUnit(product, serial, key))
+    received = (*state.received, ReceivedUnit(product, serial, key, lot, expiry))
     added = state.evolve(received=received)
     display = (text.line(f"{product.name}"), text.row("UNITS", str(len(received))))
     return accept(added, "unit_received", f'{product.name} serial "{serial}" scanned', display)

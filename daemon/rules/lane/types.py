@@ -314,6 +314,9 @@ class ReceivedUnit:
     product: ProductFacts
     serial: str
     key: str
+    # From the unit's GS1 code, when it carries them (else the supplier's notice may).
+    lot: str | None = None
+    expiry: date | None = None
 
 
 @dataclass(frozen=True)
