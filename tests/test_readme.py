@@ -129,5 +129,7 @@ def test_the_readme_runs_top_to_bottom_in_a_fresh_directory(tmp_path: Path) -> N
     assert "(the first 2 units; more match" in out  # --limit says the result is cut
     assert re.search(r"T-001:\d+ [0-9a-f]{8} ", out), "the passport shows terminal:seq and id"
     assert re.search(r"LAP-X1 +LX-5 +in_stock", out), "the search finds the unit in stock"
-    assert "imported 1 units from serials.csv (1 purchase orders); 2 rows were imported already" in out
+    assert (
+        "imported 1 units from serials.csv (1 purchase orders); 2 rows were imported already" in out
+    )
     assert "the projection matches a replay of the log" in out
