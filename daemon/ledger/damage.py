@@ -1,0 +1,58 @@
+"""Telling a ledger from a file that only looks like one, before anything is written.
+
+`file_problem` looks at the file's bytes (empty, not SQLite, shorter than its own
+header says: truncated); `schema_problem` asks an open connection whether the
+database is a posd ledger at all (another program's SQLite file, or a ledger whose
+tables are only in a WAL file that no longer belongs to it). Either answer becomes
+`LedgerDamaged` where a ledger is opened, so every command says the same thing and
+nothing migrates or converts a file that is not ours.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+LEDGER_MIGRATIONS = "posd-ledger"
+ADVICE = (
+    "posd will not use it: keep the file for investigation, restore the ledger from a "
+    "copy or set up the terminal again (HQ holds every event it acknowledged)"
+)
+
+
+def file_problem(path: Path) -> str | None:
+    """What is wrong with the bytes of the ledger file at `path`, or None."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path} is empty (0 bytes): it is not a ledger"
+    with path.open("rb") as stream:
+        header = stream.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return f"{path} is not a SQLite database (damaged, or another kind of file)"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid when the change counter matches its copy (offset 92).
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        return (
+            f"{path} is truncated: its header says {pages * page_size} bytes, the file has {size}"
+        )
+    return None
+
+
+def schema_problem(conn: sqlite3.Connection, path: Path) -> str | None:
+    """Why the database open on `conn` is not a posd ledger, or None (read only)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "_sqlite_migrations" not in tables or "meta" not in tables:
+        other = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_"))[:5])
+        holds = f"it holds tables {other}" if other else "it holds no tables"
+        return (
+            f"{path} is a SQLite database but not a posd ledger ({holds}; if it was a "
+            "ledger, its WAL file no longer belongs to it)"
+        )
+    sets = {row[0] for row in conn.execute("SELECT DISTINCT migration_set FROM _sqlite_migrations")}
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if LEDGER_MIGRATIONS not in sets or not {"terminal", "epoch", "branch"} <= meta.keys():
+        return f"{path} is a SQLite database of another program, not a posd ledger"
+    return None
