@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import click
 
 from daemon.errors import PosdError
 from daemon.ledger import Ledger, Outcome, Refusal
+from daemon.ledger.damage import ledger_failure
 
 DEFAULT_DB = "/var/lib/posd/ledger.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +56,13 @@ class PosdGroup(click.Group):
         except PosdError as error:
             report_error(error, bool(ctx.meta.get(JSON_META)))
             sys.exit(error.exit_status)
+        except sqlite3.Error as error:
+            # Met while reading a ledger that opened (damage deeper in the file, a
+            # full disk, another program's lock): said once, here, never a traceback.
+            path = ctx.find_object(Settings)
+            failure = ledger_failure(error, path.db if path else Path("(ledger)"))
+            report_error(failure, bool(ctx.meta.get(JSON_META)))
+            sys.exit(failure.exit_status)
 
 
 def report_error(error: PosdError, as_json: bool) -> None:
@@ -113,8 +122,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def opened_ledger() -> Iterator[Ledger]:
-    ledger = Ledger.open(settings().db)
+def opened_ledger(*, check_head: bool = True) -> Iterator[Ledger]:
+    """The ledger named by `--db` (see `Ledger.open`), closed afterwards."""
+    ledger = Ledger.open(settings().db, check_head=check_head)
     try:
         yield ledger
     finally:

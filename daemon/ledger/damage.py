@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from daemon.ledger.errors import LedgerDamaged, LedgerError
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LEDGER_MIGRATIONS = "posd-ledger"
 ADVICE = (
@@ -46,13 +48,33 @@ def schema_problem(conn: sqlite3.Connection, path: Path) -> str | None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "_sqlite_migrations" not in tables or "meta" not in tables:
         other = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_"))[:5])
-        holds = f"it holds tables {other}" if other else "it holds no tables"
+        if other:
+            return f"{path} is a SQLite database but not a posd ledger (it holds tables {other})"
         return (
-            f"{path} is a SQLite database but not a posd ledger ({holds}; if it was a "
-            "ledger, its WAL file no longer belongs to it)"
+            f"{path} is a SQLite database but not a posd ledger (it holds no tables: if it"
+            " was a ledger, its WAL file no longer belongs to it)"
         )
     sets = {row[0] for row in conn.execute("SELECT DISTINCT migration_set FROM _sqlite_migrations")}
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if LEDGER_MIGRATIONS not in sets or not {"terminal", "epoch", "branch"} <= meta.keys():
         return f"{path} is a SQLite database of another program, not a posd ledger"
     return None
+
+
+def ledger_failure(error: sqlite3.Error, path: Path) -> LedgerError:
+    """The error to report for a SQLite error met while using the ledger at `path`:
+    busy, full and read-only are said as such; anything else is damage."""
+    text = str(error) or type(error).__name__
+    if "locked" in text or "busy" in text:
+        return LedgerError(
+            f"the ledger {path} is busy (another program is writing): {text}; try again"
+        )
+    if "full" in text:
+        return LedgerError(
+            f"the ledger {path} cannot be written: {text}; free space on its storage"
+        )
+    if "readonly" in text.replace(" ", ""):
+        return LedgerError(
+            f"the ledger {path} cannot be written here: {text}; check its owner and mode"
+        )
+    return LedgerDamaged(f"the ledger {path} cannot be read ({text}); {ADVICE}")
