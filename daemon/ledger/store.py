@@ -60,6 +60,9 @@ WAL_LIMIT_BYTES = 64 * 1024 * 1024
 # How long a statement waits for another connection's lock before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 _KEYS_PER_QUERY = 5000
+# Free space below which a storage counts as full (SQLite's shared-memory file alone
+# takes 32 KB, a WAL frame a page).
+FULL_BELOW_BYTES = 4 * 1024 * 1024
 # The meta key saying this ledger keeps a head record (its value: the file's name).
 HEAD_KEPT = "head_record"
 # A unit row with its product's columns, prefixed p_; read by `unit_from_row`.
@@ -206,6 +209,8 @@ class LedgerStore:
         # open for writing once `open` or `create` has kept it.
         self.head_path = head_path(main_file) if main_file else None
         self._head_file: HeadFile | None = None
+        # Why this ledger is open for reading only (a full disk), or None.
+        self.cannot_write: str | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -285,10 +290,41 @@ class LedgerStore:
                 store._keep_head()
                 return store
         except sqlite3.DatabaseError as error:
+            if db is not None:
+                db.close()
+                db = None
+            if short_of_space(path):
+                return cls._open_on_full_disk(path, error, clock=clock, threads=threads)
             problem = f"{path} cannot be read as a ledger ({error})"
         if db is not None:
             db.close()
         raise LedgerDamaged(f"{problem}; {ADVICE}")
+
+    @classmethod
+    def _open_on_full_disk(
+        cls, path: Path, error: sqlite3.Error, *, clock: Clock, threads: bool
+    ) -> Self:
+        """The ledger for reading only, when its storage is too full for SQLite to make
+        the shared-memory file a WAL ledger is read with: looks go on, and any write
+        says the storage is full. Only when the WAL holds nothing the file lacks."""
+        reason = f"the storage of {path} is full ({error}); free space on it"
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise LedgerError(f"the ledger cannot be opened: {reason}")
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?immutable=1", uri=True, check_same_thread=not threads
+        )
+        try:
+            problem = schema_problem(conn, path)
+        except sqlite3.DatabaseError as damage:
+            problem = f"{path} cannot be read as a ledger ({damage})"
+        if problem is not None:
+            conn.close()
+            raise LedgerDamaged(f"{problem}; {ADVICE}")
+        store = cls(Database(conn), clock=clock)
+        store.cannot_write = reason
+        log.warning("the ledger is open for reading only: %s", reason)
+        return store
 
     def _keep_head(self, *, fresh: bool = False) -> None:
         """Open the head record for writing; make one (from the chain as it is) for a
@@ -439,6 +475,8 @@ class LedgerStore:
     @contextmanager
     def writing(self, stamp: Stamp) -> Iterator[Writer]:
         """One durable transaction: everything recorded inside it, or nothing."""
+        if self.cannot_write is not None:
+            raise LedgerError(f"nothing was written: {self.cannot_write}")
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -540,6 +578,15 @@ def unit_from_row(row: dict[str, Any]) -> Unit:
         last_event=row["last_event"],
         row=row,
     )
+
+
+def short_of_space(path: Path) -> bool:
+    """Whether the storage holding `path` is (nearly) full."""
+    try:
+        found = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < FULL_BELOW_BYTES
 
 
 def _create_private(path: Path) -> None:
