@@ -11,17 +11,20 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from daemon.cli import build
 from daemon.ledger import Ledger, SaleLine
 from daemon.ledger.head import head_path
 from simulators.lane import to_toml
-from tests.ledger_fixtures import make_ledger
+from tests.ledger_fixtures import copy_ledger, make_ledger
 
 EX_DATAERR = 65
 POSD = str(Path(sys.executable).with_name("posd"))
@@ -266,3 +269,36 @@ def test_damage_found_deep_in_the_file_is_said_once_too(tmp_path: Path, command:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert result.exit_code == EX_DATAERR, result.output
     assert f"the ledger {path} cannot be read (database disk image is malformed)" in result.output
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    where=st.floats(min_value=0.0, max_value=1.0),
+    spoil=st.binary(min_size=1, max_size=4096),
+    command=st.sampled_from(COMMANDS),
+)
+def test_no_damage_anywhere_in_the_file_gives_a_traceback(
+    template: Path, where: float, spoil: bytes, command: list[str]
+) -> None:
+    """Bytes overwritten anywhere: each command answers (0), reports what it found (1)
+    or refuses the file (65), never with a traceback."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = copy_ledger(template, Path(folder) / "ledger.db")
+        with path.open("r+b") as stream:
+            stream.seek(int(where * (path.stat().st_size - 1)))
+            stream.write(spoil)
+        result = CliRunner().invoke(build(), ["--db", str(path), *command])
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            result.output,
+            result.exc_info,
+        )
+        assert result.exit_code in (0, 1, EX_DATAERR), result.output
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+    stock(path).close()
+    return path

@@ -65,6 +65,14 @@ def schema_problem(conn: sqlite3.Connection, path: Path) -> str | None:
     return None
 
 
+def unreadable(error: Exception) -> str:
+    """What SQLite said about a damaged file, in words (its message may itself be
+    damaged text that Python cannot decode)."""
+    if isinstance(error, UnicodeDecodeError):
+        return "damaged text where SQLite keeps the file's schema"
+    return str(error) or type(error).__name__
+
+
 def ledger_failure(error: sqlite3.Error, path: Path) -> LedgerError:
     """The error to report for a SQLite error met while using the ledger at `path`:
     busy, full and read-only are said as such; anything else is damage."""
@@ -81,4 +89,4 @@ def ledger_failure(error: sqlite3.Error, path: Path) -> LedgerError:
         return LedgerError(
             f"the ledger {path} cannot be written here: {text}; check its owner and mode"
         )
-    return LedgerDamaged(f"the ledger {path} cannot be read ({text}); {ADVICE}")
+    return LedgerDamaged(f"the ledger {path} cannot be read ({unreadable(error)}); {ADVICE}")

@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from daemon.ledger.damage import ADVICE, file_problem, schema_problem
+from daemon.ledger.damage import ADVICE, file_problem, schema_problem, unreadable
 from daemon.ledger.errors import LedgerDamaged, LedgerError, LedgerNotFound
 from daemon.ledger.events import (
     ChainHead,
@@ -289,13 +289,13 @@ class LedgerStore:
                 store = cls(db, clock=clock)
                 store._keep_head()
                 return store
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
             if db is not None:
                 db.close()
                 db = None
-            if short_of_space(path):
+            if isinstance(error, sqlite3.OperationalError) and short_of_space(path):
                 return cls._open_on_full_disk(path, error, clock=clock, threads=threads)
-            problem = f"{path} cannot be read as a ledger ({error})"
+            problem = f"{path} cannot be read as a ledger ({unreadable(error)})"
         if db is not None:
             db.close()
         raise LedgerDamaged(f"{problem}; {ADVICE}")
@@ -316,8 +316,8 @@ class LedgerStore:
         )
         try:
             problem = schema_problem(conn, path)
-        except sqlite3.DatabaseError as damage:
-            problem = f"{path} cannot be read as a ledger ({damage})"
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as damage:
+            problem = f"{path} cannot be read as a ledger ({unreadable(damage)})"
         if problem is not None:
             conn.close()
             raise LedgerDamaged(f"{problem}; {ADVICE}")
