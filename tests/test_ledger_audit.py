@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -272,3 +273,15 @@ def test_removed_trigger_and_edited_event_are_both_named(stocked: Path) -> None:
     assert edited and f"seq {seq}" in edited[0]["message"]
     code, output = verify(stocked)
     assert "events_no_update was removed" in output and event in output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files for another owner")
+def test_a_head_record_root_makes_belongs_to_the_ledger_owner(stocked: Path) -> None:
+    """Root running a command on the service's ledger must not leave a head record
+    the service cannot write (as SQLite does with the WAL)."""
+    head_path(stocked).unlink()
+    edit(stocked, "DELETE FROM meta WHERE key = 'head_record'")  # a ledger from before
+    os.chown(stocked, 65534, 65534)
+    Ledger.open(stocked).close()
+    made = head_path(stocked).stat()
+    assert (made.st_uid, made.st_gid) == (65534, 65534)

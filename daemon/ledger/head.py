@@ -111,6 +111,11 @@ def read_head(path: Path) -> HeadRecord | None:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    except PermissionError as error:
+        raise LedgerError(
+            f"the head record {path} cannot be read ({error.strerror}): give it the ledger"
+            " file's owner and mode"
+        ) from None
     try:
         record = _newest(_slots(fd))
     finally:
@@ -129,9 +134,14 @@ class HeadFile:
         self._unsynced = False
 
     @classmethod
-    def create(cls, path: Path, record: HeadRecord) -> HeadFile:
-        """A new head record holding `record` (replacing any file there), durable."""
+    def create(cls, path: Path, record: HeadRecord, *, like: Path | None = None) -> HeadFile:
+        """A new head record holding `record` (replacing any file there), durable;
+        owned like the file `like` (the ledger) when root makes it, as SQLite does
+        with the ledger's WAL, so the service can still write it."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        if like is not None and os.geteuid() == 0:
+            owner = os.stat(like)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
         data = _encode(record)
         os.pwrite(fd, data * SLOTS, 0)
         os.fsync(fd)

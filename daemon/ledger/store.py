@@ -207,6 +207,7 @@ class LedgerStore:
         self._wal = Path(f"{main_file}-wal") if main_file else None
         # Where this ledger's head record is kept (None: in memory), and the record
         # open for writing once `open` or `create` has kept it.
+        self.path = Path(main_file) if main_file else None  # None: in memory
         self.head_path = head_path(main_file) if main_file else None
         self._head_file: HeadFile | None = None
         # Why this ledger is open for reading only (a full disk), or None.
@@ -346,7 +347,7 @@ class LedgerStore:
                 return
         head = self.chain_head()
         record = HeadRecord(self.terminal, self.epoch, head.seq, head.hash)
-        self._head_file = HeadFile.create(self.head_path, record)
+        self._head_file = HeadFile.create(self.head_path, record, like=self.path)
         self.db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
             [HEAD_KEPT, self.head_path.name],
