@@ -644,12 +644,20 @@ def read_identity(path: Path) -> LedgerIdentity | None:
     None when there is no file. LedgerError when the file is not a posd ledger."""
     if not path.exists():
         return None
+    problem = file_problem(path)
+    if problem is not None:
+        raise LedgerDamaged(problem)
     try:
         conn = connect_read_only(path)
         try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            problem = schema_problem(conn, path)
+            meta = (
+                dict(conn.execute("SELECT key, value FROM meta").fetchall()) if not problem else {}
+            )
         finally:
             conn.close()
-        return LedgerIdentity(str(meta["terminal"]), str(meta["branch"]))
-    except (sqlite3.Error, KeyError) as error:
-        raise LedgerError(str(error)) from None
+    except (sqlite3.Error, UnicodeDecodeError) as error:
+        raise LedgerDamaged(f"{path} cannot be read as a ledger ({unreadable(error)})") from None
+    if problem is not None:
+        raise LedgerDamaged(problem)
+    return LedgerIdentity(str(meta["terminal"]), str(meta["branch"]))
