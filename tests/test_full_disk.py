@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ledger import Ledger, SaleLine
+from simulators.lane import to_toml
 from tests.ledger_fixtures import copy_ledger, make_ledger
 
 POSD = str(Path(sys.executable).with_name("posd"))
@@ -131,3 +132,35 @@ def test_a_committed_sale_exits_0_when_the_checkpoint_after_it_fails(
         assert unit is not None and unit.invoice == "INV-1"
     finally:
         reopened.close()
+
+
+def test_posd_run_on_a_full_disk_says_so_and_exits_to_be_started_again(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The lane cannot sell on a full disk: it says so and exits 1, which systemd
+    restarts (unlike a damaged ledger), so it comes back once space is freed."""
+    make_ledger(tmp_path / "made.db").close()
+    ledger = copy_ledger(tmp_path / "made.db", small_disk / "ledger.db")
+    config = tmp_path / "posd.toml"
+    config.write_text(
+        to_toml(
+            {
+                "terminal": {"id": "T1", "branch": "B1", "store_name": "Test"},
+                "ledger": {"path": str(ledger)},
+                "api": {"port": 0},
+            }
+        )
+    )
+    fill(small_disk)
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM")}
+    run = subprocess.run(
+        [POSD, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "cannot start" in run.stderr and "is full" in run.stderr
+    assert "Traceback" not in run.stderr

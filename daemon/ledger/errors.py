@@ -13,6 +13,7 @@ __all__ = [
     "LedgerTampered",
     "Problem",
     "Refusal",
+    "StorageFull",
 ]
 
 
@@ -26,6 +27,10 @@ class LedgerDamaged(LedgerError):
     stops with this message; restarting cannot help (65: sysexits' EX_DATAERR)."""
 
     exit_status = 65
+
+
+class StorageFull(LedgerError, OSError):
+    """The ledger's storage is full: nothing can be written until space is freed."""
 
 
 class LedgerTampered(LedgerError):

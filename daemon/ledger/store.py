@@ -36,7 +36,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 
 from daemon.ledger.damage import ADVICE, file_problem, schema_problem, unreadable
-from daemon.ledger.errors import LedgerDamaged, LedgerError, LedgerNotFound
+from daemon.ledger.errors import LedgerDamaged, LedgerError, LedgerNotFound, StorageFull
 from daemon.ledger.events import (
     ChainHead,
     Change,
@@ -311,7 +311,7 @@ class LedgerStore:
         reason = f"the storage of {path} is full ({error}); free space on it"
         wal = Path(f"{path}-wal")
         if wal.exists() and wal.stat().st_size > 0:
-            raise LedgerError(f"the ledger cannot be opened: {reason}")
+            raise StorageFull(f"the ledger cannot be opened: {reason}")
         conn = sqlite3.connect(
             f"file:{quote(str(path))}?immutable=1", uri=True, check_same_thread=not threads
         )
@@ -477,7 +477,7 @@ class LedgerStore:
     def writing(self, stamp: Stamp) -> Iterator[Writer]:
         """One durable transaction: everything recorded inside it, or nothing."""
         if self.cannot_write is not None:
-            raise LedgerError(f"nothing was written: {self.cannot_write}")
+            raise StorageFull(f"nothing was written: {self.cannot_write}")
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
