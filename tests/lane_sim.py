@@ -7,7 +7,6 @@ with units in every state the lane must refuse.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from daemon.config.pins import hash_pin
 from daemon.ledger import Ledger, SaleLine, UnitRef
 from daemon.rules.units import Flag, Op
 from simulators.lane import BRANCH, TERMINAL, SimulatedLane
+from tests.ledger_fixtures import copy_ledger
 
 T = TypeVar("T")
 
@@ -104,8 +104,7 @@ def stocked_copy(folder: Path, template_dir: Path) -> Path:
         stock(template)
         _TEMPLATE["ledger"] = template
     target = folder / "ledger.db"
-    shutil.copyfile(_TEMPLATE["ledger"], target)
-    return target
+    return copy_ledger(_TEMPLATE["ledger"], target)
 
 
 def run_lane(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.ledger import Ledger
+from daemon.ledger.head import head_path
 
 
 class FixedClock:
@@ -36,3 +38,11 @@ def make_ledger(
     )
     ledger.define_product("CABLE", "USB cable", actor="setup", serial_tracked=False)
     return ledger
+
+
+def copy_ledger(source: Path, target: Path) -> Path:
+    """Copy a closed ledger with its head record, as a backup would be taken."""
+    shutil.copyfile(source, target)
+    if head_path(source).exists():
+        shutil.copyfile(head_path(source), head_path(target))
+    return target

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import signal
 import tomllib
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from daemon.ledger import Ledger, Refusal
 from daemon.ledger.events import EventBody
 from daemon.ledger.importer import import_csv
 from daemon.rules.values import IDENTIFIER, MAX_CENTS, NAME, NOTE
+from tests.ledger_fixtures import copy_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND_S = 60  # generous: one input that takes longer than this is a hang
@@ -280,7 +280,7 @@ def test_a_hostile_actor_is_refused_by_every_writing_command(template: Path, act
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "ledger.db"
-        shutil.copy(template, path)
+        copy_ledger(template, path)
         argv = ["--db", str(path), "sell", "LAP/LX-1", "--invoice", "INV-1", "--customer", "Bo"]
         with bounded():
             result = CliRunner().invoke(build(), [*argv, "--actor", actor])
@@ -363,7 +363,7 @@ def test_no_file_given_to_posd_import_gives_a_traceback(template: Path, data: by
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "ledger.db"
-        shutil.copy(template, path)
+        copy_ledger(template, path)
         source = Path(folder) / "rows.csv"
         source.write_bytes(b"serial,product,po,supplier,branch,cost\n" + data)
         with bounded():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -14,6 +15,8 @@ from click.testing import CliRunner
 
 from daemon.cli import build
 from daemon.ledger import Ledger, SaleLine
+from daemon.ledger.head import SLOT_BYTES, HeadFile, HeadRecord, head_path, read_head
+from daemon.ledger.remote import head_seq, set_replication_cursor
 from tests.ledger_fixtures import make_ledger
 
 SQLITE3 = shutil.which("sqlite3")
@@ -146,3 +149,139 @@ def test_counts_kept_in_the_same_transaction_match_a_recount(stocked: Path) -> N
     kept = ledger.db.execute("SELECT sum(n) FROM unit_counts WHERE state = 'sold'").fetchone()[0]
     assert kept == 1
     ledger.close()
+
+
+# The tail: the newest events deleted, the triggers put back ---------------------
+
+
+def edit(path: Path, script: str) -> None:
+    """Change the ledger file behind posd's back, as someone with the file would."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(script)
+    finally:
+        conn.close()
+
+
+def delete_newest(path: Path, count: int) -> int:
+    """Delete the `count` newest events and put the trigger back; the seq left last."""
+    with sqlite3.connect(path) as conn:
+        last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+    edit(
+        path,
+        f"DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq > {last - count};"
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN"
+        " SELECT RAISE(ABORT, 'the event log is append-only: write a correcting event'); END;",
+    )
+    return int(last - count)
+
+
+def test_deleted_newest_events_are_named_by_verify(stocked: Path) -> None:
+    left = delete_newest(stocked, 2)
+    code, output = verify(stocked)
+    assert code == 1
+    assert f"ends at seq {left} but its head record says {left + 2}" in output
+    assert "2 newest event(s) deleted" in output
+    # Every other command refuses the shortened ledger rather than carry on from it.
+    result = CliRunner().invoke(build(), ["--db", str(stocked), "search", "--serial", "LX-1"])
+    assert result.exit_code == 65 and "newest event(s) deleted" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_head_record_older_than_the_ledger_is_no_alarm(stocked: Path) -> None:
+    """A power cut between a commit and the head record's write leaves the record
+    behind the ledger: the chain still links, so nothing is reported."""
+    saved = head_path(stocked).read_bytes()
+    ledger = Ledger.open(stocked)
+    ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-3", 129900)], actor="bob")
+    ledger.close()
+    head_path(stocked).write_bytes(saved)
+    code, output = verify(stocked, "--replay")
+    assert code == 0, output
+    # And the ledger is usable: the next commit brings the record up to date.
+    ledger = Ledger.open(stocked)
+    ledger.sell("INV-3", "Eve", [SaleLine("LAP", "LX-4", 129900)], actor="bob")
+    ledger.close()
+    record = read_head(head_path(stocked))
+    assert (
+        record is not None
+        and record.seq == seq_of(stocked, "kind = 'sell' AND body LIKE '%INV-3%'")[0]
+    )
+
+
+def test_a_torn_head_record_write_keeps_the_head_before_it(stocked: Path) -> None:
+    ledger = Ledger.open(stocked)
+    ledger.sell("INV-2", "Eve", [SaleLine("LAP", "LX-3", 129900)], actor="bob")
+    ledger.close()
+    record = read_head(head_path(stocked))
+    assert record is not None
+    # Spoil the slot holding the newest head, as a write cut short would.
+    raw = bytearray(head_path(stocked).read_bytes())
+    newest = 0 if f'"seq": {record.seq},' in raw[:SLOT_BYTES].decode() else 1
+    raw[newest * SLOT_BYTES + 5] ^= 0xFF
+    head_path(stocked).write_bytes(bytes(raw))
+    code, output = verify(stocked)
+    assert code == 0, output
+
+
+def test_a_removed_or_replaced_head_record_is_reported(stocked: Path, tmp_path: Path) -> None:
+    head_path(stocked).unlink()
+    code, output = verify(stocked)
+    assert code == 1 and "head record ledger.db.head is missing" in output
+    # Another ledger's head record put in its place: the file was replaced.
+    other = make_ledger(tmp_path / "other.db")
+    other.close()
+    head_path(stocked).write_bytes(head_path(tmp_path / "other.db").read_bytes())
+    code, output = verify(stocked)
+    assert code == 1 and "the ledger file was replaced" in output
+
+
+def test_hq_acknowledgement_catches_a_tail_deleted_with_its_head_record(stocked: Path) -> None:
+    """Whoever deletes the newest events and writes a head record to match is still
+    caught by what HQ acknowledged storing."""
+    ledger = Ledger.open(stocked)
+    acked = set_replication_cursor(ledger, head_seq(ledger))
+    ledger.close()
+    left = delete_newest(stocked, 3)
+    ledger = Ledger.open(stocked, check_head=False)
+    head = ledger.chain_head()
+    ledger.close()
+    HeadFile.create(head_path(stocked), HeadRecord("T1", head.epoch, head.seq, head.hash)).close()
+    code, output = verify(stocked)
+    assert code == 1
+    assert f"ends at seq {left} but HQ acknowledged storing seq {acked}" in output
+    # And with the file's cursor lowered too, the head record still holds HQ's word.
+    delete_newest_cursor = f"UPDATE replication_cursor SET acked_seq = {left}"
+    edit(stocked, delete_newest_cursor)
+    head_path(stocked).unlink()
+    code, output = verify(stocked)
+    assert code == 1 and "head record" in output
+
+
+def test_removed_trigger_and_edited_event_are_both_named(stocked: Path) -> None:
+    seq, event = seq_of(stocked, "kind = 'sell'")
+    edit(
+        stocked,
+        "DROP TRIGGER events_no_update;"
+        "UPDATE events SET body = replace(body, '\"Dana\"', '\"Mallory\"') WHERE kind = 'sell';",
+    )
+    code, output = verify(stocked, "--json")
+    assert code == 1
+    messages = [f["message"] for f in json.loads(output)["findings"]]
+    assert "protective trigger events_no_update was removed" in messages
+    edited = [f for f in json.loads(output)["findings"] if f["event"] == event]
+    assert edited and f"seq {seq}" in edited[0]["message"]
+    code, output = verify(stocked)
+    assert "events_no_update was removed" in output and event in output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files for another owner")
+def test_a_head_record_root_makes_belongs_to_the_ledger_owner(stocked: Path) -> None:
+    """Root running a command on the service's ledger must not leave a head record
+    the service cannot write (as SQLite does with the WAL)."""
+    head_path(stocked).unlink()
+    edit(stocked, "DELETE FROM meta WHERE key = 'head_record'")  # a ledger from before
+    os.chown(stocked, 65534, 65534)
+    Ledger.open(stocked).close()
+    made = head_path(stocked).stat()
+    assert (made.st_uid, made.st_gid) == (65534, 65534)

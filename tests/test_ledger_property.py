@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from daemon.ledger import Ledger, Refusal, SaleLine, UnitRef
 from daemon.ledger.audit import verify_chain, verify_projection
+from daemon.ledger.queries import passport
 from daemon.rules.units import Flag, Op, State
 from tests.ledger_fixtures import FixedClock, make_ledger
 
@@ -78,7 +79,10 @@ def apply(ledger: Ledger, n: int, op: tuple[str, str, str, str, State]) -> None:
             branch=unit.branch if unit else "B1",
         ),
         "transfer_in": lambda: ledger.transfer_in(
-            f"TR-{n}", [ref], actor="a", branch=(unit.dest_branch if unit else None) or branch
+            sent_by(ledger, serial) or f"TR-{n}",
+            [ref],
+            actor="a",
+            branch=(unit.dest_branch if unit else None) or branch,
         ),
         "repair_open": lambda: ledger.repair_open(
             f"RP-{n}", ref, actor="a", technician="t", intake_condition="ok", fault="f"
@@ -104,6 +108,15 @@ def apply(ledger: Ledger, n: int, op: tuple[str, str, str, str, State]) -> None:
     }
     with contextlib.suppress(Refusal):
         actions[name]()
+
+
+def sent_by(ledger: Ledger, serial: str) -> str | None:
+    """The number of the last transfer that sent the unit, as its passport shows it."""
+    unit = ledger.unit("LAP", serial)
+    if unit is None:
+        return None
+    sent = [e.document for e in passport(ledger, unit).events if e.kind == "transfer_out"]
+    return sent[-1].split()[-1] if sent and sent[-1] else None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

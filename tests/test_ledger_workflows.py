@@ -125,6 +125,30 @@ def test_transfer_between_branches(ledger: Ledger) -> None:
     assert_consistent(ledger)
 
 
+def test_transfer_in_names_the_transfer_that_sent_the_unit(ledger: Ledger) -> None:
+    ledger.transfer_out("TR-1", "B2", [UnitRef("LAP", "LX-3")], actor="ann")
+    ledger.transfer_out("TR-2", "B2", [UnitRef("LAP", "LX-4")], actor="ann")
+    # Another transfer's number, one never written, or one that is not a number at all:
+    # each refused, naming the transfer to receive the unit against.
+    for number in ("TR-2", "TR-404", "TR 1\n"):
+        with pytest.raises(Refusal) as wrong:
+            ledger.transfer_in(number, [UnitRef("LAP", "LX-3")], actor="sam", branch="B2")
+        assert wrong.value.code in ("wrong_transfer", "bad_value")
+        if wrong.value.code == "wrong_transfer":
+            assert "sent by transfer TR-1" in str(wrong.value)
+    moving = ledger.unit("LAP", "LX-3")
+    assert moving is not None and moving.state is State.IN_TRANSIT
+    # A document mixing units of two transfers is refused whole.
+    with pytest.raises(Refusal):
+        ledger.transfer_in(
+            "TR-1", [UnitRef("LAP", "LX-3"), UnitRef("LAP", "LX-4")], actor="sam", branch="B2"
+        )
+    ledger.transfer_in("TR-1", [UnitRef("LAP", "LX-3")], actor="sam", branch="B2")
+    ledger.transfer_in("TR-2", [UnitRef("LAP", "LX-4")], actor="sam", branch="B2")
+    assert kinds(ledger, "LX-4") == ["receive", "transfer_out", "transfer_in"]
+    assert_consistent(ledger)
+
+
 def test_manager_override_is_its_own_event(ledger: Ledger) -> None:
     ledger.transfer_out("TR-2", "B2", [UnitRef("LAP", "LX-4")], actor="ann")
     ledger.sell("INV-3", "Dana", [SaleLine("LAP", "LX-4")], actor="bob", manager="Mia")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import click
 from daemon.cli.exits import ExitStatus, error_body, part_missing
 from daemon.errors import PosdError
 from daemon.ledger import Ledger, LedgerNotFound, Outcome, Refusal
+from daemon.ledger.damage import ledger_failure
 
 DEFAULT_DB = "/var/lib/posd/ledger.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +85,13 @@ class PosdGroup(click.Group):
         except PosdError as error:
             report_error(error, self._as_json(ctx))
             sys.exit(error.exit_status)
+        except sqlite3.Error as error:
+            # Met while reading a ledger that opened (damage deeper in the file, a
+            # full disk, another program's lock): said once, here, never a traceback.
+            path = ctx.find_object(Settings)
+            failure = ledger_failure(error, path.db if path else Path("(ledger)"))
+            report_error(failure, self._as_json(ctx))
+            sys.exit(failure.exit_status)
         except ModuleNotFoundError as missing:
             part = part_missing(missing)
             if part is None:
@@ -179,8 +188,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def opened_ledger() -> Iterator[Ledger]:
-    ledger = Ledger.open(settings().db)
+def opened_ledger(*, check_head: bool = True) -> Iterator[Ledger]:
+    """The ledger named by `--db` (see `Ledger.open`), closed afterwards."""
+    ledger = Ledger.open(settings().db, check_head=check_head)
     try:
         yield ledger
     finally:

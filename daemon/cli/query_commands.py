@@ -178,30 +178,39 @@ def audit() -> None:
     pass
 
 
-@audit.command("verify", help="Recompute the hash chain; exit 1 naming the first bad event.")
+@audit.command(
+    "verify",
+    help="Check the triggers, the hash chain and its tail (against the head record beside"
+    " the ledger and HQ's acknowledgement); exit 1 naming everything found.",
+)
 @click.option("--replay", is_flag=True, help="Also rebuild the projection from the log.")
 @json_option
 def audit_verify(replay: bool, as_json: bool) -> None:
-    with opened_ledger() as ledger:
+    with opened_ledger(check_head=False) as ledger:
         report = verify_chain(ledger)
-        finding = report.finding
-        if finding is None and replay:
-            finding = verify_projection(ledger)
+        findings = list(report.findings)
+        if not findings and replay:
+            replayed = verify_projection(ledger)
+            findings += [replayed] if replayed else []
     payload = {
         "events": report.events,
         "streams": report.streams,
-        "finding": finding.__dict__ if finding else None,
+        "finding": findings[0].__dict__ if findings else None,
+        "findings": [f.__dict__ for f in findings],
     }
-    if finding is None:
+    if not findings:
         text = f"ledger intact: {report.events} events in {report.streams} chain(s) verified"
         if replay:
             text += "; the projection matches a replay of the log"
         emit(as_json, payload, text)
         return
     if as_json:
-        message = f"the ledger was changed behind posd's back: {finding.message}"
+        message = "the ledger was changed behind posd's back: " + "; ".join(
+            f.message for f in findings
+        )
         emit(True, payload | error_body("LedgerTampered", message), "")
     else:
-        where = f" (event {finding.event})" if finding.event else ""
-        click.echo(f"LEDGER TAMPERED: {finding.message}{where}", err=True)
+        for finding in findings:
+            where = f" (event {finding.event})" if finding.event else ""
+            click.echo(f"LEDGER TAMPERED: {finding.message}{where}", err=True)
     sys.exit(1)

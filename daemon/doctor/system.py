@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from daemon.doctor.broker import replication_file
 from daemon.doctor.findings import Context, Finding, fail, ok, skip, warn
 from daemon.ledger.audit import integrity_problems, last_own_event_at, verify_chain
+from daemon.ledger.damage import ADVICE, file_problem, schema_problem
 from daemon.ledger.store import LedgerStore, connect_read_only
 
 _SIOCGIFADDR = 0x8915
@@ -83,11 +84,17 @@ def check_ledger(context: Context) -> Sequence[Finding]:
                 f"{config.terminal.id} --branch {config.terminal.branch})",
             )
         ]
+    damage = file_problem(path)
+    if damage is not None:
+        return [fail("ledger", damage, ADVICE)]
     try:
         conn = connect_read_only(path)
     except sqlite3.Error as error:
         return [fail("ledger", f"{path} cannot be opened ({error})", "check its owner and mode")]
     try:
+        damage = schema_problem(conn, path)
+        if damage is not None:
+            return [fail("ledger", damage, ADVICE)]
         return _examine(context, conn, path)
     except sqlite3.DatabaseError as error:
         return [

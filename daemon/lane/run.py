@@ -48,6 +48,7 @@ from daemon.lane.outputs import Background, Outputs
 from daemon.lane.recovery import recover
 from daemon.lane.screen.web import ScreenInfo
 from daemon.ledger import LedgerError
+from daemon.ledger.errors import LedgerDamaged, StorageFull
 from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane.machine import initial_state
 from daemon.rules.lane.types import Command, CommandName, LaneSettings
@@ -141,8 +142,13 @@ async def start(
     kinds `config` was read with."""
     try:
         ledger = open_ledger(config.ledger.path)
+    except (LedgerDamaged, StorageFull):
+        raise
     except LedgerError as error:
         raise DeviceStartError(str(error)) from None
+    if ledger.cannot_write is not None:
+        ledger.close()
+        raise StorageFull(f"the lane cannot sell: {ledger.cannot_write}")
     if (ledger.terminal, ledger.branch) != (config.terminal.id, config.terminal.branch):
         ledger.close()
         raise DeviceStartError(
@@ -269,6 +275,16 @@ async def serve(config: PosdConfig, *, notifier: Notifier | None = None) -> int:
         log.error("%s", error)
         notifier.status(f"cannot start: {error}")
         return EX_CONFIG
+    except LedgerDamaged as error:
+        # Not a ledger posd can use: restarting cannot help (the unit does not).
+        log.error("cannot start: %s", error)
+        notifier.status(f"cannot start: {error}")
+        return error.exit_status
+    except StorageFull as error:
+        # systemd starts it again (Restart=on-failure) until there is room.
+        log.error("cannot start: %s", error)
+        notifier.status(f"cannot start: {error}")
+        return 1
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

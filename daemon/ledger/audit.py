@@ -1,9 +1,11 @@
 """Proving the ledger has not been edited: the hash chain and a replay of the log.
 
-`verify_chain` recomputes every terminal's chain and names the first event whose
-stored bytes no longer match; `verify_projection` replays the whole log into a
-fresh in-memory projection and names the first unit whose current state differs.
-`integrity_problems` is SQLite's own check of the file beneath them.
+`verify_chain` says everything it finds, each once: every protective trigger that
+was removed, the first event of any chain whose stored bytes no longer match, and a
+tail that is shorter than the chain head kept outside the file says (its head record,
+and HQ's acknowledgement: `daemon.ledger.head`). `verify_projection` replays the
+whole log into a fresh in-memory projection and names the first unit whose current
+state differs. `integrity_problems` is SQLite's own check of the file beneath them.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from sqlite_utils import Database
 
 from daemon.ledger.events import EventBody, body_hash, genesis_hash
 from daemon.ledger.projection import UNIT_FIELDS, Projection
+from daemon.ledger.remote import replication_cursor
 from daemon.ledger.schema import MIGRATIONS
 from daemon.ledger.store import LedgerStore
 
-REQUIRED_TRIGGERS = ("events_no_update", "events_no_delete", "products_tracking_stays_on")
+REQUIRED_TRIGGERS = (
+    "events_no_update",
+    "events_no_delete",
+    "products_tracking_stays_on",
+    "lane_log_no_update",
+    "lane_log_no_delete",
+)
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,20 @@ class Finding:
 
 @dataclass(frozen=True)
 class ChainReport:
+    """What `verify_chain` found: `findings` lists each problem (none: intact)."""
+
     events: int
     streams: int
-    finding: Finding | None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def finding(self) -> Finding | None:
+        """The first problem found, or None."""
+        return self.findings[0] if self.findings else None
 
     @property
     def ok(self) -> bool:
-        return self.finding is None
+        return not self.findings
 
 
 def integrity_problems(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
@@ -69,22 +85,53 @@ def last_own_event_at(store: LedgerStore) -> datetime | None:
 
 
 def verify_chain(store: LedgerStore) -> ChainReport:
-    """Recompute each (terminal, epoch) chain; stop at the first bad event.
+    """Check the protective triggers, each (terminal, epoch) chain up to its first bad
+    event, and this ledger's own tail against the head kept outside the file.
 
     This ledger's own stream (its terminal and epoch) must be complete. Other
     terminals' streams may have gaps, because a terminal is sent only some of their
     events: each of their events must still match its hash, and follow the event
     before it wherever the two are consecutive.
     """
-    db = store.db
     present = {
-        row["name"] for row in db.query("SELECT name FROM sqlite_master WHERE type='trigger'")
+        row["name"] for row in store.db.query("SELECT name FROM sqlite_master WHERE type='trigger'")
     }
-    missing = [name for name in REQUIRED_TRIGGERS if name not in present]
+    findings = [
+        Finding(f"protective trigger {name} was removed")
+        for name in REQUIRED_TRIGGERS
+        if name not in present
+    ]
+    # The head first: read before the chain, which can only grow meanwhile.
+    tail = tail_finding(store)
+    count, streams, broken = _walk_chains(store)
+    findings += [f for f in (broken, tail) if f is not None]
+    return ChainReport(count, streams, tuple(findings))
+
+
+def tail_finding(store: LedgerStore) -> Finding | None:
+    """Whether this ledger's own chain ends where its anchors outside the file say:
+    the head record, and HQ's acknowledgement (kept in the file's replication cursor
+    and in the head record with the hash of the acknowledged event)."""
+    problem = store.head_problem()
+    if problem is not None:
+        return Finding(problem, terminal=store.terminal)
+    last = store.chain_head().seq
+    acked = replication_cursor(store)
+    if acked > last:
+        return Finding(
+            f"the ledger ends at seq {last} but HQ acknowledged storing seq {acked}:"
+            f" {acked - last} newest event(s) deleted or lost",
+            terminal=store.terminal,
+            seq=last + 1,
+        )
+    return None
+
+
+def _walk_chains(store: LedgerStore) -> tuple[int, int, Finding | None]:
+    """(events, chains, the first bad event) of every chain in the log."""
+    db = store.db
     count = 0
     streams: set[tuple[str, str]] = set()
-    if missing:
-        return ChainReport(0, 0, Finding(f"protective trigger {missing[0]} was removed"))
     stream: tuple[str, str] | None = None
     expected_prev = ""
     expected_seq = 0
@@ -122,10 +169,10 @@ def verify_chain(store: LedgerStore) -> ChainReport:
             ):
                 problem = f"{label}: index columns disagree with the event body"
         if problem:
-            return ChainReport(count, len(streams), Finding(problem, **where))
+            return count, len(streams), Finding(problem, **where)
         expected_prev = digest
         expected_seq = seq + 1
-    return ChainReport(count, len(streams), None)
+    return count, len(streams), None
 
 
 def replay(store: LedgerStore) -> Database:

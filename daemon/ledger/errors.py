@@ -6,13 +6,33 @@ from dataclasses import dataclass
 
 from daemon.errors import LedgerError
 
-__all__ = ["LedgerError", "LedgerNotFound", "LedgerTampered", "Problem", "Refusal"]
+__all__ = [
+    "LedgerDamaged",
+    "LedgerError",
+    "LedgerNotFound",
+    "LedgerTampered",
+    "Problem",
+    "Refusal",
+    "StorageFull",
+]
 
 
 class LedgerNotFound(LedgerError, FileNotFoundError):
     """There is no ledger at the given path."""
 
     exit_status = 66  # sysexits EX_NOINPUT
+
+
+class LedgerDamaged(LedgerError):
+    """The file is not a ledger posd can use: empty, not a database, another program's
+    database, truncated, or missing events its head record says it had. Every command
+    stops with this message; restarting cannot help (65: sysexits' EX_DATAERR)."""
+
+    exit_status = 65
+
+
+class StorageFull(LedgerError, OSError):
+    """The ledger's storage is full: nothing can be written until space is freed."""
 
 
 class LedgerTampered(LedgerError):

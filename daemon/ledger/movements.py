@@ -9,6 +9,7 @@ from typing import Any
 
 from daemon.ledger.core import LedgerCore, Outcome, UnitRef, uuids, values_problems
 from daemon.ledger.errors import Problem, Refusal
+from daemon.ledger.events import EventBody
 from daemon.ledger.kinds import Kind
 from daemon.rules.units import Flag, Op, Request, State, where
 from daemon.rules.values import IDENTIFIER, NAME, NOTE
@@ -58,10 +59,24 @@ class Movements(LedgerCore):
     def transfer_in(
         self, transfer: str, refs: Sequence[UnitRef], *, actor: str, branch: str | None = None
     ) -> Outcome:
-        """Receive units of a transfer at their destination branch."""
+        """Receive units of a transfer at their destination branch: `transfer` must be
+        the transfer that sent each unit (refused `wrong_transfer` otherwise)."""
         branch = branch or self.branch
+        self._refuse_if(values_problems((IDENTIFIER, transfer, "transfer number")))
         units, problems = self._resolve(refs)
         decisions = self._decide_each(refs, units, Request(Op.TRANSFER_IN, branch), problems)
+        for ref, unit, _ in decisions:
+            assert unit is not None  # only a unit in transit may be received
+            sent_by = self._sending_transfer(unit.id)
+            if sent_by != transfer:
+                problems.append(
+                    Problem(
+                        "wrong_transfer",
+                        f"{unit.label} was sent by transfer {sent_by or '(unknown)'},"
+                        f" not {transfer}: receive it against {sent_by or 'its transfer'}",
+                        ref.serial,
+                    )
+                )
         self._refuse_if(problems)
         changes = [
             self.unit_change(
@@ -76,6 +91,15 @@ class Movements(LedgerCore):
         ]
         sealed = self.record(self.stamp(actor, branch), changes)
         return Outcome(f"transfer {transfer}: {len(changes)} unit(s) received", uuids(sealed))
+
+    def _sending_transfer(self, unit_id: int) -> str | None:
+        """The number of the transfer that last sent this unit on its way."""
+        row = self.db.execute(
+            "SELECT body FROM events WHERE kind = ? AND unit_id = ? ORDER BY id DESC LIMIT 1",
+            [Kind.TRANSFER_OUT.value, unit_id],
+        ).fetchone()
+        doc = EventBody.parse(row[0]).doc if row else None
+        return doc.number if doc else None
 
     def move(
         self,

@@ -443,6 +443,7 @@ def set_replication_cursor(ledger: LedgerStore, seq: int) -> int:
         " acked_seq = max(acked_seq, excluded.acked_seq), updated_at = excluded.updated_at",
         [ledger.terminal, ledger.epoch, seq, iso(ledger.clock())],
     )
+    ledger.anchor_ack(seq)
     return replication_cursor(ledger)
 
 

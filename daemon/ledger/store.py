@@ -5,6 +5,15 @@ numbers and hashes each event, appends it, applies it to the projection, updates
 the counts and commits. With WAL and `synchronous=FULL`, a committed event is on
 disk before the call returns.
 
+After the commit the new chain head goes to the head record beside the file
+(`daemon.ledger.head`), so deleting the newest events shows. Nothing after the commit
+(that record, a checkpoint) can turn a committed write into a failure: a problem there
+is logged, and the work stays reported as done.
+
+`open` refuses (`LedgerDamaged`) a file that is not a posd ledger (empty, garbage,
+truncated, another program's database) before it writes anything, and a ledger shorter
+than its head record says.
+
 `read_identity` says whose ledger a file is without opening it for writing;
 `connect_read_only` is the connection for such looks (the doctor's, provisioning's).
 """
@@ -12,6 +21,7 @@ disk before the call returns.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sqlite3
@@ -26,7 +36,8 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from daemon.ledger.errors import LedgerError, LedgerNotFound
+from daemon.ledger.damage import ADVICE, file_problem, schema_problem, unreadable
+from daemon.ledger.errors import LedgerDamaged, LedgerError, LedgerNotFound, StorageFull
 from daemon.ledger.events import (
     ChainHead,
     Change,
@@ -37,17 +48,24 @@ from daemon.ledger.events import (
     genesis_hash,
     seal,
 )
+from daemon.ledger.head import HeadFile, HeadRecord, HeadRecordDamaged, head_path, read_head
 from daemon.ledger.projection import Projection
 from daemon.ledger.schema import MIGRATIONS
 from daemon.rules.serials import serial_key
 from daemon.rules.units import Flag, State, UnitView
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 DEFAULT_PREFIX_LENGTH = 4
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 # How long a statement waits for another connection's lock before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 _KEYS_PER_QUERY = 5000
+# Free space below which a storage counts as full (SQLite's shared-memory file alone
+# takes 32 KB, a WAL frame a page).
+FULL_BELOW_BYTES = 4 * 1024 * 1024
+# The meta key saying this ledger keeps a head record (its value: the file's name).
+HEAD_KEPT = "head_record"
 # A unit row with its product's columns, prefixed p_; read by `unit_from_row`.
 UNIT_SELECT = (
     "SELECT u.*, p.id AS p_id, p.code AS p_code, p.name AS p_name, p.gtin AS p_gtin,"
@@ -188,6 +206,13 @@ class LedgerStore:
         self._ids = EventIds()
         main_file = db.conn.execute("PRAGMA database_list").fetchone()[2]
         self._wal = Path(f"{main_file}-wal") if main_file else None
+        # Where this ledger's head record is kept (None: in memory), and the record
+        # open for writing once `open` or `create` has kept it.
+        self.path = Path(main_file) if main_file else None  # None: in memory
+        self.head_path = head_path(main_file) if main_file else None
+        self._head_file: HeadFile | None = None
+        # Why this ledger is open for reading only (a full disk), or None.
+        self.cannot_write: str | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -215,23 +240,185 @@ class LedgerStore:
                     {"key": "prefix_length", "value": str(prefix_length)},
                 ]
             )
-        return cls(db, clock=clock)
+        store = cls(db, clock=clock)
+        store._keep_head(fresh=True)
+        return store
 
     @classmethod
-    def open(cls, path: str | Path, *, clock: Clock = utc_now, threads: bool = False) -> Self:
-        """Open an existing ledger (bringing its schema up to date).
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        clock: Clock = utc_now,
+        threads: bool = False,
+        check_head: bool = True,
+    ) -> Self:
+        """Open an existing ledger (bringing its schema up to date); `LedgerDamaged`
+        when the file is not a posd ledger, or (`check_head`) is shorter than its head
+        record. `posd audit verify` opens with `check_head=False` to say all it finds.
 
         `threads`: the connection may be used from more than one thread, never at
         once (the caller holds a lock around every use), as the lane does."""
-        if not Path(path).exists():
+        path = Path(path)
+        if not path.exists():
             raise LedgerNotFound(
                 f"no ledger at {path}; create one with"
                 f" `posd --db {shlex.quote(str(path))} init --terminal TERMINAL --branch BRANCH`"
                 " (this terminal's id and its branch's)"
             )
-        db = _connect(path, threads=threads)
-        MIGRATIONS.apply(db)
-        return cls(db, clock=clock)
+        store = cls._open_checked(path, clock=clock, threads=threads)
+        if check_head:
+            problem = store.head_problem()
+            if problem is not None:
+                store.close()
+                raise LedgerDamaged(
+                    f"{path}: {problem}; posd will not use it: keep the file and its"
+                    f" {path.name}.head for investigation, see `posd --db {path} audit"
+                    " verify`, and call support (HQ holds every event it acknowledged)"
+                )
+        return store
+
+    @classmethod
+    def _open_checked(cls, path: Path, *, clock: Clock, threads: bool) -> Self:
+        """Open the ledger at `path`, refusing (`LedgerDamaged`) a file that is not a
+        posd ledger before anything is written to it."""
+        problem = file_problem(path)
+        if problem is not None:
+            raise LedgerDamaged(f"{problem}; {ADVICE}")
+        db = None
+        try:
+            db = Database(sqlite3.connect(str(path), check_same_thread=not threads))
+            problem = schema_problem(db.conn, path)
+            if problem is None:
+                _set_pragmas(db, path)
+                MIGRATIONS.apply(db)
+                store = cls(db, clock=clock)
+                store._keep_head()
+                return store
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            if db is not None:
+                db.close()
+                db = None
+            if isinstance(error, sqlite3.OperationalError) and short_of_space(path):
+                return cls._open_on_full_disk(path, error, clock=clock, threads=threads)
+            problem = f"{path} cannot be read as a ledger ({unreadable(error)})"
+        if db is not None:
+            db.close()
+        raise LedgerDamaged(f"{problem}; {ADVICE}")
+
+    @classmethod
+    def _open_on_full_disk(
+        cls, path: Path, error: sqlite3.Error, *, clock: Clock, threads: bool
+    ) -> Self:
+        """The ledger for reading only, when its storage is too full for SQLite to make
+        the shared-memory file a WAL ledger is read with: looks go on, and any write
+        says the storage is full. Only when the WAL holds nothing the file lacks."""
+        reason = f"the storage of {path} is full ({error}); free space on it"
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StorageFull(f"the ledger cannot be opened: {reason}")
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?immutable=1", uri=True, check_same_thread=not threads
+        )
+        try:
+            problem = schema_problem(conn, path)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as damage:
+            problem = f"{path} cannot be read as a ledger ({unreadable(damage)})"
+        if problem is not None:
+            conn.close()
+            raise LedgerDamaged(f"{problem}; {ADVICE}")
+        store = cls(Database(conn), clock=clock)
+        store.cannot_write = reason
+        log.warning("the ledger is open for reading only: %s", reason)
+        return store
+
+    def _keep_head(self, *, fresh: bool = False) -> None:
+        """Open the head record for writing; make one (from the chain as it is) for a
+        new ledger or one that never had one. One that had a record and lost it gets
+        no new one: `head_problem` reports it. Where the record cannot be opened or
+        made (a read-only copy, a full disk), reads go on and writes keep no record."""
+        if self.head_path is None:
+            return
+        try:
+            self._open_head(fresh)
+        except (OSError, sqlite3.Error) as error:
+            log.warning("the head record %s cannot be kept: %s", self.head_path, error)
+
+    def _open_head(self, fresh: bool) -> None:
+        assert self.head_path is not None
+        if not fresh:
+            self._head_file = HeadFile.open(self.head_path)
+            if self._head_file is not None or self._meta(HEAD_KEPT):
+                return
+        head = self.chain_head()
+        record = HeadRecord(self.terminal, self.epoch, head.seq, head.hash)
+        self._head_file = HeadFile.create(self.head_path, record, like=self.path)
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            [HEAD_KEPT, self.head_path.name],
+        )
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def head_problem(self) -> str | None:
+        """Why this ledger's own chain disagrees with its head record (its newest
+        events deleted or lost, the record removed), or None. A ledger longer than
+        its record is fine: the record is made durable between customers."""
+        if self.head_path is None:
+            return None
+        try:
+            record = read_head(self.head_path)  # before the chain: the chain only grows
+        except HeadRecordDamaged as error:
+            return str(error)
+        if record is None:
+            if self._meta(HEAD_KEPT):
+                return (
+                    f"its head record {self.head_path.name} is missing, so whether its newest"
+                    " events were deleted cannot be checked here"
+                )
+            return None
+        if (record.terminal, record.epoch) != (self.terminal, self.epoch):
+            return (
+                f"its head record is of terminal {record.terminal} epoch {record.epoch}, not"
+                f" {self.terminal} epoch {self.epoch}: the ledger file was replaced"
+            )
+        last = self.chain_head().seq
+        for seq, digest, whose in (
+            (record.seq, record.hash, "its head record"),
+            (record.acked_seq, record.acked_hash, "HQ (as its head record keeps it)"),
+        ):
+            if seq > last:
+                return (
+                    f"the ledger ends at seq {last} but {whose} says {seq}:"
+                    f" {seq - last} newest event(s) deleted or lost"
+                )
+            if seq and self._own_hash(seq) != digest:
+                return (
+                    f"event seq {seq} is not the one {whose} names: the chain from there"
+                    " was rewritten"
+                )
+        return None
+
+    def _own_hash(self, seq: int) -> str | None:
+        row = self.db.execute(
+            "SELECT hash FROM events WHERE terminal = ? AND epoch = ? AND seq = ?",
+            [self.terminal, self.epoch, seq],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def anchor_ack(self, seq: int) -> None:
+        """Keep HQ's acknowledgement (every own event up to `seq` stored) in the head
+        record, with that event's hash, so the file can be checked against it."""
+        digest = self._own_hash(seq)
+        if self._head_file is None or digest is None:
+            return
+        head = self.chain_head()
+        record = HeadRecord(self.terminal, self.epoch, head.seq, head.hash, seq, digest)
+        self._after_commit(
+            "keep HQ's acknowledgement in the head record", self._head_file.advance, record
+        )
 
     def set_busy_timeout(self, milliseconds: int) -> None:
         """How long a statement waits for another process's write lock before it fails
@@ -239,7 +426,12 @@ class LedgerStore:
         self.db.conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
     def close(self) -> None:
-        self.checkpoint()
+        """Checkpoint and close. A checkpoint that fails (a full disk) loses nothing:
+        the WAL holds every commit and the next opening recovers it."""
+        self._after_commit("checkpoint the ledger", self.checkpoint)
+        if self._head_file is not None:
+            self._after_commit("write the head record", self._head_file.close)
+            self._head_file = None
         self.db.close()
 
     def checkpoint(self) -> None:
@@ -252,6 +444,8 @@ class LedgerStore:
         """
         if self._wal is not None:
             self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._head_file is not None:
+            self._head_file.sync()
 
     def _bound_wal(self) -> None:
         try:
@@ -287,6 +481,8 @@ class LedgerStore:
     @contextmanager
     def writing(self, stamp: Stamp) -> Iterator[Writer]:
         """One durable transaction: everything recorded inside it, or nothing."""
+        if self.cannot_write is not None:
+            raise StorageFull(f"nothing was written: {self.cannot_write}")
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -299,7 +495,20 @@ class LedgerStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._bound_wal()
+        # Committed: from here on nothing may turn the write into a failure.
+        head = writer.head
+        if self._head_file is not None and writer.sealed:
+            record = HeadRecord(self.terminal, self.epoch, head.seq, head.hash)
+            self._after_commit("write the head record", self._head_file.advance, record)
+        self._after_commit("checkpoint the ledger", self._bound_wal)
+
+    @staticmethod
+    def _after_commit(what: str, step: Callable[..., object], *args: object) -> None:
+        """Run a step that follows a commit; log its failure instead of raising it."""
+        try:
+            step(*args)
+        except (sqlite3.Error, OSError) as error:
+            log.warning("could not %s after a commit (the commit stands): %s", what, error)
 
     def record(self, stamp: Stamp, changes: Iterable[Change]) -> list[Sealed]:
         with self.writing(stamp) as writer:
@@ -400,6 +609,15 @@ def unit_from_row(row: dict[str, Any]) -> Unit:
     )
 
 
+def short_of_space(path: Path) -> bool:
+    """Whether the storage holding `path` is (nearly) full."""
+    try:
+        found = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < FULL_BELOW_BYTES
+
+
 def _create_private(path: Path) -> None:
     """Make the new ledger file, readable and writable by its owner only, whatever the
     umask. SQLite gives the -wal and -shm files it makes later the same mode."""
@@ -418,6 +636,11 @@ def _connect(path: str | Path | None, *, threads: bool = False) -> Database:
         db = Database(memory=True)
     else:
         db = Database(sqlite3.connect(str(path), check_same_thread=not threads))
+    _set_pragmas(db, path)
+    return db
+
+
+def _set_pragmas(db: Database, path: str | Path | None) -> None:
     conn = db.conn
     # Larger pages: fewer B-tree splits when events and units are appended in bulk.
     # (Takes effect only on a new, empty database.)
@@ -429,7 +652,6 @@ def _connect(path: str | Path | None, *, threads: bool = False) -> Database:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return db
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
@@ -450,12 +672,20 @@ def read_identity(path: Path) -> LedgerIdentity | None:
     None when there is no file. LedgerError when the file is not a posd ledger."""
     if not path.exists():
         return None
+    problem = file_problem(path)
+    if problem is not None:
+        raise LedgerDamaged(problem)
     try:
         conn = connect_read_only(path)
         try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            problem = schema_problem(conn, path)
+            meta = (
+                dict(conn.execute("SELECT key, value FROM meta").fetchall()) if not problem else {}
+            )
         finally:
             conn.close()
-        return LedgerIdentity(str(meta["terminal"]), str(meta["branch"]))
-    except (sqlite3.Error, KeyError) as error:
-        raise LedgerError(str(error)) from None
+    except (sqlite3.Error, UnicodeDecodeError) as error:
+        raise LedgerDamaged(f"{path} cannot be read as a ledger ({unreadable(error)})") from None
+    if problem is not None:
+        raise LedgerDamaged(problem)
+    return LedgerIdentity(str(meta["terminal"]), str(meta["branch"]))

@@ -488,5 +488,7 @@ def apply(planned: Plan, owner: Owner | None) -> ProvisionApplied:
     created.close()
     if owner is not None:
         owner.give(under(root, ledger), "posd")
+        if created.head_path is not None:
+            owner.give(created.head_path, "posd")
     done.written.append(str(ledger))
     return done
