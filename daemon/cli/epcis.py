@@ -157,8 +157,13 @@ def _output(path: Path | None) -> Iterator[TextIO]:
     if path is None:
         yield sys.stdout
         return
+    if not str(path) or path.name in ("", ".", "..") or path.is_dir():
+        raise click.BadParameter(f"{str(path)!r} is a folder: name a file", param_hint="--out")
     folder = path.resolve().parent
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as error:
+        raise click.FileError(str(path), hint=error.strerror or str(error)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             yield out

@@ -1,7 +1,8 @@
 """What `posd` exits with, in one place (the README's table is checked against it).
 
 A script can tell the cases apart without reading the message: 1 the ledger (or HQ,
-or a check) said no, 2 the command line itself was wrong, 66 the ledger or file named
+or a check) said no, 2 the command line itself was wrong, 65 the ledger file is damaged,
+foreign or shorter than its head record, 66 the ledger or file named
 is not there, 78 a configuration cannot be used. With `--json`, every failure is also
 one JSON object on standard output: `{"ok": false, "error": {"code": …, "message": …}}`.
 """
@@ -17,6 +18,7 @@ class ExitStatus(IntEnum):
     OK = 0
     REFUSED = 1  # refused, or a check found a fault (audit verify, doctor FAIL)
     USAGE = 2  # an unknown command or option, a missing or bad value
+    DATA_ERROR = 65  # sysexits EX_DATAERR: the ledger file is damaged, foreign or cut short
     NO_INPUT = 66  # sysexits EX_NOINPUT: no ledger or input file at the path given
     UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: a part of posd is not installed (posd[hq])
     INTERNAL = 70  # sysexits EX_SOFTWARE: a fault in posd itself (please report it)
