@@ -187,6 +187,10 @@ class LedgerStore:
         self._ids = EventIds()
         main_file = db.conn.execute("PRAGMA database_list").fetchone()[2]
         self._wal = Path(f"{main_file}-wal") if main_file else None
+        # The WAL file's size when a checkpoint last copied every frame in it.
+        self._wal_copied_at = 0
+        if self._wal is not None:
+            db.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
 
     # -- opening -------------------------------------------------------------
 
@@ -238,23 +242,52 @@ class LedgerStore:
         self.db.close()
 
     def checkpoint(self) -> None:
-        """Copy committed pages from the WAL into the ledger file.
+        """Copy committed pages from the WAL into the ledger file, and when all of them
+        are copied and no reader is in the way, empty the WAL file.
 
         Automatic checkpoints are off: one landing inside a sale's commit made that
         sale wait several milliseconds. The daemon calls this between customers;
-        `close` calls it; and a commit that finds the WAL past `WAL_LIMIT_BYTES`
-        calls it, so a process that never does still keeps the WAL bounded.
+        `close` calls it; and a commit that finds the WAL grown past `WAL_LIMIT_BYTES`
+        calls it, so a process that never does still keeps the WAL bounded. It never
+        waits for a reader.
         """
-        if self._wal is not None:
-            self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._wal is None:
+            return
+        conn = self.db.conn
+        if self._copy_wal() and self._wal_size() > 0:
+            # Everything is in the ledger file: empty the WAL, unless a reader still
+            # uses it (then SQLite says busy at once rather than wait for it).
+            busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+            self._wal_copied_at = self._wal_size()
+
+    def _copy_wal(self) -> bool:
+        """A passive checkpoint; True when every frame in the WAL is in the ledger file."""
+        busy, frames, copied = self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        done = busy == 0 and frames == copied
+        if done:
+            self._wal_copied_at = self._wal_size()
+        return bool(done)
+
+    def _wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size if self._wal is not None else 0
+        except FileNotFoundError:
+            return 0
 
     def _bound_wal(self) -> None:
-        try:
-            size = self._wal.stat().st_size if self._wal is not None else 0
-        except FileNotFoundError:
-            return
-        if size > WAL_LIMIT_BYTES:
-            self.checkpoint()
+        # A checkpoint never shrinks the WAL file: after one that copied everything,
+        # only what the file grew by since is new. (When SQLite starts the WAL over,
+        # `journal_size_limit` cuts the file to WAL_LIMIT_BYTES and it counts anew.)
+        size = self._wal_size()
+        if size < self._wal_copied_at:
+            self._wal_copied_at = 0
+        if size - self._wal_copied_at > WAL_LIMIT_BYTES:
+            self._copy_wal()
 
     def __enter__(self) -> Self:
         return self
