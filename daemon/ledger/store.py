@@ -355,11 +355,16 @@ class LedgerStore:
         """
         found: dict[tuple[str, str], Unit] = {}
         key_list = list(dict.fromkeys(keys))
+        conn = self.db.conn
         for start in range(0, len(key_list), _KEYS_PER_QUERY):
-            cursor = self.db.conn.execute(
-                f"{UNIT_SELECT} WHERE u.serial_key IN (SELECT value FROM json_each(?))",
-                [json.dumps(key_list[start : start + _KEYS_PER_QUERY])],
-            )
+            chunk = key_list[start : start + _KEYS_PER_QUERY]
+            if len(chunk) == 1:  # a look-up: the plain indexed equality
+                cursor = conn.execute(f"{UNIT_SELECT} WHERE u.serial_key = ?", chunk)
+            else:
+                cursor = conn.execute(
+                    f"{UNIT_SELECT} WHERE u.serial_key IN (SELECT value FROM json_each(?))",
+                    [json.dumps(chunk)],
+                )
             names = [d[0] for d in cursor.description]
             for values in cursor:
                 unit = unit_from_row(dict(zip(names, values, strict=True)))
@@ -383,8 +388,21 @@ class LedgerStore:
         )
 
 
+_NO_FLAGS: frozenset[Flag] = frozenset()
+
+
 def unit_from_row(row: dict[str, Any]) -> Unit:
-    product = _product({name[2:]: row[name] for name in row if name.startswith("p_")})
+    product = Product(
+        id=row["p_id"],
+        code=row["p_code"],
+        name=row["p_name"],
+        gtin=row["p_gtin"],
+        serial_tracked=bool(row["p_serial_tracked"]),
+        serial_rule=row["p_serial_rule"],
+        warranty_months=row["p_warranty_months"],
+        mask_serial=bool(row["p_mask_serial"]),
+        price_cents=row["p_price_cents"],
+    )
     return Unit(
         id=row["id"],
         product=product,
@@ -392,7 +410,9 @@ def unit_from_row(row: dict[str, Any]) -> Unit:
         serial_key=row["serial_key"],
         state=State(row["state"]),
         branch=row["branch"],
-        flags=frozenset(Flag(f) for f in row["flags"].split(",") if f),
+        flags=frozenset(Flag(f) for f in flags.split(","))
+        if (flags := row["flags"])
+        else _NO_FLAGS,
         dest_branch=row["dest_branch"],
         invoice=row["invoice"],
         customer=row["customer"],
