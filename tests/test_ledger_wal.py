@@ -86,3 +86,27 @@ def test_a_reader_in_the_way_never_holds_up_a_sale_or_loses_one(tmp_path: Path) 
     assert (tmp_path / "l.db-wal").stat().st_size == 0
     ledger.close()
     assert Ledger.open(tmp_path / "l.db").unit("LAP", serials[4]).invoice == "INV-4"  # type: ignore[union-attr]
+
+
+def test_a_sale_after_journal_entries_commits_with_an_fsync(tmp_path: Path) -> None:
+    from daemon.ledger.lane_log import Entry, LaneLog
+
+    ledger = make_ledger(tmp_path / "l.db")
+    ledger.receive("PO-1", "Acme", "LAP", ["LX-1"], actor="ann")
+    journal = LaneLog(ledger)
+    statements: list[str] = []
+    ledger.db.conn.set_trace_callback(statements.append)
+    for n in range(3):
+        journal.append(
+            Entry(
+                at=f"2026-11-23T09:00:0{n}Z", kind="scan", source="s", input="LX-1", mode="basket"
+            )
+        )
+    # Scans switch the connection to NORMAL once, not back and forth.
+    assert sum("synchronous" in sql for sql in statements) == 1
+    sale_starts = len(statements)
+    ledger.sell("INV-1", "Dana", [SaleLine("LAP", "LX-1")], actor="bob")
+    sale = statements[sale_starts:]
+    begin = next(i for i, sql in enumerate(sale) if sql.startswith("BEGIN"))
+    assert "PRAGMA synchronous = FULL" in sale[:begin]
+    assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

@@ -63,7 +63,7 @@ class LaneLedger:
         self._conn = ledger.db.conn
         self._lock = threading.Lock()
         self.lookup = ScanLookup(self._conn)
-        self.journal = LaneLog(self._conn, ledger.terminal)
+        self.journal = LaneLog(ledger)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     # -- the scan path ------------------------------------------------------------
@@ -128,6 +128,7 @@ class LaneLedger:
     def _locked(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         with self._lock:
             self.ledger.set_busy_timeout(BUSY_TIMEOUT_MS)
+            self.ledger.synchronous(full=True)  # whatever it does, at full durability
             try:
                 return fn(*args)
             except (sqlite3.DatabaseError, OSError) as error:

@@ -187,6 +187,7 @@ class LedgerStore:
         self._ids = EventIds()
         main_file = db.conn.execute("PRAGMA database_list").fetchone()[2]
         self._wal = Path(f"{main_file}-wal") if main_file else None
+        self._full = True  # synchronous=FULL, as `_connect` leaves it
         # The WAL file's size when a checkpoint last copied every frame in it.
         self._wal_copied_at = 0
         if self._wal is not None:
@@ -236,6 +237,14 @@ class LedgerStore:
         """How long a statement waits for another process's write lock before it fails
         with "database is locked" (0: it fails at once). `BUSY_TIMEOUT_MS` at opening."""
         self.db.conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+
+    def synchronous(self, *, full: bool) -> None:
+        """Commit at `synchronous=FULL` (an fsync per commit) or NORMAL (none; the lane's
+        journal, see `daemon.ledger.lane_log`). Switches only when it changes: every
+        durable transaction (`writing`) asks for FULL before it begins."""
+        if full != self._full:
+            self.db.conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+            self._full = full
 
     def close(self) -> None:
         self.checkpoint()
@@ -316,6 +325,7 @@ class LedgerStore:
     def writing(self, stamp: Stamp) -> Iterator[Writer]:
         """One durable transaction: everything recorded inside it, or nothing."""
         conn = self.db.conn
+        self.synchronous(full=True)
         conn.execute("BEGIN IMMEDIATE")
         try:
             projection = Projection(self.db, self.prefix_length)
