@@ -8,15 +8,20 @@
   journal entry and the display driver on its own thread. One asyncio loop, as in
   `posd run`. Nine scans in ten are units in stock (added to the basket), one in ten a
   serial the ledger does not know (refused); the basket is cancelled every 40 scans.
+- `scan_to_verdict_floor_median_ms`: `daemon.bench.floors.ScanFloor` on the same loop,
+  in turn with each scan: the serial written into a pipe, looked up, a journal row
+  committed at synchronous=NORMAL, two display lines written to a pty.
+  `scan_to_verdict_ratio` (goal <= 1.5): the two medians divided.
 - `sqlite_floor_p99_ms`: a bare indexed look-up of one serial (`SELECT id FROM units
   WHERE serial_key = ?`) on the same connection, same run, same kind of random serials.
-- `scan_to_verdict_ratio` (target <= 5): the two p99s divided.
-- `ready_s` (target <= 1.5): `posd run --config` as its own process, from the start of
-  the process to READY=1 on its notify socket (interpreter start included).
+- `ready_s` (goal <= 1): `posd run --config` as its own process, from the start of
+  the process to READY=1 on its notify socket (interpreter start included), as every
+  start after the first is; `ready_first_s` the first start on a new state folder.
 - `rss_mb` (target <= 80): that process's resident memory after 300 scans through its
   serial scanner; `rss_peak_mb` its high-water mark. It is configured as a terminal is:
   an evdev scanner (unplugged; its keyboard layout loaded) and a serial one, display,
-  printer, GPIO (mock pins) and the kiosk API.
+  printer, GPIO (mock pins) and the kiosk API. `rss_ratio` (goal <= 1.2): `rss_mb` to
+  `rss_floor_mb`, a Python that imports only the design card's packages.
 """
 
 from __future__ import annotations
@@ -310,52 +315,71 @@ def _daemon_process(folder: Path, units: int) -> dict[str, float]:
             printer=folder / "receipts.bin",
         )
     )
-    notify = folder / "notify"
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-            listener.bind(str(notify))
-            listener.settimeout(30)
-            started = time.monotonic()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from daemon.cli import main; main()",
-                    "run",
-                    "--config",
-                    str(config),
-                ],
-                env=dict(os.environ, NOTIFY_SOCKET=str(notify)),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                while "READY=1" not in listener.recv(4096).decode().split("\n"):
-                    pass
-                ready_s = time.monotonic() - started
-                rng = random.Random(5)
-                for _ in range(300):
-                    serial = serial_for(rng.randrange(units))[1]
-                    os.write(scanner.master, serial.encode() + b"\r")
-                    time.sleep(0.002)
-                    display.drain()
-                time.sleep(0.5)
+        # The first start pickles python-escpos's capabilities into the state folder;
+        # every later one (each boot of a terminal) reads the pickle: that one is timed.
+        process, first_ready_s = _start_daemon(folder, config)
+        _stop(process)
+        process, ready_s = _start_daemon(folder, config)
+        try:
+            rng = random.Random(5)
+            for _ in range(300):
+                serial = serial_for(rng.randrange(units))[1]
+                os.write(scanner.master, serial.encode() + b"\r")
+                time.sleep(0.002)
                 display.drain()
-                rss, peak = _memory(process.pid)
-            finally:
-                process.terminate()
-                process.wait(timeout=20)
+            time.sleep(0.5)
+            display.drain()
+            rss, peak = _memory(process.pid)
+        finally:
+            _stop(process)
     finally:
         scanner.close()
         display.close()
     floor_rss = imports_rss_mb()
     return {
         "ready_s": round(ready_s, 3),
+        "ready_first_s": round(first_ready_s, 3),
         "rss_mb": rss,
         "rss_peak_mb": peak,
         "rss_floor_mb": floor_rss,
         "rss_ratio": round(rss / floor_rss, 2),
     }
+
+
+def _start_daemon(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], float]:
+    """`posd run` in its own process; it and the seconds until it said READY=1."""
+    notify = folder / "notify"
+    notify.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(notify))
+        listener.settimeout(30)
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from daemon.cli import main; main()",
+                "run",
+                "--config",
+                str(config),
+            ],
+            env=dict(os.environ, NOTIFY_SOCKET=str(notify)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while "READY=1" not in listener.recv(4096).decode().split("\n"):
+                pass
+        except BaseException:
+            _stop(process)
+            raise
+        return process, time.monotonic() - started
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=20)
 
 
 def _memory(pid: int) -> tuple[float, float]:

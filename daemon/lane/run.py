@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from gpiozero.pins import Factory
@@ -48,10 +48,13 @@ from daemon.lane.outputs import Background, Outputs
 from daemon.lane.recovery import recover
 from daemon.lane.screen.web import ScreenInfo
 from daemon.ledger import LedgerError
-from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane.machine import initial_state
 from daemon.rules.lane.types import Command, CommandName, LaneSettings
 from daemon.sdnotify import Notifier, NotifySendError, arm_stall_trigger, pet_watchdog
+
+if TYPE_CHECKING:
+    # Imported when the lane replicates (`start`): a lane without HQ doesn't load MQTT.
+    from daemon.replication.terminal import ReplicationStatus, Replicator
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
@@ -172,6 +175,8 @@ async def start(
         await daemon.stop()
         raise
     if config.replication is not None:
+        from daemon.replication.terminal import Replicator, on_loop
+
         daemon.replicator = Replicator(
             config.replication,
             config.ledger.path,
