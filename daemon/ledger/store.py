@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 from urllib.parse import quote
@@ -391,27 +392,53 @@ class LedgerStore:
 
     def find(self, serial: str) -> list[Unit]:
         """Every unit with this serial, whatever its product."""
-        key = serial_key(serial)
-        return sorted(
-            (u for (_, k), u in self.units_by_key([key]).items() if k == key),
-            key=lambda u: u.product.code,
-        )
+        cursor = self.db.conn.execute(f"{UNIT_SELECT} WHERE u.serial_key = ?", [serial_key(serial)])
+        names = [d[0] for d in cursor.description]
+        units = [unit_from_row(dict(zip(names, values, strict=True))) for values in cursor]
+        return sorted(units, key=lambda u: u.product.code)
 
 
 _NO_FLAGS: frozenset[Flag] = frozenset()
 
 
+@lru_cache(maxsize=256)
+def _product_of(
+    id: int,
+    code: str,
+    name: str,
+    gtin: str | None,
+    serial_tracked: int,
+    serial_rule: str | None,
+    warranty_months: int,
+    mask_serial: int,
+    price_cents: int,
+) -> Product:
+    """The product of a unit row: a few products serve millions of units, and a
+    `Product` is immutable, so one object per distinct row does."""
+    return Product(
+        id,
+        code,
+        name,
+        gtin,
+        bool(serial_tracked),
+        serial_rule,
+        warranty_months,
+        bool(mask_serial),
+        price_cents,
+    )
+
+
 def unit_from_row(row: dict[str, Any]) -> Unit:
-    product = Product(
-        id=row["p_id"],
-        code=row["p_code"],
-        name=row["p_name"],
-        gtin=row["p_gtin"],
-        serial_tracked=bool(row["p_serial_tracked"]),
-        serial_rule=row["p_serial_rule"],
-        warranty_months=row["p_warranty_months"],
-        mask_serial=bool(row["p_mask_serial"]),
-        price_cents=row["p_price_cents"],
+    product = _product_of(
+        row["p_id"],
+        row["p_code"],
+        row["p_name"],
+        row["p_gtin"],
+        row["p_serial_tracked"],
+        row["p_serial_rule"],
+        row["p_warranty_months"],
+        row["p_mask_serial"],
+        row["p_price_cents"],
     )
     return Unit(
         id=row["id"],
