@@ -8,15 +8,20 @@
   journal entry and the display driver on its own thread. One asyncio loop, as in
   `posd run`. Nine scans in ten are units in stock (added to the basket), one in ten a
   serial the ledger does not know (refused); the basket is cancelled every 40 scans.
+- `scan_to_verdict_floor_median_ms`: `daemon.bench.floors.ScanFloor` on the same loop,
+  in turn with each scan: the serial written into a pipe, looked up, a journal row
+  committed at synchronous=NORMAL, two display lines written to a pty.
+  `scan_to_verdict_ratio` (goal <= 1.5): the two medians divided.
 - `sqlite_floor_p99_ms`: a bare indexed look-up of one serial (`SELECT id FROM units
   WHERE serial_key = ?`) on the same connection, same run, same kind of random serials.
-- `scan_to_verdict_ratio` (target <= 5): the two p99s divided.
-- `ready_s` (target <= 1.5): `posd run --config` as its own process, from the start of
-  the process to READY=1 on its notify socket (interpreter start included).
+- `ready_s` (goal <= 1): `posd run --config` as its own process, from the start of
+  the process to READY=1 on its notify socket (interpreter start included), as every
+  start after the first is; `ready_first_s` the first start on a new state folder.
 - `rss_mb` (target <= 80): that process's resident memory after 300 scans through its
   serial scanner; `rss_peak_mb` its high-water mark. It is configured as a terminal is:
   an evdev scanner (unplugged; its keyboard layout loaded) and a serial one, display,
-  printer, GPIO (mock pins) and the kiosk API.
+  printer, GPIO (mock pins) and the kiosk API. `rss_ratio` (goal <= 1.2): `rss_mb` to
+  `rss_floor_mb`, a Python that imports only the design card's packages.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import gc
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +44,7 @@ from typing import Any
 
 from evdev import ecodes
 
+from daemon.bench.floors import ScanFloor, imports_rss_mb
 from daemon.bench.ledger import PRODUCTS, fill, percentile, serial_for
 from daemon.config.model import parse_config
 from daemon.drivers.base import open_serial
@@ -157,8 +164,10 @@ async def _scan_path(folder: Path, units: int) -> dict[str, float]:
     )
     daemon = await start(config)
     display_pty = _Pty(folder / "display")
+    floor_pty = _Pty(folder / "display-floor")
     read_fd, write_fd = os.pipe()
     stamps: list[int] = []
+    floor_stamps: list[int] = []
     wake = asyncio.Event()
     loop = asyncio.get_running_loop()
     display = DisplayOutput(
@@ -167,16 +176,32 @@ async def _scan_path(folder: Path, units: int) -> dict[str, float]:
         report=daemon.lane.submit,
     )
     daemon.outputs.display = display
+    floor_display = os.open(floor_pty.link, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    floor = ScanFloor(folder / "bench.db", floor_display, floor_stamps, wake.set)
+    floor.start(loop)
     layout = KeyboardLayout("us")
     scanner = EvdevScanner(lambda: os.dup(read_fd), layout, source="bench")
     gc.freeze()  # as `posd run` does once started
     daemon.tasks.append(loop.create_task(display.run()))
     daemon.tasks.append(loop.create_task(_feed(scanner, daemon)))
+
+    async def timed(fd: int, data: bytes, stamps: list[int]) -> float:
+        """Milliseconds from writing `data` into pipe `fd` to the first display write."""
+        wake.clear()
+        before = len(stamps)
+        started = time.perf_counter_ns()
+        os.write(fd, data)
+        while len(stamps) <= before:
+            await asyncio.wait_for(wake.wait(), 5)
+            wake.clear()
+        return (stamps[before] - started) / 1e6
+
     try:
         with _timed_loop_writes(stamps, wake):
             await _settle(daemon, display_pty)
             rng = random.Random(11)
             samples: list[float] = []
+            floor_samples: list[float] = []
             refused_last = False  # two refusals in a row show the same text: nothing to send
             for index in range(WARMUP + SAMPLES):
                 if index % BASKET_SIZE == BASKET_SIZE - 1:
@@ -189,30 +214,32 @@ async def _scan_path(folder: Path, units: int) -> dict[str, float]:
                     serial = serial_for(rng.randrange(units))[1]
                     refused_last = False
                 records = _key_records(layout, serial)
-                wake.clear()
-                before = len(stamps)
-                started = time.perf_counter_ns()
-                os.write(write_fd, records)
-                while len(stamps) <= before:
-                    await asyncio.wait_for(wake.wait(), 5)
-                    wake.clear()
-                if index >= WARMUP:
-                    samples.append((stamps[before] - started) / 1e6)
+                took = await timed(write_fd, records, stamps)
                 await _settle(daemon, display_pty)
-            floor = _floor(daemon, units, rng)
+                floor_took = await timed(floor.write_fd, serial.encode() + b"\r", floor_stamps)
+                floor_pty.drain()
+                if index >= WARMUP:
+                    samples.append(took)
+                    floor_samples.append(floor_took)
+            bare = _bare_selects(daemon, units, rng)
     finally:
+        floor.stop(loop)
+        os.close(floor_display)
         await daemon.stop()
         os.close(write_fd)
         os.close(read_fd)
         display_pty.close()
-    p99 = percentile(samples, 0.99)
-    floor_p99 = percentile(floor, 0.99)
+        floor_pty.close()
+    median = statistics.median(samples)
+    floor_median = statistics.median(floor_samples)
     return {
-        "scan_to_verdict_p99_ms": round(p99, 3),
-        "scan_to_verdict_median_ms": round(percentile(samples, 0.5), 3),
-        "sqlite_floor_p99_ms": round(floor_p99, 4),
-        "sqlite_floor_median_ms": round(percentile(floor, 0.5), 4),
-        "scan_to_verdict_ratio": round(p99 / floor_p99, 2),
+        "scan_to_verdict_p99_ms": round(percentile(samples, 0.99), 3),
+        "scan_to_verdict_median_ms": round(median, 3),
+        "scan_to_verdict_floor_median_ms": round(floor_median, 3),
+        "scan_to_verdict_floor_p99_ms": round(percentile(floor_samples, 0.99), 3),
+        "scan_to_verdict_ratio": round(median / floor_median, 2),
+        "sqlite_floor_p99_ms": round(percentile(bare, 0.99), 4),
+        "sqlite_floor_median_ms": round(percentile(bare, 0.5), 4),
     }
 
 
@@ -227,7 +254,7 @@ async def _settle(daemon: Daemon, display: _Pty) -> None:
     display.drain()
 
 
-def _floor(daemon: Daemon, units: int, rng: random.Random) -> list[float]:
+def _bare_selects(daemon: Daemon, units: int, rng: random.Random) -> list[float]:
     keys = [serial_key(serial_for(rng.randrange(units))[1]) for _ in range(SAMPLES)]
     samples = []
     for key in keys:
@@ -288,45 +315,71 @@ def _daemon_process(folder: Path, units: int) -> dict[str, float]:
             printer=folder / "receipts.bin",
         )
     )
-    notify = folder / "notify"
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-            listener.bind(str(notify))
-            listener.settimeout(30)
-            started = time.monotonic()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from daemon.cli import main; main()",
-                    "run",
-                    "--config",
-                    str(config),
-                ],
-                env=dict(os.environ, NOTIFY_SOCKET=str(notify)),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                while "READY=1" not in listener.recv(4096).decode().split("\n"):
-                    pass
-                ready_s = time.monotonic() - started
-                rng = random.Random(5)
-                for _ in range(300):
-                    serial = serial_for(rng.randrange(units))[1]
-                    os.write(scanner.master, serial.encode() + b"\r")
-                    time.sleep(0.002)
-                    display.drain()
-                time.sleep(0.5)
+        # The first start pickles python-escpos's capabilities into the state folder;
+        # every later one (each boot of a terminal) reads the pickle: that one is timed.
+        process, first_ready_s = _start_daemon(folder, config)
+        _stop(process)
+        process, ready_s = _start_daemon(folder, config)
+        try:
+            rng = random.Random(5)
+            for _ in range(300):
+                serial = serial_for(rng.randrange(units))[1]
+                os.write(scanner.master, serial.encode() + b"\r")
+                time.sleep(0.002)
                 display.drain()
-                rss, peak = _memory(process.pid)
-            finally:
-                process.terminate()
-                process.wait(timeout=20)
+            time.sleep(0.5)
+            display.drain()
+            rss, peak = _memory(process.pid)
+        finally:
+            _stop(process)
     finally:
         scanner.close()
         display.close()
-    return {"ready_s": round(ready_s, 3), "rss_mb": rss, "rss_peak_mb": peak}
+    floor_rss = imports_rss_mb()
+    return {
+        "ready_s": round(ready_s, 3),
+        "ready_first_s": round(first_ready_s, 3),
+        "rss_mb": rss,
+        "rss_peak_mb": peak,
+        "rss_floor_mb": floor_rss,
+        "rss_ratio": round(rss / floor_rss, 2),
+    }
+
+
+def _start_daemon(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], float]:
+    """`posd run` in its own process; it and the seconds until it said READY=1."""
+    notify = folder / "notify"
+    notify.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(notify))
+        listener.settimeout(30)
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from daemon.cli import main; main()",
+                "run",
+                "--config",
+                str(config),
+            ],
+            env=dict(os.environ, NOTIFY_SOCKET=str(notify)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while "READY=1" not in listener.recv(4096).decode().split("\n"):
+                pass
+        except BaseException:
+            _stop(process)
+            raise
+        return process, time.monotonic() - started
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=20)
 
 
 def _memory(pid: int) -> tuple[float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -49,6 +50,9 @@ def run(config_path: str, log_level: str | None) -> None:
     setup_logging(loaded.terminal.id, log_level or loaded.logging.level)
     # After the journal handler: python-escpos sets up logging of its own on import
     # unless the process already has a handler.
+    from daemon.drivers.escpos_setup import load_escpos, state_directory
+
+    load_escpos(state_directory(Path(loaded.ledger.path).parent))
     from daemon.lane.run import serve
 
     sys.exit(asyncio.run(serve(loaded)))

@@ -77,7 +77,7 @@ class LaneLedger:
         self._conn = ledger.db.conn
         self._lock = threading.Lock()
         self.lookup = ScanLookup(self._conn)
-        self.journal = LaneLog(self._conn, ledger.terminal)
+        self.journal = LaneLog(ledger)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     # -- the scan path ------------------------------------------------------------
@@ -143,6 +143,7 @@ class LaneLedger:
         with self._lock:
             self.ledger.set_busy_timeout(POLL_MS)
             deadline = time.monotonic() + BUSY_WAIT_S
+            self.ledger.synchronous(full=True)  # whatever it does, at full durability
             try:
                 while True:
                     changes = self._conn.total_changes

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from gpiozero.pins import Factory
@@ -49,10 +49,13 @@ from daemon.lane.recovery import recover
 from daemon.lane.screen.web import ScreenInfo
 from daemon.ledger import LedgerError
 from daemon.ledger.errors import LedgerDamaged, StorageFull
-from daemon.replication.terminal import ReplicationStatus, Replicator, on_loop
 from daemon.rules.lane.machine import initial_state
 from daemon.rules.lane.types import Command, CommandName, LaneSettings
 from daemon.sdnotify import Notifier, NotifySendError, arm_stall_trigger, pet_watchdog
+
+if TYPE_CHECKING:
+    # Imported when the lane replicates (`start`): a lane without HQ doesn't load MQTT.
+    from daemon.replication.terminal import ReplicationStatus, Replicator
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
@@ -178,6 +181,8 @@ async def start(
         await daemon.stop()
         raise
     if config.replication is not None:
+        from daemon.replication.terminal import Replicator, on_loop
+
         daemon.replicator = Replicator(
             config.replication,
             config.ledger.path,

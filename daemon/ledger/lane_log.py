@@ -10,15 +10,19 @@ WAL without an fsync of its own. It survives a crash of the daemon at once, and 
 power cut from the next commit at `synchronous=FULL` on (every sale, return, receipt
 and release is one), because that commit's fsync of the WAL carries every frame
 before it. So nothing durable is ever done on the strength of an entry that is not
-itself durable, and a scan costs no fsync.
+itself durable, and a scan costs no fsync. The connection stays at NORMAL after an
+entry; the store's next durable transaction switches it back to FULL before it begins
+(`LedgerStore.synchronous`), so a scan costs no switching either.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from daemon.ledger.store import LedgerStore
+
 OWED_WINDOW = 50_000  # journal entries a restart looks back for receipts still owed
+
 _INSERT = (
     "INSERT INTO lane_log (at, terminal, kind, source, input, mode, outcome, code, message,"
     " invoice, basket_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -48,42 +52,41 @@ class LastBasket:
 
 
 class LaneLog:
-    """Appends to and reads the lane's journal. The caller owns `conn` and its thread."""
+    """Appends to and reads the lane's journal in `store`'s database. The caller owns
+    the store's connection and its thread."""
 
-    def __init__(self, conn: sqlite3.Connection, terminal: str) -> None:
-        self._conn = conn
-        self.terminal = terminal
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self._conn = store.db.conn
+        self.terminal = store.terminal
 
     def append(self, entry: Entry) -> int:
         """Store one entry (no fsync of its own; see the module's docstring); its seq."""
         conn = self._conn
-        conn.execute("PRAGMA synchronous = NORMAL")
+        self._store.synchronous(full=False)
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = conn.execute(
-                    _INSERT,
-                    (
-                        entry.at,
-                        self.terminal,
-                        entry.kind,
-                        entry.source,
-                        entry.input,
-                        entry.mode,
-                        entry.outcome,
-                        entry.code,
-                        entry.message,
-                        entry.invoice,
-                        entry.basket_open,
-                    ),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.execute("PRAGMA synchronous = FULL")
+            cursor = conn.execute(
+                _INSERT,
+                (
+                    entry.at,
+                    self.terminal,
+                    entry.kind,
+                    entry.source,
+                    entry.input,
+                    entry.mode,
+                    entry.outcome,
+                    entry.code,
+                    entry.message,
+                    entry.invoice,
+                    entry.basket_open,
+                ),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return int(cursor.lastrowid or 0)
 
     def open_basket(self) -> LastBasket | None:

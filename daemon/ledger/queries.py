@@ -72,8 +72,10 @@ def short_event_id(event_uuid: str) -> str:
 def passport(store: ReadStore, unit: Unit) -> Passport:
     """A unit's whole history, in order, each event with its document."""
     events = []
-    for row in store.db.query("SELECT body FROM events WHERE unit_id = ? ORDER BY id", [unit.id]):
-        event = EventBody.parse(row["body"])
+    for (body,) in store.db.execute(
+        "SELECT body FROM events WHERE unit_id = ? ORDER BY id", [unit.id]
+    ):
+        event = EventBody.parse(body)
         doc = event.doc
         events.append(
             PassportEvent(

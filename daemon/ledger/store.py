@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 from urllib.parse import quote
@@ -213,6 +214,11 @@ class LedgerStore:
         self._head_file: HeadFile | None = None
         # Why this ledger is open for reading only (a full disk), or None.
         self.cannot_write: str | None = None
+        self._full = True  # synchronous=FULL, as `_connect` leaves it
+        # The WAL file's size when a checkpoint last copied every frame in it.
+        self._wal_copied_at = 0
+        if self._wal is not None:
+            db.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
 
     # -- opening -------------------------------------------------------------
 
@@ -425,6 +431,14 @@ class LedgerStore:
         with "database is locked" (0: it fails at once). `BUSY_TIMEOUT_MS` at opening."""
         self.db.conn.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
+    def synchronous(self, *, full: bool) -> None:
+        """Commit at `synchronous=FULL` (an fsync per commit) or NORMAL (none; the lane's
+        journal, see `daemon.ledger.lane_log`). Switches only when it changes: every
+        durable transaction (`writing`) asks for FULL before it begins."""
+        if full != self._full:
+            self.db.conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+            self._full = full
+
     def close(self) -> None:
         """Checkpoint and close. A checkpoint that fails (a full disk) loses nothing:
         the WAL holds every commit and the next opening recovers it."""
@@ -435,25 +449,58 @@ class LedgerStore:
         self.db.close()
 
     def checkpoint(self) -> None:
-        """Copy committed pages from the WAL into the ledger file.
+        """Copy committed pages from the WAL into the ledger file, and when all of them
+        are copied and no reader is in the way, empty the WAL file.
 
         Automatic checkpoints are off: one landing inside a sale's commit made that
         sale wait several milliseconds. The daemon calls this between customers;
-        `close` calls it; and a commit that finds the WAL past `WAL_LIMIT_BYTES`
-        calls it, so a process that never does still keeps the WAL bounded.
+        `close` calls it; and a commit that finds the WAL grown past `WAL_LIMIT_BYTES`
+        calls it, so a process that never does still keeps the WAL bounded. It never
+        waits for a reader.
         """
-        if self._wal is not None:
-            self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._wal is None:
+            self._sync_head()
+            return
+        conn = self.db.conn
+        if self._copy_wal() and self._wal_size() > 0:
+            # Everything is in the ledger file: empty the WAL, unless a reader still
+            # uses it (then SQLite says busy at once rather than wait for it).
+            busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+            self._wal_copied_at = self._wal_size()
+        self._sync_head()
+
+    def _sync_head(self) -> None:
         if self._head_file is not None:
             self._head_file.sync()
 
-    def _bound_wal(self) -> None:
+    def _copy_wal(self) -> bool:
+        """A passive checkpoint; True when every frame in the WAL is in the ledger file."""
+        busy, frames, copied = self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        done = busy == 0 and frames == copied
+        if done:
+            self._wal_copied_at = self._wal_size()
+        return bool(done)
+
+    def _wal_size(self) -> int:
         try:
-            size = self._wal.stat().st_size if self._wal is not None else 0
+            return self._wal.stat().st_size if self._wal is not None else 0
         except FileNotFoundError:
-            return
-        if size > WAL_LIMIT_BYTES:
-            self.checkpoint()
+            return 0
+
+    def _bound_wal(self) -> None:
+        # A checkpoint never shrinks the WAL file: after one that copied everything,
+        # only what the file grew by since is new. (When SQLite starts the WAL over,
+        # `journal_size_limit` cuts the file to WAL_LIMIT_BYTES and it counts anew.)
+        size = self._wal_size()
+        if size < self._wal_copied_at:
+            self._wal_copied_at = 0
+        if size - self._wal_copied_at > WAL_LIMIT_BYTES:
+            self._copy_wal()
 
     def __enter__(self) -> Self:
         return self
@@ -484,6 +531,7 @@ class LedgerStore:
         if self.cannot_write is not None:
             raise StorageFull(f"nothing was written: {self.cannot_write}")
         conn = self.db.conn
+        self.synchronous(full=True)
         conn.execute("BEGIN IMMEDIATE")
         try:
             projection = Projection(self.db, self.prefix_length)
@@ -536,11 +584,16 @@ class LedgerStore:
         """
         found: dict[tuple[str, str], Unit] = {}
         key_list = list(dict.fromkeys(keys))
+        conn = self.db.conn
         for start in range(0, len(key_list), _KEYS_PER_QUERY):
-            cursor = self.db.conn.execute(
-                f"{UNIT_SELECT} WHERE u.serial_key IN (SELECT value FROM json_each(?))",
-                [json.dumps(key_list[start : start + _KEYS_PER_QUERY])],
-            )
+            chunk = key_list[start : start + _KEYS_PER_QUERY]
+            if len(chunk) == 1:  # a look-up: the plain indexed equality
+                cursor = conn.execute(f"{UNIT_SELECT} WHERE u.serial_key = ?", chunk)
+            else:
+                cursor = conn.execute(
+                    f"{UNIT_SELECT} WHERE u.serial_key IN (SELECT value FROM json_each(?))",
+                    [json.dumps(chunk)],
+                )
             names = [d[0] for d in cursor.description]
             for values in cursor:
                 unit = unit_from_row(dict(zip(names, values, strict=True)))
@@ -580,15 +633,54 @@ class LedgerStore:
 
     def find(self, serial: str) -> list[Unit]:
         """Every unit with this serial, whatever its product."""
-        key = serial_key(serial)
-        return sorted(
-            (u for (_, k), u in self.units_by_key([key]).items() if k == key),
-            key=lambda u: u.product.code,
-        )
+        cursor = self.db.conn.execute(f"{UNIT_SELECT} WHERE u.serial_key = ?", [serial_key(serial)])
+        names = [d[0] for d in cursor.description]
+        units = [unit_from_row(dict(zip(names, values, strict=True))) for values in cursor]
+        return sorted(units, key=lambda u: u.product.code)
+
+
+_NO_FLAGS: frozenset[Flag] = frozenset()
+
+
+@lru_cache(maxsize=256)
+def _product_of(
+    id: int,
+    code: str,
+    name: str,
+    gtin: str | None,
+    serial_tracked: int,
+    serial_rule: str | None,
+    warranty_months: int,
+    mask_serial: int,
+    price_cents: int,
+) -> Product:
+    """The product of a unit row: a few products serve millions of units, and a
+    `Product` is immutable, so one object per distinct row does."""
+    return Product(
+        id,
+        code,
+        name,
+        gtin,
+        bool(serial_tracked),
+        serial_rule,
+        warranty_months,
+        bool(mask_serial),
+        price_cents,
+    )
 
 
 def unit_from_row(row: dict[str, Any]) -> Unit:
-    product = _product({name[2:]: row[name] for name in row if name.startswith("p_")})
+    product = _product_of(
+        row["p_id"],
+        row["p_code"],
+        row["p_name"],
+        row["p_gtin"],
+        row["p_serial_tracked"],
+        row["p_serial_rule"],
+        row["p_warranty_months"],
+        row["p_mask_serial"],
+        row["p_price_cents"],
+    )
     return Unit(
         id=row["id"],
         product=product,
@@ -596,7 +688,9 @@ def unit_from_row(row: dict[str, Any]) -> Unit:
         serial_key=row["serial_key"],
         state=State(row["state"]),
         branch=row["branch"],
-        flags=frozenset(Flag(f) for f in row["flags"].split(",") if f),
+        flags=frozenset(Flag(f) for f in flags.split(","))
+        if (flags := row["flags"])
+        else _NO_FLAGS,
         dest_branch=row["dest_branch"],
         invoice=row["invoice"],
         customer=row["customer"],

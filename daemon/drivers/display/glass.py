@@ -115,6 +115,11 @@ def fit_line(text: str, codec: str, width: int = COLUMNS) -> bytes:
     """``text`` as exactly ``width`` cells in ``codec``: kept where the code table has the
     character, spelled out readably where it does not (``é`` -> ``e``), padded with spaces
     or cut at the right edge."""
+    if text.isprintable():  # no control character: try the whole text in one go
+        try:
+            return text.encode(codec)[:width].ljust(width, b" ")
+        except UnicodeEncodeError:
+            pass
     cells = bytearray()
     for char in text:
         cells += _glyph(char, codec)
