@@ -54,3 +54,17 @@ def test_a_state_folder_it_cannot_use_still_starts(tmp_path: Path) -> None:
     tmp.mkdir()
     started = _start(state, tmp, "first")
     assert started.returncode == 0, started.stderr
+
+
+def test_a_pickle_cut_short_is_read_again_from_the_yaml(tmp_path: Path) -> None:
+    """A power cut or a full disk while the pickle was written leaves a stub that would
+    stop every later start; it is dropped and the capabilities read from the YAML."""
+    state, tmp = tmp_path / "state", tmp_path / "tmp"
+    state.mkdir()
+    tmp.mkdir()
+    assert _start(state, tmp, "first").returncode == 0
+    [pickled] = list((state / "escpos").iterdir())
+    pickled.write_bytes(pickled.read_bytes()[:40])
+    again = _start(state, tmp, "first")
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr

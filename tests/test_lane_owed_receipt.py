@@ -56,7 +56,7 @@ def test_an_owed_receipt_prints_by_itself_after_a_restart_exactly_once(
 
 def test_the_journal_owes_each_failed_receipt_until_it_prints() -> None:
     ledger = make_ledger()
-    journal = LaneLog(ledger.db.conn, ledger.terminal)
+    journal = LaneLog(ledger)
 
     def said(code: str, invoice: str) -> None:
         journal.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import pickle
 import sys
 import tempfile
 from pathlib import Path
@@ -38,10 +39,25 @@ def load_escpos(state: Path) -> None:
         importlib.import_module("escpos.capabilities")
         return
     os.environ.setdefault(PICKLE_DIR_VARIABLE, str(folder))
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        previous = tempfile.tempdir
-        tempfile.tempdir = scratch  # where python-escpos makes its folder, removed after
-        try:
-            importlib.import_module("escpos.capabilities")
-        finally:
-            tempfile.tempdir = previous
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            previous = tempfile.tempdir
+            tempfile.tempdir = scratch  # where python-escpos makes its folder, removed after
+            try:
+                importlib.import_module("escpos.capabilities")
+            finally:
+                tempfile.tempdir = previous
+    except (OSError, EOFError, pickle.UnpicklingError):
+        # A full disk (the pickle cannot be written) or a pickle a cut-short write left
+        # behind: drop what is there and let python-escpos read its YAML into the
+        # system's temporary folder this once, rather than not start.
+        sys.modules.pop("escpos.capabilities", None)
+        for stale in folder.glob("*.capabilities.pickle"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        with tempfile.TemporaryDirectory() as elsewhere:
+            os.environ[PICKLE_DIR_VARIABLE] = elsewhere
+            try:
+                importlib.import_module("escpos.capabilities")
+            finally:
+                os.environ[PICKLE_DIR_VARIABLE] = str(folder)
