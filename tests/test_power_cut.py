@@ -1,0 +1,71 @@
+"""A real power cut under a running lane: every sale answered complete is whole after it.
+
+SIGKILL (tests/test_lane_faults.py) keeps the kernel's page cache, so it never tests
+whether a commit reached the disk. Here the ledger is on LazyFS, whose own cache drops
+every write not yet fsync'd (tests/lazyfs.py, tests/power_cut.py): `posd run` sells
+laptops through the kiosk API, each answer `sale_complete`, and the power goes at
+different moments of the work the lane does after a sale (its checkpoint of the WAL into
+the ledger file, the receipt, the journal). Afterwards `posd audit verify --replay` is
+clean and every unit answered sold is sold, by its event and by its row.
+
+The cut stops the daemon before it drops the cache: a daemon left running after the
+cut goes on writing over a disk that lost what it had been told was written, and a
+checkpoint's fsync of the ledger file then "succeeds" with half its pages gone. That
+tears the ledger (an event in the log, its unit still in stock) on any file system,
+and no power cut can do it: nothing runs after one.
+
+LazyFS is built once per machine (about 90 s, cached under /var/cache/posd-lazyfs);
+the tests are skipped only where FUSE is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.lazyfs import fuse_missing, lazyfs_binary
+from tests.power_cut import power_cut
+
+pytestmark = [pytest.mark.slow, pytest.mark.powercut]
+
+UNITS = 6
+
+
+@pytest.fixture(scope="module")
+def lazyfs() -> Path:
+    missing = fuse_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    return lazyfs_binary()
+
+
+@pytest.mark.parametrize(
+    "delay_s", [0.0, 0.005, 0.02, 0.1], ids=["at the answer", "5 ms", "20 ms", "100 ms"]
+)
+def test_every_sale_answered_complete_is_whole_after_a_power_cut(
+    tmp_path: Path, template_dir: Path, lazyfs: Path, delay_s: float
+) -> None:
+    found = power_cut(tmp_path, template_dir, lazyfs, units=UNITS, delay_s=delay_s)
+    assert len(found.answered) == UNITS, found.problems
+    assert found.whole, found.problems
+    assert found.audit.startswith("status 0:") and "matches a replay" in found.audit, found.audit
+
+
+def test_a_power_cut_inside_the_checkpoint_after_the_last_sale_loses_nothing(
+    tmp_path: Path, template_dir: Path, lazyfs: Path
+) -> None:
+    # The moment that tore the ledger when the daemon outlived the cut: the lane has
+    # copied the last sale's pages from the WAL into the ledger file, and is about to
+    # fsync it. Here the power goes right then: LazyFS itself dies, and its cache
+    # with it, so nothing the daemon does afterwards reaches the disk.
+    ledger = tmp_path / "lazyfs" / "disk" / "ledger.db"
+    cut = (
+        f'[[injection]]\ntype="clear-cache"\nfrom="{ledger}"\nop="fsync"\ntiming="before"\n'
+        f"occurrence={UNITS - 1}\ncrash=true\n"  # one checkpoint, one fsync, per sale
+    )
+    found = power_cut(tmp_path, template_dir, lazyfs, units=UNITS, delay_s=0.5, settings=cut)
+    assert "Triggered fault condition (op=fsync,timing=before)" in found.lazyfs_log
+    assert len(found.answered) == UNITS, found.problems
+    assert found.whole, found.problems
+    assert found.audit.startswith("status 0:") and "matches a replay" in found.audit, found.audit
