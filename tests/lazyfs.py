@@ -12,8 +12,8 @@ yet fsync'd, as a power cut does. What fsync'd is in the folder under the mount
         fs.clear_cache()                  # the cut: unsynced writes are gone
     # fs.disk: what survived
 
-The build is keyed by the hash of the sources, under `/var/cache/posd-lazyfs` (or
-`$POSD_LAZYFS_CACHE`), so a machine builds each version once.
+The build is keyed by the hash of the sources, under `/var/cache/posd-lazyfs` (see
+`cache_root`), so a machine builds each version once.
 """
 
 from __future__ import annotations
@@ -29,7 +29,20 @@ from pathlib import Path
 from types import TracebackType
 
 SOURCES = Path(__file__).resolve().parent / "tools" / "lazyfs"
-CACHE_ROOT = Path(os.environ.get("POSD_LAZYFS_CACHE", "/var/cache/posd-lazyfs"))
+_SYSTEM_CACHE = Path("/var/cache/posd-lazyfs")
+
+
+def cache_root() -> Path:
+    """Where builds are kept: `$POSD_LAZYFS_CACHE`, else /var/cache/posd-lazyfs when
+    this user may write there, else the user's own cache folder."""
+    if os.environ.get("POSD_LAZYFS_CACHE"):
+        return Path(os.environ["POSD_LAZYFS_CACHE"])
+    nearest = _SYSTEM_CACHE if _SYSTEM_CACHE.exists() else _SYSTEM_CACHE.parent
+    if os.access(nearest, os.W_OK):
+        return _SYSTEM_CACHE
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posd-lazyfs"
+
+
 _CLEAR = b"lazyfs::clear-cache\n"
 _CLEARED = b"finished::clear-cache"
 
@@ -57,12 +70,13 @@ def source_key() -> str:
 def lazyfs_binary() -> Path:
     """The `lazyfs` binary, built from `SOURCES` the first time on this machine (about
     a minute and a half; the Debian packages it needs are installed when missing)."""
-    cache = CACHE_ROOT / source_key()
+    root = cache_root()
+    cache = root / source_key()
     binary = cache / "lazyfs" / "lazyfs" / "build" / "lazyfs"
     if os.access(binary, os.X_OK):
         return binary
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    with (CACHE_ROOT / ".lock").open("w") as lock:
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it
         if not os.access(binary, os.X_OK):
             done = subprocess.run(
@@ -117,17 +131,27 @@ class LazyFS:
                 os.mkfifo(fifo)
         # LazyFS opens the "done" FIFO for writing at start, which waits for a reader.
         self._done_fd = os.open(self._done, os.O_RDONLY | os.O_NONBLOCK)
-        command = [str(self.binary), str(self.mnt), "--config-path", str(config)]
-        command += ["-o", "allow_other", "-o", "modules=subdir", "-o", f"subdir={self.disk}"]
+        # Relative: LazyFS ignores a config path containing "-o" (as /tmp/pytest-of-root
+        # does), taking it for a mount option.
+        command = [str(self.binary), str(self.mnt), "--config-path", config.name]
+        command += ["-o", "modules=subdir", "-o", f"subdir={self.disk}"]
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen([*command, "-f"], stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                [*command, "-f"], cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout_s
-        while not os.path.ismount(self.mnt):
+        while not self.mounted:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.unmount()
                 raise RuntimeError(f"LazyFS did not mount at {self.mnt}:\n{self.output}")
             time.sleep(0.02)
         return self
+
+    @property
+    def mounted(self) -> bool:
+        """Whether anything is mounted at `mnt` (a dead FUSE mount fails os.path.ismount)."""
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            return any(line.split()[1] == str(self.mnt) for line in mounts if line.strip())
 
     @property
     def running(self) -> bool:
@@ -155,7 +179,7 @@ class LazyFS:
 
     def unmount(self) -> None:
         if self._process is not None:
-            if os.path.ismount(self.mnt):
+            if self.mounted:  # (also when LazyFS died: its mount is still there)
                 fusermount = shutil.which("fusermount3") or "fusermount"
                 subprocess.run([fusermount, "-u", str(self.mnt)], capture_output=True, check=False)
             try:

@@ -51,7 +51,7 @@ class Round:
     answered: list[str] = field(default_factory=list)  # serials answered sale_complete
     problems: list[str] = field(default_factory=list)
     audit: str = ""
-    lazyfs_log: str = ""
+    lazyfs_log: str = field(default="", repr=False)
 
     @property
     def whole(self) -> bool:
@@ -89,6 +89,41 @@ def sell(port: int, serial: str) -> str:
     return str(paid["verdict"]["code"])
 
 
+def prepare(folder: Path, template_dir: Path, binary: Path, units: int, **lazyfs: Any) -> LazyFS:
+    """LazyFS (not yet mounted) over a disk holding the stocked ledger with `units` more
+    laptops in stock (`serials(units)`). `lazyfs`: options of `LazyFS`."""
+    fs = LazyFS(binary, folder / "lazyfs", **lazyfs)
+    fs.disk.mkdir(parents=True, exist_ok=True)
+    stocked_copy(fs.disk, template_dir)
+    with Ledger.open(fs.disk / "ledger.db") as ledger:
+        ledger.receive("PO-CUT", "Acme", PRODUCT, serials(units), actor="ann")
+    return fs
+
+
+def cut(fs: LazyFS, pid: int, order: Order = "faithful") -> None:
+    """The power goes: process `pid` stops, then unsynced writes are dropped. The
+    caller kills `pid` next, then calls `after_cut`."""
+    if order == "faithful":
+        os.kill(pid, signal.SIGSTOP)
+    if fs.running:  # (a crash injected into LazyFS may have cut it already)
+        fs.clear_cache()
+
+
+def after_cut(fs: LazyFS) -> None:
+    """Once the process is dead: a write the kernel had handed to LazyFS before the
+    process stopped may have landed after the cut; it never reached the disk either."""
+    if fs.running:
+        fs.clear_cache()
+
+
+def kept(fs: LazyFS, folder: Path) -> Path:
+    """A copy of the ledger as the disk kept it (opening it recovers the WAL)."""
+    folder.mkdir()
+    for path in fs.disk.iterdir():
+        shutil.copy2(path, folder / path.name)
+    return folder / "ledger.db"
+
+
 def power_cut(
     folder: Path,
     template_dir: Path,
@@ -104,11 +139,7 @@ def power_cut(
     checkpoint, the receipt, the journal), and check what the disk kept. `lazyfs`:
     options of `LazyFS`."""
     found = Round()
-    fs = LazyFS(binary, folder / "lazyfs", **lazyfs)
-    fs.disk.mkdir(parents=True, exist_ok=True)
-    stocked_copy(fs.disk, template_dir)
-    with Ledger.open(fs.disk / "ledger.db") as ledger:
-        ledger.receive("PO-CUT", "Acme", PRODUCT, serials(units), actor="ann")
+    fs = prepare(folder, template_dir, binary, units, **lazyfs)
     sim = SimulatedLane(folder / "lane", api_port=_free_port())
     sim.ledger_path = fs.mnt / "ledger.db"
     try:
@@ -126,23 +157,16 @@ def power_cut(
                     found.answered.append(serial)
                 assert posd.process is not None
                 time.sleep(delay_s)
-                if order == "faithful":
-                    os.kill(posd.process.pid, signal.SIGSTOP)
-                if fs.running:  # (a crash injected into LazyFS may have cut it already)
-                    fs.clear_cache()
+                cut(fs, posd.process.pid, order)
             finally:
                 posd.kill()
-            if fs.running:
-                fs.clear_cache()
+            after_cut(fs)
     finally:
         sim.close()
     found.lazyfs_log = fs.output
-    kept = folder / "kept"
-    kept.mkdir()
-    for path in fs.disk.iterdir():  # the disk as it was; opening it recovers the WAL
-        shutil.copy2(path, kept / path.name)
-    found.problems += check(kept / "ledger.db", found.answered)
-    found.audit = audit(kept / "ledger.db")
+    ledger = kept(fs, folder / "kept")
+    found.problems += check(ledger, found.answered)
+    found.audit = audit(ledger)
     return found
 
 

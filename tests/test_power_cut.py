@@ -20,12 +20,16 @@ the tests are skipped only where FUSE is absent.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from daemon.ledger import Ledger
+from daemon.ledger.lane_log import LaneLog
 from tests.lazyfs import fuse_missing, lazyfs_binary
-from tests.power_cut import power_cut
+from tests.power_cut import PRODUCT, after_cut, check, cut, kept, power_cut, prepare
 
 pytestmark = [pytest.mark.slow, pytest.mark.powercut]
 
@@ -69,3 +73,50 @@ def test_a_power_cut_inside_the_checkpoint_after_the_last_sale_loses_nothing(
     assert len(found.answered) == UNITS, found.problems
     assert found.whole, found.problems
     assert found.audit.startswith("status 0:") and "matches a replay" in found.audit, found.audit
+
+
+# A journal entry (committed without an fsync of its own), then a sale (with one), then
+# the writer waits for the cut, its connection open: nothing is closed or checkpointed.
+_WRITER = """
+import sys
+from daemon.ledger import Ledger, SaleLine
+from daemon.ledger.lane_log import Entry, LaneLog
+ledger = Ledger.open(sys.argv[1])
+journal = LaneLog(ledger.db.conn, ledger.terminal)
+journal.append(Entry("2026-01-01T00:00:00Z", "scan", "test", "PC-0001", "basket",
+                     invoice="INV-CUT", basket_open="INV-CUT"))
+ledger.sell("INV-CUT", "Dana Smith", [SaleLine("LAP-X1", "PC-0001", 129900)], actor="mia")
+print("sold", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_commit_is_on_the_disk_when_the_call_returns(
+    tmp_path: Path, template_dir: Path, lazyfs: Path
+) -> None:
+    # The ledger's promise (daemon/ledger/store.py), with no checkpoint after the
+    # commit to make up for a missing fsync; and the journal's (lane_log.py): an entry
+    # is durable from the next durable commit on.
+    fs = prepare(tmp_path, template_dir, lazyfs, 1)
+    with fs:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(fs.mnt / "ledger.db")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "sold\n"
+            cut(fs, writer.pid)
+        finally:
+            writer.kill()
+            writer.communicate()
+        after_cut(fs)
+    ledger = kept(fs, tmp_path / "kept")
+    assert check(ledger, ["PC-0001"]) == []
+    with Ledger.open(ledger) as kept_ledger:
+        entries = LaneLog(kept_ledger.db.conn, kept_ledger.terminal).entries()
+        unit = kept_ledger.unit(PRODUCT, "PC-0001")
+    assert [e["input"] for e in entries if e["invoice"] == "INV-CUT"] == ["PC-0001"]
+    assert unit is not None and unit.invoice == "INV-CUT"
