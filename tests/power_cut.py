@@ -62,7 +62,7 @@ def serials(count: int) -> list[str]:
     return [f"PC-{n:04d}" for n in range(1, count + 1)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -140,7 +140,7 @@ def power_cut(
     options of `LazyFS`."""
     found = Round()
     fs = prepare(folder, template_dir, binary, units, **lazyfs)
-    sim = SimulatedLane(folder / "lane", api_port=_free_port())
+    sim = SimulatedLane(folder / "lane", api_port=free_port())
     sim.ledger_path = fs.mnt / "ledger.db"
     try:
         with fs:
@@ -174,6 +174,9 @@ def check(path: Path, sold: list[str]) -> list[str]:
     """Whatever is not whole in the ledger at `path`, where `sold` were answered sold."""
     problems: list[str] = []
     with Ledger.open(path) as ledger:
+        damage = [row[0] for row in ledger.db.execute("PRAGMA integrity_check")]
+        if damage != ["ok"]:
+            problems.append(f"file: {'; '.join(damage[:4])}")
         chain = verify_chain(ledger)
         if not chain.ok:
             problems.append(f"chain: {chain}")
