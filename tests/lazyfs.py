@@ -30,6 +30,8 @@ from types import TracebackType
 
 SOURCES = Path(__file__).resolve().parent / "tools" / "lazyfs"
 _SYSTEM_CACHE = Path("/var/cache/posd-lazyfs")
+_CLEAR = b"lazyfs::clear-cache\n"
+_CLEARED = b"finished::clear-cache"
 
 
 def cache_root() -> Path:
@@ -41,10 +43,6 @@ def cache_root() -> Path:
     if os.access(nearest, os.W_OK):
         return _SYSTEM_CACHE
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posd-lazyfs"
-
-
-_CLEAR = b"lazyfs::clear-cache\n"
-_CLEARED = b"finished::clear-cache"
 
 
 def fuse_missing() -> str | None:
