@@ -38,6 +38,11 @@ DEBIAN_PACKAGES = {
     "chromium-driver": "WebDriver for that browser",
     "debootstrap": "the boot tests build a Debian root to install posd's package in",
     "systemd-container": "the boot tests boot that root under systemd (systemd-nspawn)",
+    "cmake": "the power-cut tests build LazyFS (tests/tools/lazyfs) once per machine",
+    "make": "the power-cut tests build LazyFS",
+    "g++": "the power-cut tests build LazyFS",
+    "libfuse3-dev": "LazyFS is a FUSE file system",
+    "fuse3": "mounts and unmounts LazyFS (fusermount3)",
 }
 
 
