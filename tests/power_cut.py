@@ -120,7 +120,8 @@ def kept(fs: LazyFS, folder: Path) -> Path:
     """A copy of the ledger as the disk kept it (opening it recovers the WAL)."""
     folder.mkdir()
     for path in fs.disk.iterdir():
-        shutil.copy2(path, folder / path.name)
+        if path.is_file():  # the ledger, its WAL and head record (not python-escpos's folder)
+            shutil.copy2(path, folder / path.name)
     return folder / "ledger.db"
 
 

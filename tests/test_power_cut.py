@@ -117,7 +117,7 @@ import sys
 from daemon.ledger import Ledger, SaleLine
 from daemon.ledger.lane_log import Entry, LaneLog
 ledger = Ledger.open(sys.argv[1])
-journal = LaneLog(ledger.db.conn, ledger.terminal)
+journal = LaneLog(ledger)
 journal.append(Entry("2026-01-01T00:00:00Z", "scan", "test", "PC-0001", "basket",
                      invoice="INV-CUT", basket_open="INV-CUT"))
 ledger.sell("INV-CUT", "Dana Smith", [SaleLine("LAP-X1", "PC-0001", 129900)], actor="mia")
@@ -151,7 +151,7 @@ def test_a_commit_is_on_the_disk_when_the_call_returns(
     ledger = kept(fs, tmp_path / "kept")
     assert check(ledger, ["PC-0001"]) == []
     with Ledger.open(ledger) as kept_ledger:
-        entries = LaneLog(kept_ledger.db.conn, kept_ledger.terminal).entries()
+        entries = LaneLog(kept_ledger).entries()
         unit = kept_ledger.unit(PRODUCT, "PC-0001")
     assert [e["input"] for e in entries if e["invoice"] == "INV-CUT"] == ["PC-0001"]
     assert unit is not None and unit.invoice == "INV-CUT"
