@@ -130,6 +130,14 @@ BAD = [
         {"scanners": [{"kind": "evdev", "device": "/dev/input/event3"}]},
         "scanners[0].device: '/dev/input/event3' is numbered by the kernel",
     ),
+    (  # an answer typed at the wrong prompt is no device
+        {"scanners": [{"kind": "evdev", "device": "Mia=BADGE-0042"}]},
+        "scanners[0].device: 'Mia=BADGE-0042' is not a device: give its path",
+    ),
+    (
+        {"display": {"port": "posd display"}},
+        "display.port: 'posd display' is not a device: give its path",
+    ),
     (
         {"scanners": [{"kind": "serial", "port": "/dev/x", "baud": "fast"}]},
         "scanners[0].baud: must be one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200",
@@ -263,3 +271,9 @@ def test_posd_config_hash_pin_makes_a_hash_that_checks(tmp_path: Path) -> None:
     assert verify_pin("4821", stored) and not verify_pin("4822", stored)
     result = CliRunner().invoke(build(), ["config", "hash-pin", "--pin", "12"])
     assert result.exit_code != 0 and "4 to 12 digits" in result.output
+
+
+def test_a_scanner_named_by_vendor_and_product_is_a_device() -> None:
+    for name in ("05e0:1200", "usb:0C2E:0B61"):
+        config = parse_config(BASE | {"scanners": [{"kind": "evdev", "device": name}]})
+        assert config.scanners[0].device == name  # type: ignore[union-attr]

@@ -35,7 +35,7 @@ import evdev
 from evdev import ecodes
 from pydantic import AfterValidator, Field
 
-from daemon.config.devices import StableDevice
+from daemon.config.devices import InputDevice
 from daemon.drivers.base import ScannerNotFound
 from daemon.drivers.checks import CheckContext, Finding, Where
 from daemon.drivers.keymap import KeyboardLayout, KeyDecoder, check_layout
@@ -351,7 +351,7 @@ class EvdevScannerConfig(ScannerConfigBase):
     """A keyboard-wedge scanner, read as kernel key events and grabbed for the lane."""
 
     kind: Literal["evdev"]
-    device: StableDevice  # a /dev/input/by-id/… link, a udev link, or vendor:product
+    device: InputDevice  # a /dev/input/by-id/… link, a udev link, or vendor:product
     # Compiled when the file is read, so a layout posd cannot use stops `config check`
     # and `provision`, not the first scan.
     layout: Annotated[str, AfterValidator(check_layout)] = "us"
