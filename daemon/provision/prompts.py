@@ -256,9 +256,8 @@ def answers(given: Given, now: Current, found: Inventory, kinds: DeviceKinds = K
         q.ask("display_model", read=_one_of(DISPLAY_MODELS), type=click.Choice(DISPLAY_MODELS))
     q.ask("printer")
     if q.values.get("screen") is None and q.interactive:
-        q.values["screen"] = click.prompt(
+        q.values["screen"] = click.confirm(
             "Does this terminal have a screen (touch screen or monitor) for the lane screen?",
-            type=bool,
             default=now.value("screen", "enabled") is not False,
         )
     hq_url = q.ask("hq_url")
