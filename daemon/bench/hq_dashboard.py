@@ -43,8 +43,9 @@ from daemon.hq.web.db import HqSource, open_reader
 from daemon.hq.web.reads import CountFilter, dashboard_counts
 from daemon.ledger import Ledger
 from daemon.ledger.analytics import supplier_failure
+from daemon.ledger.head import head_path
 from daemon.ledger.importer import import_csv
-from daemon.ledger.store import iso, utc_now
+from daemon.ledger.store import HEAD_KEPT, iso, utc_now
 
 BRANCHES = 20
 DAYS = 120
@@ -103,6 +104,8 @@ def as_hq(path: Path) -> None:
             ("epoch", uuid.uuid4().hex[:16]),
         ):
             db.execute("UPDATE meta SET value = ? WHERE key = ?", [value, key])
+        # HQ is another identity: the terminal's head record is not its own.
+        db.execute("DELETE FROM meta WHERE key = ?", [HEAD_KEPT])
         db.execute(
             "INSERT INTO hq_streams (terminal, epoch, acked, head_hash, updated_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -115,6 +118,7 @@ def as_hq(path: Path) -> None:
         )
         db.execute("INSERT INTO hq_branches (branch, head, published) VALUES (?, 0, 0)", [branch])
     db.close()
+    head_path(path).unlink(missing_ok=True)
 
 
 def median_ms(work: Callable[[], object], runs: int = 7) -> float:
